@@ -41,7 +41,12 @@ async def test_append_is_atomic_and_rejects_duplicate_ids(event_log: EventLog) -
 
 
 async def test_roundtrip_preserves_envelope(event_log: EventLog) -> None:
-    e = ev(subject="orders/1", correlationid="flow-1", causationid="cause-1", data={"a": [1, {"b": "é"}]})
+    e = ev(
+        subject="orders/1",
+        correlationid="flow-1",
+        causationid="cause-1",
+        data={"a": [1, {"b": "é"}]},
+    )
     [stored] = await event_log.append([e])
     got = await event_log.get(e.id)
     assert got is not None
@@ -123,7 +128,10 @@ async def test_commit_is_effectively_once_per_sensor_and_event(event_log: EventL
     stored = await event_log.commit(outcome)
     assert stored is not None and stored[0].seq == 2
     again = Outcome(
-        sensor="ship", event_id=trigger.id, event_seq=trigger.seq or 0, emitted=[ev("order.shipped")]
+        sensor="ship",
+        event_id=trigger.id,
+        event_seq=trigger.seq or 0,
+        emitted=[ev("order.shipped")],
     )
     assert await event_log.commit(again) is None
     assert [e.type for e in await event_log.read(0)] == ["order.placed", "order.shipped"]
@@ -158,8 +166,14 @@ async def test_dead_letter_and_replay(event_log: EventLog) -> None:
     [trigger] = await event_log.append([ev()])
     await event_log.register_sensor("s", "earliest")
     dl = DeadLetter(
-        id="dl-1", sensor="s", event_id=trigger.id, event_seq=1, event_type=trigger.type,
-        error="boom", attempts=3, created_at=datetime.now(UTC),
+        id="dl-1",
+        sensor="s",
+        event_id=trigger.id,
+        event_seq=1,
+        event_type=trigger.type,
+        error="boom",
+        attempts=3,
+        created_at=datetime.now(UTC),
     )
     await event_log.commit(Outcome(sensor="s", event_id=trigger.id, event_seq=1, dead_letter=dl))
     [got] = await event_log.dead_letters()
@@ -169,7 +183,9 @@ async def test_dead_letter_and_replay(event_log: EventLog) -> None:
     assert [d.id for d in await event_log.dead_letters(status="replay_requested")] == ["dl-1"]
     # the replayed run commits even though (sensor, event) was recorded before
     stored = await event_log.commit(
-        Outcome(sensor="s", event_id=trigger.id, event_seq=1, emitted=[ev("fixed.x")], replay_of="dl-1")
+        Outcome(
+            sensor="s", event_id=trigger.id, event_seq=1, emitted=[ev("fixed.x")], replay_of="dl-1"
+        )
     )
     assert stored is not None and len(stored) == 1
     [done] = await event_log.dead_letters()
@@ -210,7 +226,9 @@ async def test_job_lease_lifecycle_and_fencing(event_log: EventLog) -> None:
     assert job.status == "running"
     with pytest.raises(LeaseLost):
         await event_log.heartbeat(sp.id, "stale-token", 30)
-    done = await event_log.finish_job(sp.id, lease.token, "succeeded", [ev("job.done.x")], result={"ok": 1})
+    done = await event_log.finish_job(
+        sp.id, lease.token, "succeeded", [ev("job.done.x")], result={"ok": 1}
+    )
     assert done.status == "succeeded" and done.result == {"ok": 1}
     with pytest.raises(LeaseLost):  # a late result is fenced off
         await event_log.finish_job(sp.id, lease.token, "failed", [ev("late.x")], error="late")
@@ -294,11 +312,16 @@ async def test_job_logs_and_progress(event_log: EventLog) -> None:
     await event_log.append_logs(sp.id, [("stdout", "bye")])
     lines = await event_log.logs(sp.id)
     assert [(ln.seq, ln.stream, ln.line) for ln in lines] == [
-        (1, "stdout", "hello"), (2, "stderr", "warn"), (3, "stdout", "bye"),
+        (1, "stdout", "hello"),
+        (2, "stderr", "warn"),
+        (3, "stdout", "bye"),
     ]
     assert [ln.line for ln in await event_log.logs(sp.id, after=2)] == ["bye"]
-    prog = ev("job.progressed", data={"job_id": sp.id, "name": sp.name, "progress": 0.5, "message": "half"})
-    job = await event_log.heartbeat(sp.id, lease.token, 30, progress=prog)
+    prog = ev(
+        "job.progressed",
+        data={"job_id": sp.id, "name": sp.name, "progress": 0.5, "message": "half"},
+    )
+    job = await event_log.heartbeat(sp.id, lease.token, 30, events=[prog])
     assert job.progress == 0.5 and job.progress_message == "half"
     with pytest.raises(NotFound):
         await event_log.logs("nope")

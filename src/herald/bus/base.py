@@ -192,9 +192,13 @@ class EventLog(abc.ABC):
     async def set_sensor_enabled(self, name: str, enabled: bool) -> SensorState:
         """Enable or disable a sensor."""
 
-    @abc.abstractmethod
     async def commit(self, outcome: Outcome) -> list[Envelope] | None:
         """Commit a sensor outcome atomically; ``None`` if it was already committed."""
+        return (await self.commit_many([outcome]))[0]
+
+    @abc.abstractmethod
+    async def commit_many(self, outcomes: Sequence[Outcome]) -> list[list[Envelope] | None]:
+        """Commit several outcomes in one transaction (all or nothing), in order."""
 
     @abc.abstractmethod
     async def advance_cursor(self, sensor: str, seq: int) -> None:
@@ -224,9 +228,10 @@ class EventLog(abc.ABC):
 
     @abc.abstractmethod
     async def heartbeat(
-        self, job_id: str, token: str, lease_s: float, progress: Envelope | None = None
+        self, job_id: str, token: str, lease_s: float, events: Sequence[Envelope] = ()
     ) -> JobRecord:
-        """Extend a lease (raises :class:`LeaseLost`); optionally record a progress event."""
+        """Extend a lease (raises :class:`LeaseLost`) and append the job's live events;
+        a ``job.progressed`` event among them updates the job's progress fields."""
 
     @abc.abstractmethod
     async def finish_job(

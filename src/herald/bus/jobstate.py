@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -149,3 +150,19 @@ def retried(job: JobRecord) -> JobRecord:
         available_at=now,
         updated_at=now,
     )
+
+
+def heartbeat(job: JobRecord, lease_s: float, events: Sequence[Envelope]) -> JobRecord:
+    """Extend the lease; take progress from the newest ``job.progressed`` event."""
+    now = utcnow()
+    changes: dict[str, Any] = {
+        "lease_expires_at": now + timedelta(seconds=lease_s),
+        "updated_at": now,
+    }
+    for e in events:
+        if e.type == "job.progressed":
+            if e.data.get("progress") is not None:
+                changes["progress"] = e.data["progress"]
+            if e.data.get("message") is not None:
+                changes["progress_message"] = e.data["message"]
+    return dataclasses.replace(job, **changes)

@@ -7,7 +7,7 @@ import bisect
 import contextlib
 import dataclasses
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from herald.bus import jobevents, jobstate
@@ -146,7 +146,12 @@ class MemoryEventLog(EventLog):
         await self._notify()
         return s
 
-    async def commit(self, outcome: Outcome) -> list[Envelope] | None:
+    async def commit_many(self, outcomes: Sequence[Outcome]) -> list[list[Envelope] | None]:
+        out = [self._commit(o) for o in outcomes]
+        await self._notify()
+        return out
+
+    def _commit(self, outcome: Outcome) -> list[Envelope] | None:
         key = (outcome.sensor, outcome.event_id)
         if key in self._processed and outcome.replay_of is None:
             return None
@@ -174,7 +179,6 @@ class MemoryEventLog(EventLog):
             failed=s.failed + (outcome.dead_letter is not None),
             updated_at=_now(),
         )
-        await self._notify()
         return stored
 
     async def advance_cursor(self, sensor: str, seq: int) -> None:
@@ -259,20 +263,12 @@ class MemoryEventLog(EventLog):
         return job
 
     async def heartbeat(
-        self, job_id: str, token: str, lease_s: float, progress: Envelope | None = None
+        self, job_id: str, token: str, lease_s: float, events: Sequence[Envelope] = ()
     ) -> JobRecord:
-        job = self._owned(job_id, token)
-        changes: dict[str, Any] = {
-            "lease_expires_at": _now() + timedelta(seconds=lease_s),
-            "updated_at": _now(),
-        }
-        if progress is not None:
-            changes["progress"] = progress.data.get("progress", job.progress)
-            changes["progress_message"] = progress.data.get("message", job.progress_message)
-            self._append([progress])
-        job = dataclasses.replace(job, **changes)
+        job = jobstate.heartbeat(self._owned(job_id, token), lease_s, events)
         self._jobs[job_id] = job
-        if progress is not None:
+        if events:
+            self._append(events)
             await self._notify()
         return job
 

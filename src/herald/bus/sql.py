@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
@@ -461,8 +461,8 @@ class SQLEventLog(EventLog):
         self.committed(self._head + 0)
         return state
 
-    async def commit(self, outcome: Outcome) -> list[Envelope] | None:
-        return await self._write(lambda tx: self._commit(tx, outcome))
+    async def commit_many(self, outcomes: Sequence[Outcome]) -> list[list[Envelope] | None]:
+        return await self._write(lambda tx: [self._commit(tx, o) for o in outcomes])
 
     def _commit(self, tx: Tx, o: Outcome) -> list[Envelope] | None:
         conn = tx.conn
@@ -625,22 +625,15 @@ class SQLEventLog(EventLog):
         return await self._write(op)
 
     async def heartbeat(
-        self, job_id: str, token: str, lease_s: float, progress: Envelope | None = None
+        self, job_id: str, token: str, lease_s: float, events: Sequence[Envelope] = ()
     ) -> JobRecord:
         def op(tx: Tx) -> JobRecord:
             job = self._load(tx.conn, job_id)
             if job.lease_token != token or job.status != "running":
                 raise LeaseLost(f"job {job_id} is no longer leased with this token")
-            changes: dict[str, Any] = {
-                "lease_expires_at": datetime.now(UTC) + timedelta(seconds=lease_s),
-                "updated_at": datetime.now(UTC),
-            }
-            if progress is not None:
-                changes["progress"] = progress.data.get("progress", job.progress)
-                changes["progress_message"] = progress.data.get("message", job.progress_message)
-                tx.append([progress])
-            job = dataclasses.replace(job, **changes)
+            job = jobstate.heartbeat(job, lease_s, events)
             self._save(tx, job, token)
+            tx.append(events)
             return job
 
         return await self._write(op)

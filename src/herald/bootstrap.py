@@ -1,0 +1,225 @@
+"""The composition root: the one place that wires concrete adapters into a running Herald."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from herald.bus.base import EventLog, EventQuery, JobSpec
+from herald.bus.registry import open_event_log
+from herald.errors import ConfigurationError, JobError
+from herald.jobs.executors.base import Executor
+from herald.jobs.executors.inline import InlineExecutor
+from herald.jobs.executors.local import LocalExecutor
+from herald.jobs.registry import JobRegistry, default_jobs
+from herald.jobs.worker import Worker
+from herald.messages.base import Message
+from herald.messages.catalog import Catalog, default_catalog
+from herald.messages.envelope import Envelope, new_id
+from herald.metrics import Metrics
+from herald.plugins import load_plugins
+from herald.sensors.base import SensorRegistry, default_registry
+from herald.sensors.runner import SensorRunner
+from herald.settings import Settings
+
+log = logging.getLogger("herald")
+
+
+class Herald:
+    """A running Herald: event log, catalog, sensors, job worker and metrics."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        catalog: Catalog | None = None,
+        sensors: SensorRegistry | None = None,
+        jobs: JobRegistry | None = None,
+        event_log: EventLog | None = None,
+        load: list[str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog or default_catalog
+        self.sensor_registry = sensors or default_registry
+        self.jobs = jobs or default_jobs
+        self.plugins = [*settings.plugins, *(load or [])]
+        load_plugins(self.plugins)
+        self._check_rules()
+        self.log = event_log or open_event_log(
+            settings.resolved_database_url, **self._log_options(settings.resolved_database_url)
+        )
+        self.metrics = Metrics()
+        self.runner: SensorRunner | None = None
+        self.worker: Worker | None = None
+        self.started_at: datetime | None = None
+
+    def _log_options(self, url: str) -> dict[str, Any]:
+        return {"synchronous": self.settings.sqlite_synchronous} if url.startswith("sqlite") else {}
+
+    def _check_rules(self) -> None:
+        for spec in self.sensor_registry.all():
+            unknown = [t for t in spec.emits if t not in self.catalog]
+            if unknown:
+                raise ConfigurationError(
+                    f"sensor {spec.name} ({spec.origin}) emits unknown message type(s) "
+                    f"{', '.join(unknown)}; define them in a plugin first"
+                )
+
+    def executors(self) -> dict[str, Executor]:
+        js = self.settings.jobs
+        return {
+            "inline": InlineExecutor(js.inline_concurrency),
+            "local": LocalExecutor(js.local_concurrency, self.plugins, js.cancel_grace_s),
+        }
+
+    async def start(self, *, sensors: bool = True, workers: bool = True) -> None:
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        await self.log.start()
+        if sensors:
+            self.runner = SensorRunner(
+                self.log,
+                self.catalog,
+                self.sensor_registry.all(),
+                jobs=self.jobs,
+                settings=self.settings.sensors,
+                job_settings=self.settings.jobs,
+                metrics=self.metrics,
+            )
+            await self.runner.start()
+        if workers:
+            self.worker = Worker(
+                self.log,
+                self.catalog,
+                self.jobs,
+                self.executors(),
+                self.settings.jobs,
+                self.metrics,
+            )
+            await self.worker.start()
+        self.started_at = datetime.now().astimezone()
+
+    async def stop(self) -> None:
+        if self.worker is not None:
+            await self.worker.stop()
+        if self.runner is not None:
+            await self.runner.stop()
+        await self.log.close()
+
+    async def __aenter__(self) -> Herald:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # publishing ---------------------------------------------------------------------------
+    def envelope(
+        self,
+        type: str,
+        data: Any,
+        *,
+        subject: str | None = None,
+        correlationid: str | None = None,
+        causationid: str | None = None,
+        source: str = "herald/api",
+        id: str | None = None,
+    ) -> Envelope:
+        """Validate ``data`` as ``type`` and wrap it (raises 422/413-style errors)."""
+        message = self.catalog.validate(type, data)
+        return self.catalog.envelope(
+            message,
+            subject=subject,
+            correlationid=correlationid,
+            causationid=causationid,
+            source=source,
+            id=id,
+        )
+
+    async def publish(self, *envelopes: Envelope) -> list[Envelope]:
+        stored = await self.log.append(envelopes)
+        for e in stored:
+            self.metrics.events_appended.labels(e.type).inc()
+        return stored
+
+    async def emit(self, message: Message, **kw: Any) -> Envelope:
+        """Append one typed message (Python API)."""
+        [stored] = await self.publish(self.catalog.envelope(message, **kw))
+        return stored
+
+    async def submit_job(
+        self,
+        name: str,
+        params: dict[str, Any],
+        *,
+        executor: str | None = None,
+        cause: Envelope | None = None,
+    ) -> Any:
+        """Queue a job directly (API/CLI), validated against its signature."""
+        definition = self.jobs.get(name)
+        validated = definition.validate(params)
+        ex = executor or definition.executor or self.settings.jobs.default_executor
+        if ex not in self.executors():
+            raise JobError(f"unknown executor {ex!r} (known: {', '.join(self.executors())})")
+        spec = JobSpec(
+            id=new_id().replace("-", ""),
+            name=name,
+            params=validated,
+            executor=ex,
+            max_attempts=definition.max_attempts or self.settings.jobs.max_attempts,
+            timeout_s=definition.timeout_s,
+        )
+        trigger = cause or Envelope(
+            type="herald.job.submitted", source="herald/api", data={"job": name}
+        )
+        return await self.log.submit_job(spec, trigger)
+
+    # lineage ------------------------------------------------------------------------------
+    async def flow(self, correlationid: str, limit: int = 5000) -> dict[str, Any]:
+        """The causal graph of one flow: nodes are messages and jobs, edges are causation."""
+        events = await self.log.query(EventQuery(correlationid=correlationid, limit=limit))
+        jobs = await self.log.jobs(correlationid=correlationid, limit=limit)
+        nodes: list[dict[str, Any]] = []
+        edges: list[dict[str, Any]] = []
+        ids = {e.id for e in events}
+        job_events: dict[str, str] = {}
+        for e in events:
+            nodes.append(
+                {
+                    "id": e.id,
+                    "kind": "message",
+                    "type": e.type,
+                    "subject": e.subject,
+                    "source": e.source,
+                    "time": e.time.isoformat(),
+                    "seq": e.seq,
+                    "data": e.data,
+                }
+            )
+            if e.causationid and e.causationid in ids:
+                edges.append({"from": e.causationid, "to": e.id, "kind": "caused"})
+            if e.type == "job.requested":
+                job_events[e.data.get("job_id", "")] = e.id
+        for j in jobs:
+            nodes.append(
+                {
+                    "id": f"job:{j.id}",
+                    "kind": "job",
+                    "type": j.name,
+                    "status": j.status,
+                    "attempt": j.attempt,
+                    "executor": j.executor,
+                    "time": j.created_at.isoformat(),
+                    "progress": j.progress,
+                }
+            )
+            if j.id in job_events:
+                edges.append({"from": job_events[j.id], "to": f"job:{j.id}", "kind": "requested"})
+            for e in events:
+                if (
+                    e.type.startswith("job.")
+                    and e.type != "job.requested"
+                    and e.data.get("job_id") == j.id
+                ):
+                    edges.append({"from": f"job:{j.id}", "to": e.id, "kind": "reported"})
+        return {"correlationid": correlationid, "nodes": nodes, "edges": edges}

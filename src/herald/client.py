@@ -1,0 +1,179 @@
+"""A Python client for a running Herald: ``herald.Client(base_url, api_key)``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from herald.errors import (
+    AuthError,
+    Conflict,
+    HeraldError,
+    MessageValidationError,
+    NotFound,
+    PayloadTooLarge,
+    UnknownMessageType,
+)
+from herald.messages.base import Message
+from herald.messages.envelope import Envelope
+
+_BY_CODE: dict[str, type[HeraldError]] = {
+    "unknown_message_type": UnknownMessageType,
+    "invalid_payload": MessageValidationError,
+    "payload_too_large": PayloadTooLarge,
+    "not_found": NotFound,
+    "conflict": Conflict,
+    "unauthorized": AuthError,
+}
+
+
+class Client:
+    """Talks to Herald's REST API. Errors come back as :class:`herald.HeraldError` subclasses."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if base_url is None or api_key is None:
+            import os
+
+            from herald.auth import read_api_key
+            from herald.settings import default_home
+
+            base_url = base_url or os.environ.get("HERALD_URL", "http://127.0.0.1:8700")
+            api_key = api_key or read_api_key(default_home(), os.environ.get("HERALD_API_KEY"))
+        self.base_url = base_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # plumbing -----------------------------------------------------------------------------
+    def _request(self, method: str, path: str, **kw: Any) -> Any:
+        try:
+            r = self._http.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise HeraldError(f"cannot reach Herald at {self.base_url}: {exc}") from exc
+        if r.status_code >= 400:
+            raise _error(r)
+        if r.status_code == 204 or not r.content:
+            return None
+        return r.json()
+
+    # messages -----------------------------------------------------------------------------
+    def emit(
+        self,
+        message: Message | str,
+        data: dict[str, Any] | None = None,
+        *,
+        subject: str | None = None,
+        correlationid: str | None = None,
+        causationid: str | None = None,
+    ) -> Envelope:
+        """Publish a typed message (or a type name plus data); returns the stored envelope."""
+        if isinstance(message, Message):
+            type_name, payload = message.message_type, message.payload()
+        else:
+            type_name, payload = message, data or {}
+        body: dict[str, Any] = {"type": type_name, "data": payload}
+        if subject is not None:
+            body["subject"] = subject
+        if correlationid is not None:
+            body["correlationid"] = correlationid
+        if causationid is not None:
+            body["causationid"] = causationid
+        return Envelope.model_validate(self._request("POST", "/v1/messages", json=body))
+
+    def messages(self, **filters: Any) -> list[Envelope]:
+        params = {k: v for k, v in filters.items() if v is not None}
+        data = self._request("GET", "/v1/messages", params=params)
+        return [Envelope.model_validate(e) for e in data["data"]]
+
+    def message(self, event_id: str) -> Envelope:
+        return Envelope.model_validate(self._request("GET", f"/v1/messages/{event_id}"))
+
+    def stream(self, *, after: int | None = None, **filters: Any) -> Iterator[Envelope]:
+        """Follow new messages (SSE) until the caller stops iterating."""
+        params = {k: v for k, v in filters.items() if v is not None}
+        if after is not None:
+            params["after"] = after
+        with self._http.stream("GET", "/v1/messages/stream", params=params, timeout=None) as r:
+            if r.status_code >= 400:
+                r.read()
+                raise _error(r)
+            for line in r.iter_lines():
+                if line.startswith("data:"):
+                    yield Envelope.model_validate_json(line[5:].strip())
+
+    def flow(self, correlationid: str) -> dict[str, Any]:
+        return dict(self._request("GET", f"/v1/flows/{correlationid}"))
+
+    def catalog(self) -> dict[str, Any]:
+        return dict(self._request("GET", "/v1/catalog"))
+
+    # sensors, jobs, dead letters ---------------------------------------------------------------
+    def sensors(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", "/v1/sensors")["data"])
+
+    def set_sensor_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
+        action = "enable" if enabled else "disable"
+        return dict(self._request("POST", f"/v1/sensors/{name}/{action}"))
+
+    def jobs(self, **filters: Any) -> list[dict[str, Any]]:
+        params = {k: v for k, v in filters.items() if v is not None}
+        return list(self._request("GET", "/v1/jobs", params=params)["data"])
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return dict(self._request("GET", f"/v1/jobs/{job_id}"))
+
+    def job_logs(self, job_id: str, after: int = 0) -> list[dict[str, Any]]:
+        return list(
+            self._request("GET", f"/v1/jobs/{job_id}/logs", params={"after": after})["data"]
+        )
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        return dict(self._request("POST", f"/v1/jobs/{job_id}/cancel"))
+
+    def retry_job(self, job_id: str) -> dict[str, Any]:
+        return dict(self._request("POST", f"/v1/jobs/{job_id}/retry"))
+
+    def dead_letters(self, **filters: Any) -> list[dict[str, Any]]:
+        params = {k: v for k, v in filters.items() if v is not None}
+        return list(self._request("GET", "/v1/dead-letters", params=params)["data"])
+
+    def replay(self, dead_letter_id: str) -> dict[str, Any]:
+        return dict(self._request("POST", f"/v1/dead-letters/{dead_letter_id}/replay"))
+
+    def health(self) -> dict[str, Any]:
+        return dict(self._request("GET", "/healthz"))
+
+
+def _error(r: httpx.Response) -> HeraldError:
+    try:
+        err = r.json()["error"]
+        message, code = err.get("message", r.text), err.get("code") or err.get("type", "")
+        details = err.get("details")
+    except (ValueError, KeyError, TypeError):
+        message, code, details = r.text or r.reason_phrase, "", None
+    cls = _BY_CODE.get(code, HeraldError)
+    exc = cls(f"{message} (HTTP {r.status_code})", details=details)
+    exc.status = r.status_code
+    return exc
+
+
+__all__ = ["Client"]

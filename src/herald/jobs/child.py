@@ -1,0 +1,57 @@
+"""Entry point of a ``local`` job subprocess: ``python -m herald.jobs.child`` (job on stdin)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import os
+import sys
+import threading
+import traceback
+from typing import Any
+
+from herald.jobs.executors.inline import encode_result
+from herald.jobs.executors.local import CHANNEL_ENV
+
+
+def main() -> int:
+    fd = int(os.environ[CHANNEL_ENV])
+    channel = os.fdopen(fd, "w", buffering=1)
+    lock = threading.Lock()
+
+    def send(item: dict[str, Any]) -> None:
+        with lock:
+            channel.write(json.dumps(item, default=str) + "\n")
+            channel.flush()
+
+    try:
+        spec = json.loads(sys.stdin.read())
+        from herald.jobs.context import JobContext
+        from herald.jobs.registry import default_jobs
+        from herald.plugins import load_plugins
+
+        load_plugins(spec.get("plugins", []))
+        definition = default_jobs.get(spec["name"])
+        ctx = JobContext(spec["job_id"], spec["name"], spec["attempt"], spec["params"], send)
+        kwargs = dict(spec["params"])
+        if definition.ctx_param:
+            kwargs[definition.ctx_param] = ctx
+        if inspect.iscoroutinefunction(definition.fn):
+            result = asyncio.run(definition.fn(**kwargs))
+        else:
+            result = definition.fn(**kwargs)
+        encoded = encode_result(result)
+        json.dumps(encoded)  # the result must be JSON: fail here with a clear error otherwise
+        send({"kind": "result", **encoded})
+        return 0
+    except BaseException as exc:
+        traceback.print_exc()
+        send({"kind": "error", "error": f"{type(exc).__name__}: {exc}"})
+        return 1
+    finally:
+        channel.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""The settings tree: ``herald.yaml`` plus ``HERALD_*`` environment variables (``__`` nests).
+
+Precedence (highest first): init arguments, environment, ``.env``, ``herald.yaml``, defaults.
+The YAML file is ``$HERALD_CONFIG`` if set, else ``./herald.yaml``, else
+``$HERALD_HOME/herald.yaml``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+DEFAULT_PORT = 8700
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("HERALD_HOME") or Path.home() / ".herald").expanduser()
+
+
+def config_file() -> Path | None:
+    explicit = os.environ.get("HERALD_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    for candidate in (Path("herald.yaml"), default_home() / "herald.yaml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class APISettings(BaseModel):
+    """The HTTP server of ``herald up`` / ``herald api``."""
+
+    host: str = Field("127.0.0.1", description="Bind address; non-loopback needs HERALD_API_KEY.")
+    port: int = Field(DEFAULT_PORT, ge=1, le=65535, description="TCP port of API and dashboard.")
+    max_body_bytes: int = Field(
+        1 << 20, ge=1024, description="Largest accepted request body (message payloads: 64 KiB)."
+    )
+
+
+class SensorSettings(BaseModel):
+    """Sensor runner defaults (a sensor may override them)."""
+
+    max_attempts: int = Field(5, ge=1, description="Attempts before an event is dead-lettered.")
+    backoff_initial_s: float = Field(0.2, gt=0, description="First retry delay (doubles).")
+    backoff_max_s: float = Field(30.0, gt=0, description="Largest retry delay.")
+    timeout_s: float = Field(60.0, gt=0, description="Time limit of one handler call.")
+    batch_size: int = Field(256, ge=1, description="Events read per sensor per round.")
+    idle_poll_s: float = Field(
+        1.0, gt=0, description="Safety re-check interval when idle (pushes arrive sooner)."
+    )
+
+
+class JobSettings(BaseModel):
+    """Job queue and executors."""
+
+    default_executor: str = Field("local", description="Executor for jobs that name none.")
+    lease_s: float = Field(15.0, gt=0.05, description="Lease length; heartbeats renew it.")
+    max_attempts: int = Field(3, ge=1, description="Attempts per job before it fails.")
+    backoff_initial_s: float = Field(1.0, gt=0, description="First retry delay of a failed job.")
+    local_concurrency: int = Field(2, ge=1, description="Parallel subprocess jobs per worker.")
+    inline_concurrency: int = Field(8, ge=1, description="Parallel in-process jobs per worker.")
+    cancel_grace_s: float = Field(5.0, ge=0, description="SIGTERM → SIGKILL grace on cancel.")
+
+
+class Settings(BaseSettings):
+    """Herald settings; every field maps to ``HERALD_<NAME>`` (nested with ``__``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HERALD_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    home: Path = Field(
+        default_factory=default_home, description="State folder (db, keys, artifacts)."
+    )
+    api_key: str | None = Field(
+        None, description="Admin API key. If unset, one is generated into $HERALD_HOME/admin.key."
+    )
+    database_url: str | None = Field(
+        None, description="Event log + metadata URL; default sqlite:///$HERALD_HOME/herald.db."
+    )
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = Field(
+        "FULL", description="SQLite durability; FULL fsyncs every commit (group-committed)."
+    )
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="Python files, module names or YAML rule files to load at start.",
+    )
+    log_level: str = Field("INFO", description="Python log level.")
+    api: APISettings = Field(default_factory=APISettings)  # type: ignore[arg-type]
+    sensors: SensorSettings = Field(default_factory=SensorSettings)  # type: ignore[arg-type]
+    jobs: JobSettings = Field(default_factory=JobSettings)  # type: ignore[arg-type]
+
+    @field_validator("home")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return v.expanduser()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'herald.db'}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        path = config_file()
+        if path is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return (*sources, file_secret_settings)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment and ``herald.yaml``; raise a readable error."""
+    from pydantic import ValidationError
+
+    from herald.errors import ConfigurationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = [
+            f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        ]
+        where = config_file()
+        raise ConfigurationError(
+            "invalid settings"
+            + (f" (from {where} and HERALD_* variables)" if where else "")
+            + ":\n"
+            + "\n".join(lines)
+        ) from None
