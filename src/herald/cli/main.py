@@ -1,0 +1,504 @@
+"""``herald``: run Herald, publish messages, follow events, inspect sensors, jobs and flows."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.tree import Tree
+
+from herald.errors import HeraldError
+
+app = typer.Typer(
+    name="herald",
+    help="Herald — event-driven LLMOps. Messages start work; sensors react; jobs run.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+sensors_app = typer.Typer(help="List, enable and disable sensors.", invoke_without_command=True)
+jobs_app = typer.Typer(help="List, inspect, cancel and retry jobs.", invoke_without_command=True)
+dead_app = typer.Typer(help="List and replay dead letters.", invoke_without_command=True)
+db_app = typer.Typer(help="Database schema management.")
+app.add_typer(sensors_app, name="sensors")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(dead_app, name="dead-letters")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def client() -> Any:
+    from herald.client import Client
+
+    return Client()
+
+
+def call(fn: Any, *args: Any, **kw: Any) -> Any:
+    try:
+        return fn(*args, **kw)
+    except HeraldError as exc:
+        details = exc.details if isinstance(exc.details, list) else None
+        if details:
+            lines = [
+                f"  {'.'.join(str(p) for p in d.get('loc', []))}: {d.get('msg')}"
+                for d in details
+                if isinstance(d, dict)
+            ]
+            fail(exc.message + ("\n" + "\n".join(lines) if lines else ""))
+        fail(exc.message)
+
+
+def dump(obj: Any) -> None:
+    out.print_json(json.dumps(obj, default=str))
+
+
+# herald up / api / worker -----------------------------------------------------------------------
+def _settings(host: str | None, port: int | None, config: Path | None) -> Any:
+    import os
+
+    from herald.settings import load_settings
+
+    if config is not None:
+        if not config.is_file():
+            fail(f"config file not found: {config}")
+        os.environ["HERALD_CONFIG"] = str(config)
+    overrides: dict[str, Any] = {}
+    try:
+        settings = load_settings()
+        api = settings.api.model_copy(
+            update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+        )
+        return settings.model_copy(update={"api": api, **overrides})
+    except HeraldError as exc:
+        fail(exc.message)
+
+
+def _serve(
+    host: str | None,
+    port: int | None,
+    load: list[str] | None,
+    config: Path | None,
+    *,
+    sensors: bool,
+    workers: bool,
+) -> None:
+    import logging
+
+    from herald.server import serve
+
+    settings = _settings(host, port, config)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        serve(settings, load=load or [], sensors=sensors, workers=workers)
+    except HeraldError as exc:
+        fail(exc.message)
+    except OSError as exc:
+        fail(f"cannot start the server: {exc}")
+
+
+HostOpt = Annotated[str | None, typer.Option("--host", help="Bind address (default 127.0.0.1).")]
+PortOpt = Annotated[int | None, typer.Option("--port", help="Port (default 8700).")]
+LoadOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--load",
+        "-l",
+        help="Plugin to load: a .py file, a YAML rule file or a module (repeatable).",
+    ),
+]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="herald.yaml to use.")]
+
+
+@app.command()
+def up(
+    host: HostOpt = None, port: PortOpt = None, load: LoadOpt = None, config: ConfigOpt = None
+) -> None:
+    """Run everything in one process tree: API, sensors and job workers (embedded defaults)."""
+    _serve(host, port, load, config, sensors=True, workers=True)
+
+
+@app.command()
+def api(
+    host: HostOpt = None, port: PortOpt = None, load: LoadOpt = None, config: ConfigOpt = None
+) -> None:
+    """Run only the API (sensors and workers run elsewhere against the same database)."""
+    _serve(host, port, load, config, sensors=False, workers=False)
+
+
+# messages ---------------------------------------------------------------------------------------
+@app.command()
+def emit(
+    type_name: Annotated[
+        str, typer.Argument(metavar="TYPE", help="Message type, e.g. acme.order.placed")
+    ],
+    data: Annotated[str | None, typer.Option("--data", "-d", help="Payload as JSON.")] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", "-f", help="Payload from a JSON or YAML file ('-' = stdin)."),
+    ] = None,
+    subject: Annotated[str | None, typer.Option("--subject", "-s")] = None,
+    correlation_id: Annotated[str | None, typer.Option("--correlation-id")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Publish a message; prints its id and correlation id."""
+    if data is not None and file is not None:
+        fail("give either --data or --file, not both")
+    payload: Any = {}
+    if data is not None:
+        try:
+            payload = json.loads(data)
+        except json.JSONDecodeError as exc:
+            fail(f"--data is not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})")
+    elif file is not None:
+        payload = _read_payload(file)
+    if not isinstance(payload, dict):
+        fail(f"the payload must be a JSON object, got {type(payload).__name__}")
+    env = call(client().emit, type_name, payload, subject=subject, correlationid=correlation_id)
+    if as_json:
+        dump(env.model_dump(mode="json"))
+    else:
+        out.print(
+            f"[green]published[/] {env.type} id={env.id} seq={env.seq} correlationid={env.correlationid}"
+        )
+
+
+def _read_payload(file: Path) -> Any:
+    import yaml
+
+    try:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text()
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            fail(f"{file} is neither valid JSON nor YAML: {exc}")
+
+
+def _event_line(e: Any) -> str:
+    data = json.dumps(e.data, separators=(",", ":"))
+    if len(data) > 100:
+        data = data[:97] + "..."
+    subj = f" [{e.subject}]" if e.subject else ""
+    return f"[dim]{e.seq:>6}[/] {e.time:%H:%M:%S.%f}"[:-3] + f" [bold]{e.type}[/]{subj} {data}"
+
+
+@app.command()
+def events(
+    type_name: Annotated[
+        list[str] | None, typer.Option("--type", "-t", help="Filter by type (repeatable).")
+    ] = None,
+    subject: Annotated[str | None, typer.Option("--subject", "-s")] = None,
+    correlation_id: Annotated[str | None, typer.Option("--correlation-id")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 20,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new messages.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show recent messages (newest last); --follow streams new ones."""
+    c = client()
+    found = call(
+        c.messages,
+        type=type_name,
+        subject=subject,
+        correlationid=correlation_id,
+        limit=limit,
+        order="desc",
+    )
+    for e in reversed(found):
+        if as_json:
+            print(json.dumps(e.model_dump(mode="json")))
+        else:
+            out.print(_event_line(e), highlight=False)
+    if not follow:
+        return
+    try:
+        for e in call(lambda: list_stream(c, type_name, subject, correlation_id)):
+            if as_json:
+                print(json.dumps(e.model_dump(mode="json")), flush=True)
+            else:
+                out.print(_event_line(e), highlight=False)
+    except KeyboardInterrupt:
+        pass
+
+
+def list_stream(
+    c: Any, types: list[str] | None, subject: str | None, correlation: str | None
+) -> Any:
+    return c.stream(type=types, subject=subject, correlationid=correlation)
+
+
+@app.command()
+def flow(
+    correlation_id: Annotated[
+        str, typer.Argument(help="Correlation id (or any message id of a root).")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a flow's causal tree: messages, the sensors' outputs and jobs."""
+    graph = call(client().flow, correlation_id)
+    if as_json:
+        dump(graph)
+        return
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    children: dict[str, list[str]] = {}
+    has_parent: set[str] = set()
+    for e in graph["edges"]:
+        children.setdefault(e["from"], []).append(e["to"])
+        has_parent.add(e["to"])
+    tree = Tree(f"[bold]flow {correlation_id}[/] ({len(nodes)} nodes)")
+
+    def label(n: dict[str, Any]) -> str:
+        if n["kind"] == "job":
+            return f"[magenta]job[/] {n['type']} [{n['status']}] attempt {n['attempt']} ({n['id'][4:]})"
+        return f"[cyan]{n['type']}[/] {n.get('subject') or ''} [dim]{n['id']}[/]"
+
+    def add(branch: Tree, node_id: str, depth: int = 0) -> None:
+        sub = branch.add(label(nodes[node_id]))
+        if depth < 50:
+            for child in children.get(node_id, []):
+                add(sub, child, depth + 1)
+
+    for node_id in nodes:
+        if node_id not in has_parent:
+            add(tree, node_id)
+    out.print(tree)
+
+
+@app.command()
+def catalog(
+    type_name: Annotated[
+        str | None, typer.Argument(metavar="[TYPE]", help="Show one type's schema.")
+    ] = None,
+    asyncapi: Annotated[
+        bool, typer.Option("--asyncapi", help="Print the AsyncAPI 3 document.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List message types (or show one type's JSON Schema)."""
+    c = client()
+    if asyncapi:
+        dump(call(c._request, "GET", "/v1/catalog/asyncapi.json"))
+        return
+    if type_name:
+        dump(call(c._request, "GET", f"/v1/catalog/{type_name}"))
+        return
+    data = call(c.catalog)
+    if as_json:
+        dump(data)
+        return
+    t = Table("type", "version", "description")
+    for item in data["types"]:
+        t.add_row(item["type"], str(item["version"]), (item["description"] or "").split("\n")[0])
+    out.print(t)
+
+
+# sensors ----------------------------------------------------------------------------------------
+@sensors_app.callback()
+def sensors(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List sensors with their state, cursor and lag."""
+    if ctx.invoked_subcommand:
+        return
+    rows = call(client().sensors)
+    if as_json:
+        dump(rows)
+        return
+    t = Table("name", "on", "kind", "enabled", "cursor", "lag", "last error")
+    for s in rows:
+        t.add_row(
+            s["name"],
+            ", ".join(s.get("on") or []) or (s.get("cron") or ""),
+            s.get("kind", ""),
+            "yes" if s.get("enabled") else "[red]no[/]",
+            str(s.get("cursor")),
+            str(s.get("lag", "")),
+            (s.get("last_error") or "")[:60],
+        )
+    out.print(t)
+
+
+@sensors_app.command("enable")
+def sensor_enable(name: str) -> None:
+    """Enable a sensor (it resumes from its cursor: nothing is skipped)."""
+    call(client().set_sensor_enabled, name, True)
+    out.print(f"sensor {name} enabled")
+
+
+@sensors_app.command("disable")
+def sensor_disable(name: str) -> None:
+    """Disable a sensor at run time."""
+    call(client().set_sensor_enabled, name, False)
+    out.print(f"sensor {name} disabled")
+
+
+# jobs -------------------------------------------------------------------------------------------
+@jobs_app.callback()
+def jobs(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option("--status")] = None,
+    name: Annotated[str | None, typer.Option("--name")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """List jobs, newest first."""
+    if ctx.invoked_subcommand:
+        return
+    rows = call(client().jobs, status=status, name=name, limit=limit)
+    if as_json:
+        dump(rows)
+        return
+    t = Table("id", "name", "status", "attempt", "executor", "progress", "created", "error")
+    for j in rows:
+        prog = "" if j.get("progress") is None else f"{j['progress'] * 100:.0f}%"
+        t.add_row(
+            j["id"],
+            j["name"],
+            j["status"],
+            f"{j['attempt']}/{j['max_attempts']}",
+            j["executor"],
+            prog,
+            j["created_at"][:19],
+            (j.get("error") or "")[:50],
+        )
+    out.print(t)
+
+
+@jobs_app.command("show")
+def job_show(job_id: str) -> None:
+    """Show one job."""
+    dump(call(client().job, job_id))
+
+
+@jobs_app.command("logs")
+def job_logs(
+    job_id: str,
+    follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
+) -> None:
+    """Print a job's log (stdout, stderr and ctx.log lines)."""
+    import time
+
+    c = client()
+    after = 0
+    while True:
+        for line in call(c.job_logs, job_id, after):
+            after = line["seq"]
+            style = "red" if line["stream"] == "stderr" else ""
+            out.print(f"[{style}]{line['line']}[/]" if style else line["line"], highlight=False)
+        if not follow:
+            return
+        if call(c.job, job_id)["status"] in ("succeeded", "failed", "cancelled"):
+            return
+        time.sleep(0.5)
+
+
+@jobs_app.command("cancel")
+def job_cancel(job_id: str) -> None:
+    """Cancel a queued job, or stop a running one."""
+    j = call(client().cancel_job, job_id)
+    out.print(
+        f"job {job_id}: {j['status']}" + (" (stop requested)" if j["status"] == "running" else "")
+    )
+
+
+@jobs_app.command("retry")
+def job_retry(job_id: str) -> None:
+    """Queue a failed or cancelled job again."""
+    j = call(client().retry_job, job_id)
+    out.print(f"job {job_id}: {j['status']}")
+
+
+# dead letters -----------------------------------------------------------------------------------
+@dead_app.callback()
+def dead_letters(
+    ctx: typer.Context,
+    sensor: Annotated[str | None, typer.Option("--sensor")] = None,
+    status: Annotated[str | None, typer.Option("--status")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List events a sensor gave up on after all retries."""
+    if ctx.invoked_subcommand:
+        return
+    rows = call(client().dead_letters, sensor=sensor, status=status)
+    if as_json:
+        dump(rows)
+        return
+    t = Table("id", "sensor", "event", "type", "attempts", "status", "error")
+    for d in rows:
+        t.add_row(
+            d["id"],
+            d["sensor"],
+            d["event_id"],
+            d["event_type"],
+            str(d["attempts"]),
+            d["status"],
+            d["error"][:60],
+        )
+    out.print(t)
+
+
+@dead_app.command("replay")
+def dead_replay(dead_letter_id: str) -> None:
+    """Run the sensor on the dead-lettered event again."""
+    d = call(client().replay, dead_letter_id)
+    out.print(f"dead letter {dead_letter_id}: {d['status']}")
+
+
+# db & misc --------------------------------------------------------------------------------------
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOpt = None) -> None:
+    """Apply database migrations (herald up does this itself)."""
+    import asyncio
+
+    from herald.bus.registry import open_event_log
+
+    settings = _settings(None, None, config)
+
+    async def run() -> None:
+        log = open_event_log(settings.resolved_database_url)
+        await log.start()
+        await log.close()
+
+    try:
+        asyncio.run(run())
+    except HeraldError as exc:
+        fail(exc.message)
+    out.print(f"schema up to date: {settings.resolved_database_url}")
+
+
+@app.command()
+def version() -> None:
+    """Print Herald's version."""
+    from herald import __version__
+
+    out.print(__version__)
+
+
+def main() -> None:
+    try:
+        app()
+    except HeraldError as exc:
+        fail(exc.message)
+
+
+if __name__ == "__main__":
+    main()

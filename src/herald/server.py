@@ -1,0 +1,63 @@
+"""Run Herald's HTTP server (API + sensors + workers in one process tree)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import uvicorn
+
+from herald.api import create_app
+from herald.auth import check_bind, ensure_api_key, key_path
+from herald.bootstrap import Herald
+from herald.settings import Settings
+
+log = logging.getLogger("herald")
+
+
+def serve(
+    settings: Settings,
+    *,
+    load: list[str] | None = None,
+    sensors: bool = True,
+    workers: bool = True,
+    announce: bool = True,
+) -> None:
+    """Start Herald and block until SIGINT/SIGTERM."""
+    host, port = settings.api.host, settings.api.port
+    check_bind(host, settings.api_key is not None)
+    h = Herald(settings, load=load)
+    key, created = ensure_api_key(settings.home, settings.api_key)
+    if announce:
+        print(
+            f"Herald {_version()} — http://{host}:{port}  (home: {settings.home})", file=sys.stderr
+        )
+        if created:
+            print(
+                f"Generated admin API key (stored in {key_path(settings.home)}, shown once):\n  {key}",
+                file=sys.stderr,
+            )
+        specs = h.sensor_registry.all()
+        if specs:
+            print(f"Sensors: {', '.join(s.name for s in specs)}", file=sys.stderr)
+    app = create_app(h, key, sensors=sensors, workers=workers)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+    asyncio.run(server.serve())
+    if not server.started:
+        raise SystemExit(1)
+
+
+def _version() -> str:
+    from herald import __version__
+
+    return __version__
