@@ -179,10 +179,17 @@ class Herald:
         """The causal graph of one flow: nodes are messages and jobs, edges are causation."""
         events = await self.log.query(EventQuery(correlationid=correlationid, limit=limit))
         jobs = await self.log.jobs(correlationid=correlationid, limit=limit)
+        job_ids = {j.id for j in jobs}
+        ids = {e.id for e in events}
+        # lifecycle events (job.started, job.progressed, ...) hang off their job node, and
+        # messages a job emitted are "produced" by the job rather than by job.started
+        lifecycle = {
+            e.id: e.data.get("job_id")
+            for e in events
+            if e.type.startswith("job.") and e.type != "job.requested" and e.data.get("job_id") in job_ids
+        }
         nodes: list[dict[str, Any]] = []
         edges: list[dict[str, Any]] = []
-        ids = {e.id for e in events}
-        job_events: dict[str, str] = {}
         for e in events:
             nodes.append(
                 {
@@ -196,10 +203,12 @@ class Herald:
                     "data": e.data,
                 }
             )
-            if e.causationid and e.causationid in ids:
+            if e.id in lifecycle:
+                edges.append({"from": f"job:{lifecycle[e.id]}", "to": e.id, "kind": "reported"})
+            elif e.causationid in lifecycle:
+                edges.append({"from": f"job:{lifecycle[e.causationid]}", "to": e.id, "kind": "produced"})
+            elif e.causationid and e.causationid in ids:
                 edges.append({"from": e.causationid, "to": e.id, "kind": "caused"})
-            if e.type == "job.requested":
-                job_events[e.data.get("job_id", "")] = e.id
         for j in jobs:
             nodes.append(
                 {
@@ -213,13 +222,6 @@ class Herald:
                     "progress": j.progress,
                 }
             )
-            if j.id in job_events:
-                edges.append({"from": job_events[j.id], "to": f"job:{j.id}", "kind": "requested"})
-            for e in events:
-                if (
-                    e.type.startswith("job.")
-                    and e.type != "job.requested"
-                    and e.data.get("job_id") == j.id
-                ):
-                    edges.append({"from": f"job:{j.id}", "to": e.id, "kind": "reported"})
+            if j.requested_event in ids:
+                edges.append({"from": j.requested_event, "to": f"job:{j.id}", "kind": "requested"})
         return {"correlationid": correlationid, "nodes": nodes, "edges": edges}

@@ -15,7 +15,23 @@ from herald.jobs.executors.inline import encode_result
 from herald.jobs.executors.local import CHANNEL_ENV
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when the worker dies (no orphaned jobs)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+        if os.getppid() == 1:  # the worker died before prctl took effect
+            os._exit(1)
+
+
 def main() -> int:
+    _die_with_parent()
     fd = int(os.environ[CHANNEL_ENV])
     channel = os.fdopen(fd, "w", buffering=1)
     lock = threading.Lock()

@@ -1,0 +1,50 @@
+"""Jobs used by the job tests (loaded as a plugin so `local` subprocesses find them too)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import herald
+
+
+class Built(herald.Message, type="test.built"):
+    value: int
+
+
+class BuildRequested(herald.Message, type="test.build.requested"):
+    n: int
+    executor: str = "local"
+
+
+@herald.job(name="square")
+def square(n: int, ctx: herald.JobContext) -> Built:
+    """Square a number, reporting progress and a log line."""
+    ctx.progress(0.5, "half way", step=1.0)
+    print(f"squaring {n}", flush=True)
+    ctx.log("done")
+    return Built(value=n * n)
+
+
+@herald.job(name="explode")
+def explode(reason: str) -> None:
+    raise ValueError(reason)
+
+
+@herald.job(name="sleepy")
+def sleepy(seconds: float, marker: str = "") -> dict:
+    if marker:
+        with open(marker, "a") as f:
+            f.write(f"{os.getpid()}\n")
+    time.sleep(seconds)
+    return {"slept": seconds}
+
+
+@herald.job(name="hard_exit")
+def hard_exit() -> None:
+    os._exit(3)
+
+
+@herald.sensor(on=BuildRequested, name="builder")
+def builder(msg: BuildRequested, ctx: herald.SensorContext) -> None:
+    ctx.run_job("square", {"n": msg.n}, executor=msg.executor)
