@@ -186,7 +186,9 @@ class Herald:
         lifecycle = {
             e.id: e.data.get("job_id")
             for e in events
-            if e.type.startswith("job.") and e.type != "job.requested" and e.data.get("job_id") in job_ids
+            if e.type.startswith("job.")
+            and e.type != "job.requested"
+            and e.data.get("job_id") in job_ids
         }
         nodes: list[dict[str, Any]] = []
         edges: list[dict[str, Any]] = []
@@ -206,7 +208,9 @@ class Herald:
             if e.id in lifecycle:
                 edges.append({"from": f"job:{lifecycle[e.id]}", "to": e.id, "kind": "reported"})
             elif e.causationid in lifecycle:
-                edges.append({"from": f"job:{lifecycle[e.causationid]}", "to": e.id, "kind": "produced"})
+                edges.append(
+                    {"from": f"job:{lifecycle[e.causationid]}", "to": e.id, "kind": "produced"}
+                )
             elif e.causationid and e.causationid in ids:
                 edges.append({"from": e.causationid, "to": e.id, "kind": "caused"})
         for j in jobs:

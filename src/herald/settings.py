@@ -98,9 +98,9 @@ class Settings(BaseSettings):
         description="Python files, module names or YAML rule files to load at start.",
     )
     log_level: str = Field("INFO", description="Python log level.")
-    api: APISettings = Field(default_factory=APISettings)  # type: ignore[arg-type]
-    sensors: SensorSettings = Field(default_factory=SensorSettings)  # type: ignore[arg-type]
-    jobs: JobSettings = Field(default_factory=JobSettings)  # type: ignore[arg-type]
+    api: APISettings = Field(default_factory=APISettings)
+    sensors: SensorSettings = Field(default_factory=SensorSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
 
     @field_validator("home")
     @classmethod

@@ -43,11 +43,15 @@ class Server:
             args += ["--load", item]
         self.home.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as logf:
-            self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=logf, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                args, cwd=ROOT, env=env, stdout=logf, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"herald up exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"herald up exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}"
+                )
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
                     return
@@ -61,7 +65,9 @@ class Server:
         return self.env.get("HERALD_API_KEY") or (self.home / "admin.key").read_text().strip()
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.key}"}, timeout=30)
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.key}"}, timeout=30
+        )
 
     def kill(self) -> None:
         assert self.proc is not None

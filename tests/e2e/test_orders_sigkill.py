@@ -6,11 +6,10 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
-
-from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,7 +18,9 @@ pytestmark = pytest.mark.slow
 EXAMPLE = str(ROOT / "examples" / "orders.py")
 
 
-def post_orders(client: httpx.Client, orders: list[tuple[str, str]], stop: threading.Event) -> list[str]:
+def post_orders(
+    client: httpx.Client, orders: list[tuple[str, str]], stop: threading.Event
+) -> list[str]:
     """POST each (message id, order id); return the ids that were not acknowledged."""
     unacked = []
     for i, (msg_id, order_id) in enumerate(orders):
@@ -29,7 +30,11 @@ def post_orders(client: httpx.Client, orders: list[tuple[str, str]], stop: threa
         try:
             r = client.post(
                 "/v1/messages",
-                json={"id": msg_id, "type": "acme.order.placed", "data": {"order_id": order_id, "amount": 10.0}},
+                json={
+                    "id": msg_id,
+                    "type": "acme.order.placed",
+                    "data": {"order_id": order_id, "amount": 10.0},
+                },
             )
             if r.status_code not in (200, 202):
                 unacked.append(msg_id)
@@ -41,7 +46,9 @@ def post_orders(client: httpx.Client, orders: list[tuple[str, str]], stop: threa
 def all_of_type(client: httpx.Client, type_name: str) -> list[dict]:
     out, after = [], 0
     while True:
-        page = client.get("/v1/messages", params={"type": type_name, "after": after, "limit": 1000}).json()
+        page = client.get(
+            "/v1/messages", params={"type": type_name, "after": after, "limit": 1000}
+        ).json()
         out.extend(page["data"])
         if len(page["data"]) < 1000:
             return out

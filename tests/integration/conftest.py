@@ -27,7 +27,12 @@ class Env:
 
     def settings(self, **kw: Any) -> Settings:
         base: dict[str, Any] = {"home": self.tmp / "home", "database_url": self.url}
-        base["sensors"] = {"backoff_initial_s": 0.01, "backoff_max_s": 0.05, "max_attempts": 3, **kw.pop("sensors", {})}
+        base["sensors"] = {
+            "backoff_initial_s": 0.01,
+            "backoff_max_s": 0.05,
+            "max_attempts": 3,
+            **kw.pop("sensors", {}),
+        }
         base["jobs"] = {"lease_s": 1.0, "backoff_initial_s": 0.05, **kw.pop("jobs", {})}
         return Settings(**base, **kw)
 
@@ -42,7 +47,11 @@ class Env:
         return await self.start()
 
     async def wait_for(
-        self, type_name: str, n: int = 1, timeout: float = 15, where: Callable[[Envelope], bool] | None = None
+        self,
+        type_name: str,
+        n: int = 1,
+        timeout: float = 15,
+        where: Callable[[Envelope], bool] | None = None,
     ) -> list[Envelope]:
         assert self.herald is not None
         deadline = asyncio.get_running_loop().time() + timeout

@@ -59,10 +59,16 @@ async def test_probes_are_public_everything_else_needs_the_key(api: httpx.AsyncC
     assert (await api.get("/openapi.json")).json()["info"]["title"] == "Herald"
 
 
-async def test_publish_returns_202_with_cloudevents_envelope(api: httpx.AsyncClient, env: Env) -> None:
+async def test_publish_returns_202_with_cloudevents_envelope(
+    api: httpx.AsyncClient, env: Env
+) -> None:
     r = await api.post(
         "/v1/messages",
-        json={"type": "api.order.placed", "data": {"order_id": "A", "amount": 2}, "subject": "orders/A"},
+        json={
+            "type": "api.order.placed",
+            "data": {"order_id": "A", "amount": 2},
+            "subject": "orders/A",
+        },
     )
     assert r.status_code == 202
     e = r.json()
@@ -90,9 +96,17 @@ async def test_publish_with_client_id_is_idempotent(api: httpx.AsyncClient) -> N
     [
         ({"type": "nope.nothing", "data": {}}, 422, "unknown_message_type"),
         ({"type": "api.order.placed", "data": {"order_id": 1}}, 422, "invalid_payload"),
-        ({"type": "api.order.placed", "data": {"order_id": "x", "amount": 1, "extra": 1}}, 422, "invalid_payload"),
+        (
+            {"type": "api.order.placed", "data": {"order_id": "x", "amount": 1, "extra": 1}},
+            422,
+            "invalid_payload",
+        ),
         ({"data": {}}, 422, "invalid_request"),
-        ({"type": "api.order.placed", "data": {"order_id": "x" * 70000, "amount": 1}}, 413, "payload_too_large"),
+        (
+            {"type": "api.order.placed", "data": {"order_id": "x" * 70000, "amount": 1}},
+            413,
+            "payload_too_large",
+        ),
     ],
 )
 async def test_bad_messages_are_refused_and_not_stored(
@@ -113,16 +127,24 @@ async def test_invalid_payload_lists_every_field_error(api: httpx.AsyncClient) -
 
 
 async def test_malformed_json_and_oversized_body(api: httpx.AsyncClient) -> None:
-    r = await api.post("/v1/messages", content=b'{"type": ', headers={"content-type": "application/json"})
+    r = await api.post(
+        "/v1/messages", content=b'{"type": ', headers={"content-type": "application/json"}
+    )
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
-    r = await api.post("/v1/messages", content=b"x" * (2 << 20), headers={"content-type": "application/json"})
+    r = await api.post(
+        "/v1/messages", content=b"x" * (2 << 20), headers={"content-type": "application/json"}
+    )
     assert r.status_code == 413
 
 
 async def test_batch_publish_is_atomic(api: httpx.AsyncClient) -> None:
     ok = [{"type": "api.order.placed", "data": {"order_id": str(i), "amount": 1}} for i in range(3)]
     r = await api.post("/v1/messages", json=ok)
-    assert r.status_code == 202 and [e["data"]["order_id"] for e in r.json()["data"]] == ["0", "1", "2"]
+    assert r.status_code == 202 and [e["data"]["order_id"] for e in r.json()["data"]] == [
+        "0",
+        "1",
+        "2",
+    ]
     head = (await api.get("/v1/messages")).json()["head"]
     bad = [*ok, {"type": "api.order.placed", "data": {}}]
     assert (await api.post("/v1/messages", json=bad)).status_code == 422
@@ -130,7 +152,12 @@ async def test_batch_publish_is_atomic(api: httpx.AsyncClient) -> None:
 
 
 async def test_query_messages_and_flow(api: httpx.AsyncClient, env: Env) -> None:
-    root = (await api.post("/v1/messages", json={"type": "api.order.placed", "data": {"order_id": "F", "amount": 3}})).json()
+    root = (
+        await api.post(
+            "/v1/messages",
+            json={"type": "api.order.placed", "data": {"order_id": "F", "amount": 3}},
+        )
+    ).json()
     await env.wait_for("api.order.shipped", 1)
     r = await api.get("/v1/messages", params={"correlationid": root["correlationid"]})
     assert [e["type"] for e in r.json()["data"]] == ["api.order.placed", "api.order.shipped"]
@@ -161,7 +188,10 @@ async def test_sensors_toggle_and_dead_letters_replay(api: httpx.AsyncClient, en
     assert (await api.post("/v1/sensors/ship/disable")).json()["enabled"] is False
     assert (await api.post("/v1/sensors/ship/enable")).json()["enabled"] is True
     assert (await api.post("/v1/sensors/nope/enable")).status_code == 404
-    await api.post("/v1/messages", json={"type": "api.order.placed", "data": {"order_id": "poison", "amount": 1}})
+    await api.post(
+        "/v1/messages",
+        json={"type": "api.order.placed", "data": {"order_id": "poison", "amount": 1}},
+    )
     await env.wait_for("sensor.deadlettered", 1)
     [dl] = (await api.get("/v1/dead-letters")).json()["data"]
     assert dl["sensor"] == "ship" and "cannot ship poison" in dl["error"]
@@ -178,7 +208,9 @@ async def test_jobs_submit_list_logs_cancel_retry(api: httpx.AsyncClient, env: E
     assert done.data["result"] == 42
     job = (await api.get(f"/v1/jobs/{job_id}")).json()
     assert job["status"] == "succeeded" and job["result"] == 42 and "lease_token" not in job
-    assert [j["id"] for j in (await api.get("/v1/jobs", params={"status": "succeeded"})).json()["data"]] == [job_id]
+    assert [
+        j["id"] for j in (await api.get("/v1/jobs", params={"status": "succeeded"})).json()["data"]
+    ] == [job_id]
     assert (await api.get(f"/v1/jobs/{job_id}/logs")).json() == {"data": []}
     assert (await api.post(f"/v1/jobs/{job_id}/cancel")).status_code == 409
     assert (await api.post(f"/v1/jobs/{job_id}/retry")).status_code == 409
@@ -190,7 +222,9 @@ async def test_jobs_submit_list_logs_cancel_retry(api: httpx.AsyncClient, env: E
 
 
 async def test_metrics_exposes_backbone_counters(api: httpx.AsyncClient, env: Env) -> None:
-    await api.post("/v1/messages", json={"type": "api.order.placed", "data": {"order_id": "M", "amount": 1}})
+    await api.post(
+        "/v1/messages", json={"type": "api.order.placed", "data": {"order_id": "M", "amount": 1}}
+    )
     await env.wait_for("api.order.shipped", 1)
     text = (await api.get("/metrics")).text
     assert 'herald_events_appended_total{type="api.order.placed"} 1.0' in text

@@ -31,7 +31,9 @@ async def wait_job(env: Env, job_id: str, status: set[str], timeout: float = 30)
         job = await env.herald.log.get_job(job_id)
         if job is not None and job.status in status:
             return job
-        assert asyncio.get_running_loop().time() < deadline, f"job {job_id} stuck in {job and job.status}"
+        assert asyncio.get_running_loop().time() < deadline, (
+            f"job {job_id} stuck in {job and job.status}"
+        )
         await asyncio.sleep(0.05)
 
 

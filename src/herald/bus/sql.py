@@ -87,7 +87,7 @@ def _envelope(r: Row[Any]) -> Envelope:
         source=r.source,
         type=r.type,
         subject=r.subject,
-        time=from_us(r.time_us),
+        time=from_us(r.time_us) or datetime.now(UTC),
         datacontenttype=r.datacontenttype,
         dataschema=r.dataschema,
         correlationid=r.correlationid,
@@ -249,8 +249,8 @@ class _Writer(threading.Thread):
                 conn = self.owner.engine.connect()
         self.batches += 1
         self.writes += len(batch)
-        for (_fn, loop, fut), (value, exc, _) in zip(batch, results, strict=True):
-            loop.call_soon_threadsafe(_resolve, fut, value, exc)
+        for (_fn, loop, fut), (value, error, _) in zip(batch, results, strict=True):
+            loop.call_soon_threadsafe(_resolve, fut, value, error)
         if head is not None:
             self.owner.committed(head)
         return conn
@@ -599,8 +599,8 @@ class SQLEventLog(EventLog):
                 .where(j.c.status == "running", j.c.lease_expires_us < to_us(now))
                 .with_for_update(skip_locked=True)
             ).all()
-            for row in expired:
-                job, ev = jobstate.expire_lease(_job(row), now)
+            for expired_row in expired:
+                job, ev = jobstate.expire_lease(_job(expired_row), now)
                 self._save(tx, job)
                 events.extend(ev)
             row = tx.conn.execute(

@@ -86,7 +86,7 @@ def _params_model(fn: Callable[..., Any], name: str) -> tuple[type[BaseModel], s
             continue
         default = ... if p.default is inspect.Parameter.empty else p.default
         fields[p.name] = (hint, default)
-    model = create_model(  # type: ignore[call-overload]
+    model = create_model(
         f"{name.replace('.', '_').replace('-', '_')}_params",
         __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=False),
         **fields,

@@ -26,6 +26,7 @@ class Message(BaseModel):
     message_type: ClassVar[str] = ""
     message_version: ClassVar[int] = 1
     message_description: ClassVar[str] = ""
+    _herald_register: ClassVar[bool] = True
 
     def __init_subclass__(
         cls,
@@ -52,7 +53,7 @@ class Message(BaseModel):
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
-        if cls.__dict__.get("message_type") and getattr(cls, "_herald_register", True):
+        if cls.__dict__.get("message_type") and cls._herald_register:
             from herald.messages.catalog import default_catalog
 
             default_catalog.register(cls)

@@ -190,6 +190,10 @@ def load_rules(path: str | Path, catalog: Catalog, registry: SensorRegistry) -> 
         raise ConfigurationError(f"rule file not found: {p}") from None
     except yaml.YAMLError as exc:
         raise ConfigurationError(f"{p}: invalid YAML: {exc}") from None
+    if isinstance(raw, dict):
+        for rule in raw.get("sensors") or []:
+            if isinstance(rule, dict) and True in rule:  # YAML 1.1 reads a bare `on:` key as true
+                rule["on"] = rule.pop(True)
     try:
         rules = RuleFile.model_validate(raw or {})
     except ValidationError as exc:

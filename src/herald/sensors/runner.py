@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import random
@@ -443,14 +444,19 @@ class SensorRunner:
         )
 
 
+@functools.lru_cache(maxsize=1024)
+def _wants_ctx(fn: Callable[..., Any]) -> bool:
+    """Handlers take (msg) or (msg, ctx); parameters with defaults do not count."""
+    required = [p for p in inspect.signature(fn).parameters.values() if p.default is p.empty]
+    return len(required) >= 2
+
+
 async def _call(fn: Callable[..., Any], msg: Any, ctx: SensorContext) -> Any:
-    n = len(inspect.signature(fn).parameters)
-    return await (fn(msg, ctx) if n == 2 else fn(msg))
+    return await (fn(msg, ctx) if _wants_ctx(fn) else fn(msg))
 
 
 def _call_sync(fn: Callable[..., Any], msg: Any, ctx: SensorContext) -> Any:
-    n = len(inspect.signature(fn).parameters)
-    return fn(msg, ctx) if n == 2 else fn(msg)
+    return fn(msg, ctx) if _wants_ctx(fn) else fn(msg)
 
 
 def _as_list(result: Any) -> list[Any]:

@@ -10,6 +10,7 @@ from alembic.config import Config
 from sqlalchemy.engine import Connection
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+logging.getLogger("alembic").setLevel(logging.WARNING)  # migration chatter is not user news
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -22,7 +23,6 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def upgrade(connection: Connection, revision: str = "head") -> None:
     """Bring the schema on ``connection`` up to ``revision``."""
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     command.upgrade(alembic_config(connection), revision)
 
 
