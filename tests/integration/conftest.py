@@ -64,9 +64,12 @@ class Env:
             await asyncio.sleep(0.02)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Env]:
-    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'h.db'}"
+    if request.param == "postgres":
+        url = str(request.getfixturevalue("fresh_postgres_url"))
+    else:
+        url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'h.db'}"
     e = Env(tmp_path, url)
     yield e
     if e.herald is not None:
