@@ -24,6 +24,7 @@ from herald.sensors.runner import SensorRunner
 from herald.settings import Settings
 
 log = logging.getLogger("herald")
+EXECUTORS = ("inline", "local")
 
 
 class Herald:
@@ -66,7 +67,8 @@ class Herald:
                     f"{', '.join(unknown)}; define them in a plugin first"
                 )
 
-    def executors(self) -> dict[str, Executor]:
+    def make_executors(self) -> dict[str, Executor]:
+        """Fresh executors for a worker (built-ins: ``inline`` and ``local``)."""
         js = self.settings.jobs
         return {
             "inline": InlineExecutor(js.inline_concurrency),
@@ -92,7 +94,7 @@ class Herald:
                 self.log,
                 self.catalog,
                 self.jobs,
-                self.executors(),
+                self.make_executors(),
                 self.settings.jobs,
                 self.metrics,
             )
@@ -159,8 +161,8 @@ class Herald:
         definition = self.jobs.get(name)
         validated = definition.validate(params)
         ex = executor or definition.executor or self.settings.jobs.default_executor
-        if ex not in self.executors():
-            raise JobError(f"unknown executor {ex!r} (known: {', '.join(self.executors())})")
+        if ex not in EXECUTORS:
+            raise JobError(f"unknown executor {ex!r} (known: {', '.join(EXECUTORS)})")
         spec = JobSpec(
             id=new_id().replace("-", ""),
             name=name,
@@ -169,10 +171,7 @@ class Herald:
             max_attempts=definition.max_attempts or self.settings.jobs.max_attempts,
             timeout_s=definition.timeout_s,
         )
-        trigger = cause or Envelope(
-            type="herald.job.submitted", source="herald/api", data={"job": name}
-        )
-        return await self.log.submit_job(spec, trigger)
+        return await self.log.submit_job(spec, cause)
 
     # lineage ------------------------------------------------------------------------------
     async def flow(self, correlationid: str, limit: int = 5000) -> dict[str, Any]:

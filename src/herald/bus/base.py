@@ -217,8 +217,9 @@ class EventLog(abc.ABC):
 
     # jobs -----------------------------------------------------------------------------------
     @abc.abstractmethod
-    async def submit_job(self, spec: JobSpec, requested: Envelope) -> JobRecord:
-        """Queue a job outside a sensor (API or CLI), with its ``job.requested`` event."""
+    async def submit_job(self, spec: JobSpec, cause: Envelope | None = None) -> JobRecord:
+        """Queue a job outside a sensor (API or CLI), with its ``job.requested`` event;
+        without a stored ``cause`` the job starts a new flow."""
 
     @abc.abstractmethod
     async def lease_job(

@@ -18,7 +18,8 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def new_job(spec: JobSpec, cause: Envelope) -> JobRecord:
+def new_job(spec: JobSpec, cause: Envelope | None) -> JobRecord:
+    """A queued job; it joins ``cause``'s flow, or starts a new one."""
     now = utcnow()
     return JobRecord(
         id=spec.id,
@@ -30,8 +31,8 @@ def new_job(spec: JobSpec, cause: Envelope) -> JobRecord:
         max_attempts=spec.max_attempts,
         created_at=now,
         updated_at=now,
-        correlationid=cause.correlationid,
-        causationid=cause.id,
+        correlationid=cause.correlationid if cause else f"job-{spec.id}",
+        causationid=cause.id if cause else None,
         sensor=spec.sensor,
         timeout_s=spec.timeout_s,
         available_at=now,

@@ -209,8 +209,8 @@ class MemoryEventLog(EventLog):
         return dl
 
     # jobs -----------------------------------------------------------------------------------
-    async def submit_job(self, spec: JobSpec, requested: Envelope) -> JobRecord:
-        job = jobstate.new_job(spec, requested)
+    async def submit_job(self, spec: JobSpec, cause: Envelope | None = None) -> JobRecord:
+        job = jobstate.new_job(spec, cause)
         req = jobevents.requested(job)
         job = dataclasses.replace(job, requested_event=req.id)
         self._append([req])

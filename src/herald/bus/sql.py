@@ -560,9 +560,9 @@ class SQLEventLog(EventLog):
         return dl
 
     # jobs -------------------------------------------------------------------------------------
-    async def submit_job(self, spec: JobSpec, requested: Envelope) -> JobRecord:
+    async def submit_job(self, spec: JobSpec, cause: Envelope | None = None) -> JobRecord:
         def op(tx: Tx) -> JobRecord:
-            job = jobstate.new_job(spec, requested)
+            job = jobstate.new_job(spec, cause)
             req = jobevents.requested(job)
             job = dataclasses.replace(job, requested_event=req.id)
             tx.append([req])
