@@ -26,7 +26,10 @@ def free_port() -> int:
 class Server:
     """A `herald up` subprocess; `kill()` sends SIGKILL, `start()` starts it again."""
 
-    def __init__(self, home: Path, load: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, home: Path, load: list[str], env: dict[str, str] | None = None, command: str = "up"
+    ) -> None:
+        self.command = command
         self.home = home
         self.load = load
         self.port = free_port()
@@ -38,7 +41,7 @@ class Server:
     def start(self, timeout: float = 30) -> None:
         env = {**os.environ, "HERALD_HOME": str(self.home), **self.env}
         env.pop("HERALD_API_KEY", None) if "HERALD_API_KEY" not in self.env else None
-        args = [sys.executable, "-m", "herald.cli.main", "up", "--port", str(self.port)]
+        args = [sys.executable, "-m", "herald.cli.main", self.command, "--port", str(self.port)]
         for item in self.load:
             args += ["--load", item]
         self.home.mkdir(parents=True, exist_ok=True)
@@ -88,8 +91,8 @@ class Server:
 def server_factory(tmp_path: Path) -> Iterator[object]:
     servers: list[Server] = []
 
-    def make(load: list[str], **env: str) -> Server:
-        s = Server(tmp_path / f"home{len(servers)}", load, env)
+    def make(load: list[str], command: str = "up", home: Path | None = None, **env: str) -> Server:
+        s = Server(home or tmp_path / f"home{len(servers)}", load, env, command)
         servers.append(s)
         return s
 

@@ -193,3 +193,38 @@ def test_job_survives_worker_sigkill(server_factory, tmp_path: Path) -> None:
             failed[0]["data"]["will_retry"] is True
             and "lease expired" in failed[0]["data"]["error"]
         )
+
+
+def test_api_and_worker_processes_share_one_sqlite_database(server_factory, tmp_path: Path) -> None:
+    home = tmp_path / "shared"
+    api = server_factory([ORDERS], command="api", home=home)
+    api.start()
+    env = {**os.environ, "HERALD_HOME": str(home)}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "herald.cli.main", "worker", "--load", ORDERS],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        with api.client() as c:
+            for _ in range(100):  # the worker registers its sensor cursor at start
+                if c.get("/v1/sensors").json()["data"][0].get("cursor") is not None:
+                    break
+                time.sleep(0.1)
+            c.post(
+                "/v1/messages",
+                json={"type": "acme.order.placed", "data": {"order_id": "W", "amount": 1}},
+            )
+            for _ in range(100):
+                shipped = c.get("/v1/messages", params={"type": "acme.order.shipped"}).json()[
+                    "data"
+                ]
+                if shipped:
+                    break
+                time.sleep(0.05)
+        assert [e["data"]["order_id"] for e in shipped] == ["W"]
+    finally:
+        worker.terminate()
+        worker.wait(15)
+    assert worker.returncode == 0, worker.stderr.read() if worker.stderr else ""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,41 @@ class SQLiteEventLog(SQLEventLog):
 
         super().__init__(url, engine)
         self.path = path
+        self._watcher: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    async def start(self) -> None:
+        await super().start()
+        self._stop.clear()
+        self._watcher = threading.Thread(
+            target=self._watch, name="herald-sqlite-watch", daemon=True
+        )
+        self._watcher.start()
+
+    async def close(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            await asyncio.to_thread(self._watcher.join, 5)
+            self._watcher = None
+        await super().close()
+
+    def _watch(self, interval: float = 0.01) -> None:
+        """Notice commits by other processes (``PRAGMA data_version``) within ~10 ms."""
+        conn = sqlite3.connect(self.path, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA busy_timeout=1000")
+            last = conn.execute("PRAGMA data_version").fetchone()[0]
+            while not self._stop.wait(interval):
+                try:
+                    version = conn.execute("PRAGMA data_version").fetchone()[0]
+                    if version != last:
+                        last = version
+                        row = conn.execute("SELECT max(seq) FROM herald_events").fetchone()
+                        self.committed(int(row[0] or 0))
+                except sqlite3.Error:
+                    continue
+        finally:
+            conn.close()
 
     def insert_ignore(self, table: Any) -> Any:
         return sqlite_insert(table).on_conflict_do_nothing()

@@ -141,6 +141,39 @@ def api(
     _serve(host, port, load, config, sensors=False, workers=False)
 
 
+@app.command()
+def worker(load: LoadOpt = None, config: ConfigOpt = None) -> None:
+    """Run sensors and job workers without the HTTP API (against a shared database)."""
+    import asyncio
+    import logging
+    import signal
+
+    from herald.bootstrap import Herald
+
+    settings = _settings(None, None, config)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def run() -> None:
+        h = Herald(settings, load=load or [])
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await h.start()
+        err.print(f"worker running on {settings.resolved_database_url} (Ctrl+C to stop)")
+        try:
+            await stop.wait()
+        finally:
+            await h.stop()
+
+    try:
+        asyncio.run(run())
+    except HeraldError as exc:
+        fail(exc.message)
+
+
 # messages ---------------------------------------------------------------------------------------
 @app.command()
 def emit(
