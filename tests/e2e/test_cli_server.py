@@ -228,3 +228,39 @@ def test_api_and_worker_processes_share_one_sqlite_database(server_factory, tmp_
         worker.terminate()
         worker.wait(15)
     assert worker.returncode == 0, worker.stderr.read() if worker.stderr else ""
+
+
+def test_python_client(server_factory) -> None:
+    import herald
+    from herald.errors import MessageValidationError, NotFound, UnknownMessageType
+
+    server = server_factory([ORDERS])
+    server.start()
+    with herald.Client(server.url, server.key) as c:
+        assert c.health()["status"] == "ok"
+        env = c.emit("acme.order.placed", {"order_id": "P1", "amount": 5}, subject="orders/P1")
+        assert env.seq == 1 and env.subject == "orders/P1"
+        for _ in range(100):
+            flow = c.flow(env.correlationid)
+            if len(flow["nodes"]) == 2:
+                break
+            time.sleep(0.05)
+        assert [n["type"] for n in flow["nodes"]] == ["acme.order.placed", "acme.order.shipped"]
+        assert c.message(env.id).data == {"order_id": "P1", "amount": 5.0}
+        assert [e.type for e in c.messages(correlationid=env.correlationid)] == [
+            "acme.order.placed",
+            "acme.order.shipped",
+        ]
+        assert c.sensors()[0]["name"] == "orders.ship"
+        with pytest.raises(MessageValidationError) as info:
+            c.emit("acme.order.placed", {"order_id": "P2"})
+        assert info.value.status == 422 and info.value.details[0]["loc"] == ["amount"]
+        with pytest.raises(UnknownMessageType):
+            c.emit("acme.unknown", {})
+        with pytest.raises(NotFound):
+            c.job("nope")
+    with (
+        herald.Client(server.url, "wrong-key") as bad,
+        pytest.raises(herald.HeraldError, match="invalid API key"),
+    ):
+        bad.catalog()
