@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from herald.errors import ConfigurationError, MessageValidationError
 from herald.messages import Catalog, Envelope, Message
@@ -50,9 +51,7 @@ def write(tmp_path: Path, text: str, name: str = "rules.yaml") -> Path:
 
 
 def placed(order_id: str = "o-1", amount: float = 150.0, **kw: Any) -> Envelope:
-    return Envelope(
-        type="unit.order.placed", data={"order_id": order_id, "amount": amount}, **kw
-    )
+    return Envelope(type="unit.order.placed", data={"order_id": order_id, "amount": amount}, **kw)
 
 
 def run(spec: SensorSpec, event: Envelope) -> SensorContext:
@@ -358,7 +357,8 @@ def no_python_eval(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     [
         "__import__('os').system('touch {marker}')",
         "open('{marker}', 'w').write('x') == 1",
-        "exec('open(\"{marker}\", \"w\")') == null",
+        "exec('open(\\'{marker}\\', \\'w\\')') == null",
+        "data.__class__.__init__.__globals__ == null",
     ],
 )
 def test_python_code_in_where_never_runs(
@@ -369,22 +369,17 @@ def test_python_code_in_where_never_runs(
     source: str,
 ) -> None:
     marker = tmp_path / "pwned"
-    where = source.format(marker=marker)
+    rule = {"name": "evil", "on": "unit.order.placed", "where": source.format(marker=marker)}
+    rule["run_job"] = {"name": "pack"}
     path = tmp_path / "evil.yaml"
-    path.write_text(
-        "sensors:\n"
-        "  - name: evil\n"
-        '    "on": unit.order.placed\n'
-        f"    where: {where!r}\n".replace("'", '"', 0)
-        + "    run_job: {name: pack}\n"
-    )
+    path.write_text(yaml.safe_dump({"sensors": [rule]}))
     try:
         [spec] = load_rules(path, catalog, registry)
     except ConfigurationError as exc:  # rejected at compile time: fine
-        assert "evil" in str(exc)
+        assert "evil" in exc.message
     else:
         assert spec.where is not None
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="evil"):
             spec.where(placed())
     assert not marker.exists()
     assert no_python_eval == []
@@ -397,7 +392,6 @@ def load_error(tmp_path: Path, text: str, catalog: Catalog, registry: SensorRegi
     path = write(tmp_path, text)
     with pytest.raises(ConfigurationError) as info:
         load_rules(path, catalog, registry)
-    assert registry.all() == []
     return info.value.message
 
 
@@ -426,7 +420,10 @@ def test_missing_file(tmp_path: Path, catalog: Catalog, registry: SensorRegistry
             'sensors:\n  - name: r\n    "on": unit.order.placed\n    emit:\n      - {type: unit.order.shipped, payload: {}}\n',
             "sensors.0.emit.0.payload",
         ),
-        ('schedules:\n  - name: s\n    cron: "* * * * *"\n    tz: UTC\n    run_job: {name: p}\n', "schedules.0.tz"),
+        (
+            'schedules:\n  - name: s\n    cron: "* * * * *"\n    tz: UTC\n    run_job: {name: p}\n',
+            "schedules.0.tz",
+        ),
     ],
 )
 def test_unknown_keys(
@@ -439,24 +436,22 @@ def test_unknown_keys(
 
 
 def test_missing_required_key(tmp_path: Path, catalog: Catalog, registry: SensorRegistry) -> None:
-    msg = load_error(
-        tmp_path, "sensors:\n  - name: r\n    run_job: {name: p}\n", catalog, registry
-    )
+    msg = load_error(tmp_path, "sensors:\n  - name: r\n    run_job: {name: p}\n", catalog, registry)
     assert "sensors.0.on" in msg
     assert "required" in msg
 
 
 @pytest.mark.parametrize(
-    ("field", "snippet"),
+    ("field", "body"),
     [
-        ("where", 'where: "data.amount >"'),
-        ("emit[0].data", "emit:\n      - type: unit.order.shipped\n        data: '{\"order_id\": '"),
-        ("emit[0].subject", "emit:\n      - type: unit.order.shipped\n        subject: '\"a\" +'"),
-        ("run_job.params", "run_job:\n      name: p\n      params: '{1: }'"),
+        ("where", 'where: "data.amount >"\nrun_job: {name: p}'),
+        ("emit[0].data", "emit:\n  - type: unit.order.shipped\n    data: '{\"order_id\": '"),
+        ("emit[0].subject", "emit:\n  - type: unit.order.shipped\n    subject: '\"a\" +'"),
+        ("run_job.params", "run_job:\n  name: p\n  params: '{1: }'"),
     ],
 )
 def test_invalid_cel_names_file_rule_and_field(
-    tmp_path: Path, catalog: Catalog, registry: SensorRegistry, field: str, snippet: str
+    tmp_path: Path, catalog: Catalog, registry: SensorRegistry, field: str, body: str
 ) -> None:
     text = (
         "sensors:\n"
@@ -464,17 +459,31 @@ def test_invalid_cel_names_file_rule_and_field(
         '    "on": unit.order.placed\n'
         "    run_job: {name: p}\n"
         "  - name: broken-rule\n"
-        '    "on": unit.order.placed\n'
-        f"    {snippet}\n"
+        '    "on": unit.order.placed\n' + textwrap.indent(body, "    ") + "\n"
     )
-    if "run_job" not in snippet:
-        text += "    run_job: {name: p}\n" if "emit" not in snippet else ""
     msg = load_error(tmp_path, text, catalog, registry)
     assert "rules.yaml" in msg
-    assert "sensors[1]" in msg
-    assert "broken-rule" in msg
-    assert field in msg
-    assert "invalid CEL expression" in msg
+    assert "sensors[1] (broken-rule)" in msg
+    assert f"{field}: invalid CEL expression" in msg
+
+
+def test_a_bad_rule_registers_nothing_from_its_file(
+    tmp_path: Path, catalog: Catalog, registry: SensorRegistry
+) -> None:
+    """A file is compiled as a whole: an error in its last rule leaves the registry untouched."""
+    text = (
+        "sensors:\n"
+        "  - name: good\n"
+        '    "on": unit.order.placed\n'
+        "    run_job: {name: p}\n"
+        "schedules:\n"
+        "  - name: bad-tick\n"
+        '    cron: "99 * * * *"\n'
+        "    run_job: {name: p}\n"
+    )
+    msg = load_error(tmp_path, text, catalog, registry)
+    assert "bad-tick" in msg
+    assert registry.all() == []
 
 
 def test_rule_without_emit_or_run_job(

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from herald.errors import ConfigurationError, JobError
 
@@ -48,10 +48,10 @@ class JobDefinition:
                 f"{'.'.join(map(str, first['loc'])) or 'params'}: {first['msg']}",
                 details=errors,
             ) from None
-        return model.model_dump(mode="json")
+        return model.model_dump(mode="json", by_alias=True)
 
     def schema(self) -> dict[str, Any]:
-        return self.params_model.model_json_schema()
+        return self.params_model.model_json_schema(by_alias=True)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -85,10 +85,17 @@ def _params_model(fn: Callable[..., Any], name: str) -> tuple[type[BaseModel], s
             ctx_param = p.name
             continue
         default = ... if p.default is inspect.Parameter.empty else p.default
-        fields[p.name] = (hint, default)
+        if hasattr(BaseModel, p.name) or p.name.startswith("model_"):
+            # ``schema``, ``copy``, ``json``... are fine parameter names; keep them as the
+            # public (alias) name of a field stored under a non-clashing attribute name.
+            fields[f"param_{p.name}"] = (hint, Field(default, alias=p.name))
+        else:
+            fields[p.name] = (hint, default)
     model = create_model(
         f"{name.replace('.', '_').replace('-', '_')}_params",
-        __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=False),
+        __config__=ConfigDict(
+            extra="forbid", arbitrary_types_allowed=False, protected_namespaces=()
+        ),
         **fields,
     )
     return model, ctx_param

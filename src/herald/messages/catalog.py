@@ -134,15 +134,18 @@ class Catalog:
         channels: dict[str, Any] = {}
         messages: dict[str, Any] = {}
         operations: dict[str, Any] = {}
+        schemas: dict[str, Any] = {}
         for name in self.names():
             cls = self._types[name]
             key = name.replace(".", "_")
+            payload = cls.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(payload.pop("$defs", {}))
             messages[key] = {
                 "name": name,
                 "title": cls.__name__,
                 "summary": cls.message_description or name,
                 "contentType": "application/cloudevents+json",
-                "payload": cls.model_json_schema(),
+                "payload": payload,
                 "x-herald-version": cls.message_version,
             }
             channels[key] = {
@@ -165,7 +168,7 @@ class Catalog:
             "defaultContentType": "application/cloudevents+json",
             "channels": channels,
             "operations": operations,
-            "components": {"messages": messages},
+            "components": {"messages": messages, "schemas": schemas},
         }
 
 

@@ -71,6 +71,23 @@ class SensorRegistry:
         self._specs[spec.name] = spec
         return spec
 
+    def add_all(self, specs: list[SensorSpec]) -> list[SensorSpec]:
+        """Add several sensors or none: a name clash leaves the registry as it was."""
+        names: dict[str, str] = {}
+        for spec in specs:
+            old = self._specs.get(spec.name)
+            other = names.get(spec.name)
+            if (old is not None and old.origin != spec.origin) or other is not None:
+                first = old.origin if old is not None and old.origin != spec.origin else other
+                raise ConfigurationError(
+                    f"two sensors are named {spec.name!r} ({first} and {spec.origin}); "
+                    "rename one of them"
+                )
+            names[spec.name] = spec.origin
+        for spec in specs:
+            self._specs[spec.name] = spec
+        return specs
+
     def remove(self, name: str) -> None:
         self._specs.pop(name, None)
 

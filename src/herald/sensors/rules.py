@@ -220,19 +220,17 @@ def load_rules(path: str | Path, catalog: Catalog, registry: SensorRegistry) -> 
             return value
 
         specs.append(
-            registry.add(
-                SensorSpec(
-                    name=r.name,
-                    types=tuple(r.on),
-                    handler=handler,
-                    where=where_fn if filt else None,
-                    start=r.start,
-                    max_attempts=r.max_attempts,
-                    description=r.description,
-                    origin=str(p),
-                    kind="rule",
-                    emits=tuple(e.type for e in r.emit),
-                )
+            SensorSpec(
+                name=r.name,
+                types=tuple(r.on),
+                handler=handler,
+                where=where_fn if filt else None,
+                start=r.start,
+                max_attempts=r.max_attempts,
+                description=r.description,
+                origin=str(p),
+                kind="rule",
+                emits=tuple(e.type for e in r.emit),
             )
         )
     for i, sch in enumerate(rules.schedules):
@@ -246,17 +244,15 @@ def load_rules(path: str | Path, catalog: Catalog, registry: SensorRegistry) -> 
             _act(None, ctx)
 
         specs.append(
-            registry.add(
-                SensorSpec(
-                    name=sch.name,
-                    types=(),
-                    handler=tick,
-                    description=sch.description,
-                    origin=str(p),
-                    kind="cron",
-                    cron=f"{sch.cron}|{sch.timezone}",
-                    emits=tuple(e.type for e in sch.emit),
-                )
+            SensorSpec(
+                name=sch.name,
+                types=(),
+                handler=tick,
+                description=sch.description,
+                origin=str(p),
+                kind="cron",
+                cron=f"{sch.cron}|{sch.timezone}",
+                emits=tuple(e.type for e in sch.emit),
             )
         )
-    return specs
+    return registry.add_all(specs)
