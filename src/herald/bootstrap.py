@@ -26,6 +26,11 @@ from herald.settings import Settings
 log = logging.getLogger("herald")
 EXECUTORS = ("inline", "local")
 
+# Modules of Herald's own capabilities (message types, sensors, jobs), loaded by every process
+# (server, worker and job subprocess) before user plugins. Each must import quickly: heavy
+# libraries (torch, transformers) are imported inside job functions, not at module level.
+BUILTIN_PLUGINS: tuple[str, ...] = ()
+
 
 class Herald:
     """A running Herald: event log, catalog, sensors, job worker and metrics."""
@@ -44,7 +49,7 @@ class Herald:
         self.catalog = catalog or default_catalog
         self.sensor_registry = sensors or default_registry
         self.jobs = jobs or default_jobs
-        self.plugins = [*settings.plugins, *(load or [])]
+        self.plugins = [*BUILTIN_PLUGINS, *settings.plugins, *(load or [])]
         load_plugins(self.plugins)
         self._check_rules()
         self.log = event_log or open_event_log(

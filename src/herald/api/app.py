@@ -15,6 +15,7 @@ from sse_starlette.sse import EventSourceResponse
 
 import herald
 from herald.api import errors
+from herald.api.routes import capability_routers
 from herald.api.schemas import (
     JobSubmit,
     PublishRequest,
@@ -69,6 +70,8 @@ def create_app(
     app.include_router(_probes(h))
     app.include_router(_messages(h), prefix="/v1")
     app.include_router(_control(h), prefix="/v1")
+    for router in capability_routers(h):
+        app.include_router(router, prefix="/v1")
     return app
 
 

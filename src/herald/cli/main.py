@@ -526,6 +526,18 @@ def version() -> None:
     out.print(__version__)
 
 
+def _add_capability_groups() -> None:
+    from importlib import import_module
+
+    from herald.cli.groups import CLI_GROUPS
+
+    for name, module in CLI_GROUPS:
+        app.add_typer(import_module(module).app, name=name)
+
+
+_add_capability_groups()
+
+
 def main() -> None:
     try:
         app()

@@ -34,6 +34,10 @@ class _Run:
         self.events: list[Envelope] = []
         self.logs: list[tuple[str, str]] = []
         self.flush = asyncio.Event()
+        # Held while buffered events are written, so the final commit waits for an in-flight
+        # heartbeat and the job's events stay in the order the job produced them.
+        self.writing = asyncio.Lock()
+        self.finished = False
         self.task: asyncio.Task[Any] | None = None
         self.cancel_reason: str | None = None
         self.started = time.time()
@@ -201,15 +205,20 @@ class Worker:
 
     async def _flush(self, run: _Run) -> None:
         job = run.lease.job
-        events, run.events = run.events, []
-        logs, run.logs = run.logs, []
-        if logs:
-            await self.log.append_logs(job.id, logs)
-        try:
-            state = await self.log.heartbeat(job.id, run.lease.token, self.settings.lease_s, events)
-        except LeaseLost:
-            run.cancel_reason = "lease lost (cancelled or taken over by another worker)"
-            return
+        async with run.writing:
+            if run.finished:
+                return
+            events, run.events = run.events, []
+            logs, run.logs = run.logs, []
+            if logs:
+                await self.log.append_logs(job.id, logs)
+            try:
+                state = await self.log.heartbeat(
+                    job.id, run.lease.token, self.settings.lease_s, events
+                )
+            except LeaseLost:
+                run.cancel_reason = "lease lost (cancelled or taken over by another worker)"
+                return
         if state.cancel_requested:
             run.cancel_reason = "cancelled by user"
 
@@ -248,6 +257,8 @@ class Worker:
             self._wake.set()
 
     async def _drain(self, run: _Run) -> list[Envelope]:
+        """Take the buffered events; call with ``run.writing`` held."""
+        run.finished = True
         events, run.events = run.events, []
         logs, run.logs = run.logs, []
         if logs:
@@ -256,39 +267,44 @@ class Worker:
 
     async def _finish_ok(self, run: _Run, outcome: dict[str, Any]) -> None:
         job = run.lease.job
-        events = await self._drain(run)
+        outputs = []
         try:
             for m in outcome.get("messages", []):
                 msg = self.catalog.validate(m["type"], m.get("data", {}))
-                events.append(self._envelope(job, msg, m.get("subject")))
+                outputs.append(self._envelope(job, msg, m.get("subject")))
         except HeraldError as exc:
             await self._finish_failed(run, f"job returned an invalid message: {exc}", retry=False)
             return
         value = outcome.get("value")
-        events.insert(0, jobevents.succeeded(job, value, time.time() - run.started))
-        await self.log.finish_job(job.id, run.lease.token, "succeeded", events, result=value)
+        async with run.writing:
+            events = await self._drain(run)
+            events.append(jobevents.succeeded(job, value, time.time() - run.started))
+            events.extend(outputs)
+            await self.log.finish_job(job.id, run.lease.token, "succeeded", events, result=value)
         self.metrics.job_transitions.labels(job.name, "succeeded").inc()
 
     async def _finish_failed(self, run: _Run, error: str, retry: bool = True) -> None:
         job = run.lease.job
         will_retry = retry and job.attempt < job.max_attempts
-        events = await self._drain(run)
-        events.append(jobevents.failed(job, error, will_retry=will_retry))
         retry_at = None
         if will_retry:
             delay = self.settings.backoff_initial_s * 2 ** (job.attempt - 1)
             retry_at = datetime.now(UTC) + timedelta(seconds=min(delay, 300))
-        await self.log.finish_job(
-            job.id, run.lease.token, "failed", events, error=error, retry_at=retry_at
-        )
+        async with run.writing:
+            events = await self._drain(run)
+            events.append(jobevents.failed(job, error, will_retry=will_retry))
+            await self.log.finish_job(
+                job.id, run.lease.token, "failed", events, error=error, retry_at=retry_at
+            )
         self.metrics.job_transitions.labels(job.name, "retrying" if will_retry else "failed").inc()
         log.warning("job %s (%s) attempt %d failed: %s", job.id, job.name, job.attempt, error)
 
     async def _finish(self, run: _Run, status: str, error: str) -> None:
         job = run.lease.job
-        events = await self._drain(run)
-        events.append(jobevents.cancelled(job, error))
-        await self.log.finish_job(job.id, run.lease.token, "cancelled", events, error=error)
+        async with run.writing:
+            events = await self._drain(run)
+            events.append(jobevents.cancelled(job, error))
+            await self.log.finish_job(job.id, run.lease.token, "cancelled", events, error=error)
         self.metrics.job_transitions.labels(job.name, status).inc()
 
 

@@ -1,0 +1,21 @@
+"""Capability routers mounted under ``/v1``.
+
+Each module named in :data:`ROUTE_MODULES` defines ``router(h: Herald) -> fastapi.APIRouter``.
+A capability adds its REST surface by adding its module here; nothing else in ``api/`` changes.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+    from herald.bootstrap import Herald
+
+ROUTE_MODULES: tuple[str, ...] = ()
+
+
+def capability_routers(h: Herald) -> list[APIRouter]:
+    return [import_module(name).router(h) for name in ROUTE_MODULES]

@@ -1,0 +1,9 @@
+"""Capability command groups of the ``herald`` CLI.
+
+Each entry maps a command name to a module that defines ``app: typer.Typer``; a capability adds
+its commands (``herald models ...``, ``herald datasets ...``) by adding one line here.
+"""
+
+from __future__ import annotations
+
+CLI_GROUPS: tuple[tuple[str, str], ...] = ()
