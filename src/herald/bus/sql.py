@@ -163,12 +163,26 @@ class Tx:
     def append(self, events: Sequence[Envelope]) -> list[Envelope]:
         if not events:
             return []
-        if self.next_seq is None:
-            self.owner.lock_for_append(self.conn)
-            head = self.conn.execute(select(func.max(schema.events.c.seq))).scalar()
-            self.next_seq = (head or 0) + 1
-        out = [e.with_seq(self.next_seq + i) for i, e in enumerate(events)]
-        self.conn.execute(insert(schema.events), [_event_row(e, e.seq or 0) for e in out])
+        # The hot path of every write: plain DB-API calls with SQL compiled once per dialect
+        # (SQLAlchemy's per-statement overhead was most of an append's cost).
+        cursor = self.conn.connection.cursor()
+        try:
+            if self.next_seq is None:
+                self.owner.lock_for_append(self.conn)
+                cursor.execute(self.owner.sql_max_seq)
+                row = cursor.fetchone()
+                self.next_seq = (row[0] if row and row[0] is not None else 0) + 1
+            out = [e.with_seq(self.next_seq + i) for i, e in enumerate(events)]
+            rows: list[Any] = [_event_row(e, e.seq or 0) for e in out]
+            order = self.owner.insert_event_order
+            if order is not None:
+                rows = [tuple(r[k] for k in order) for r in rows]
+            if len(rows) == 1:
+                cursor.execute(self.owner.sql_insert_event, rows[0])
+            else:
+                cursor.executemany(self.owner.sql_insert_event, rows)
+        finally:
+            cursor.close()
         self.next_seq += len(out)
         return out
 
@@ -219,41 +233,74 @@ class _Writer(threading.Thread):
             conn.close()
 
     def _run_batch(self, conn: Connection, batch: list[Any]) -> Connection:
-        results: list[tuple[Any, Any, BaseException | None]] = []
-        head = None
+        """Commit a batch of writes in one transaction.
+
+        Fast path: every write in one transaction, no savepoints. If a write raises, the
+        transaction is rolled back and the batch re-run with a savepoint per write, so each
+        write fails alone (writes are functions of the database state: re-running is safe).
+        """
+        results: list[tuple[Any, BaseException | None]]
+        head: int | None
         try:
-            with conn.begin():
-                tx = Tx(conn, self.owner)
-                for fn, _loop, _fut in batch:
-                    saved = tx.next_seq
-                    sp = conn.begin_nested()
-                    try:
-                        value = fn(tx)
-                        sp.commit()
-                        results.append((value, None, None))
-                    except Exception as exc:  # each write fails alone
-                        sp.rollback()
-                        tx.next_seq = saved
-                        results.append((None, exc, None))
-                if tx.next_seq is not None:
-                    head = tx.next_seq - 1
-                    self.owner.notify_in_tx(conn)
+            try:
+                results, head = self._attempt(conn, batch, isolated=False)
+            except _WriteFailed as failed:
+                if len(batch) == 1:
+                    results, head = [(None, failed.exc)], None
+                else:
+                    results, head = self._attempt(conn, batch, isolated=True)
         except Exception as exc:  # the commit itself failed: every write in it failed
             log.exception("event log commit failed")
             err = BackendError(f"database commit failed: {exc}")
-            results = [(None, err, None) for _ in batch]
-            head = None
+            results, head = [(None, err) for _ in batch], None
             try:
                 conn.close()
             finally:
                 conn = self.owner.engine.connect()
         self.batches += 1
         self.writes += len(batch)
-        for (_fn, loop, fut), (value, error, _) in zip(batch, results, strict=True):
+        for (_fn, loop, fut), (value, error) in zip(batch, results, strict=True):
             loop.call_soon_threadsafe(_resolve, fut, value, error)
         if head is not None:
             self.owner.committed(head)
         return conn
+
+    def _attempt(
+        self, conn: Connection, batch: list[Any], *, isolated: bool
+    ) -> tuple[list[tuple[Any, BaseException | None]], int | None]:
+        results: list[tuple[Any, BaseException | None]] = []
+        head = None
+        with conn.begin():
+            tx = Tx(conn, self.owner)
+            for fn, _loop, _fut in batch:
+                if not isolated:
+                    try:
+                        results.append((fn(tx), None))
+                    except Exception as exc:
+                        raise _WriteFailed(exc) from exc
+                    continue
+                saved = tx.next_seq
+                sp = conn.begin_nested()
+                try:
+                    value = fn(tx)
+                    sp.commit()
+                    results.append((value, None))
+                except Exception as exc:  # each write fails alone
+                    sp.rollback()
+                    tx.next_seq = saved
+                    results.append((None, exc))
+            if tx.next_seq is not None:
+                head = tx.next_seq - 1
+                self.owner.notify_in_tx(conn)
+        return results, head
+
+
+class _WriteFailed(Exception):
+    """A write raised in the fast path (its transaction is rolled back)."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(str(exc))
+        self.exc = exc
 
 
 def _resolve(fut: asyncio.Future[Any], value: Any, exc: BaseException | None) -> None:
@@ -277,6 +324,15 @@ class SQLEventLog(EventLog):
         self._head = 0
         self._head_lock = threading.Lock()
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        compiled = insert(schema.events).compile(dialect=engine.dialect)
+        self.sql_insert_event = str(compiled)
+        # positional paramstyles (sqlite's qmark) take tuples in this order; named ones dicts
+        self.insert_event_order: list[str] | None = (
+            list(compiled.positiontup or []) if compiled.positional else None
+        )
+        self.sql_max_seq = str(
+            select(func.max(schema.events.c.seq)).compile(dialect=engine.dialect)
+        )
 
     # dialect hooks ----------------------------------------------------------------------------
     def lock_for_append(self, conn: Connection) -> None:
