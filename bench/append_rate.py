@@ -9,7 +9,7 @@
   thread commits whatever is queued in one transaction;
 * batched: ``append(list of --batch events)`` — one transaction per call.
 
-Goals (issue 2): single ≥ 0.8 × fdatasync; group commit ≥ 20 × single.
+Goals (issue 2): single ≥ 0.8 x fdatasync; group commit ≥ 20 x single.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import report  # noqa: E402
+from _common import report
 
-from herald.bus import open_event_log  # noqa: E402
-from herald.messages import Envelope, new_id  # noqa: E402
+from herald.bus import open_event_log
+from herald.messages import Envelope, new_id
 
 
 def event(i: int) -> Envelope:
@@ -127,30 +127,30 @@ def main() -> None:
         raw_after = fdatasync_rate(folder, args.n)
     raw_mean = (raw + raw_after) / 2
     rows = [
-        {"mode": "raw fdatasync (256 B)", "events/s": raw_mean, "× fdatasync": 1.0, "× single": ""},
+        {"mode": "raw fdatasync (256 B)", "events/s": raw_mean, "x fdatasync": 1.0, "x single": ""},
         {
             "mode": "bare sqlite3 (peer): INSERT+COMMIT",
             "events/s": bare,
-            "× fdatasync": bare / raw_mean,
-            "× single": "",
+            "x fdatasync": bare / raw_mean,
+            "x single": "",
         },
         {
             "mode": "SQLite single append",
             "events/s": rates["single"],
-            "× fdatasync": rates["single"] / raw_mean,
-            "× single": 1.0,
+            "x fdatasync": rates["single"] / raw_mean,
+            "x single": 1.0,
         },
         {
             "mode": f"SQLite group commit ({args.concurrency} producers)",
             "events/s": rates["group"],
-            "× fdatasync": rates["group"] / raw_mean,
-            "× single": rates["group"] / rates["single"],
+            "x fdatasync": rates["group"] / raw_mean,
+            "x single": rates["group"] / rates["single"],
         },
         {
             "mode": f"SQLite batched ({args.batch}/append)",
             "events/s": rates["batched"],
-            "× fdatasync": rates["batched"] / raw_mean,
-            "× single": rates["batched"] / rates["single"],
+            "x fdatasync": rates["batched"] / raw_mean,
+            "x single": rates["batched"] / rates["single"],
         },
     ]
     report(
