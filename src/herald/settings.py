@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = Field(
         "FULL", description="SQLite durability; FULL fsyncs every commit (group-committed)."
     )
+    artifacts_url: str | None = Field(
+        None,
+        description="Artifact store URL (file:///path, s3://bucket/prefix); "
+        "default file://$HERALD_HOME/artifacts.",
+    )
     plugins: list[str] = Field(
         default_factory=list,
         description="Python files, module names or YAML rule files to load at start.",
@@ -110,6 +115,10 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'herald.db'}"
+
+    @property
+    def resolved_artifacts_url(self) -> str:
+        return self.artifacts_url or (self.home / "artifacts").resolve().as_uri()
 
     @classmethod
     def settings_customise_sources(
