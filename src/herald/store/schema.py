@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -123,4 +124,107 @@ job_logs = Table(
     Column("time_us", BigInteger, nullable=False),
     Column("stream", String(16), nullable=False),
     Column("line", Text, nullable=False),
+)
+
+# model lifecycle (migration 0002): data set versions, models, aliases, experiment runs ---------
+datasets = Table(
+    "herald_datasets",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("fingerprint", String(128), nullable=False),
+    Column("artifact_uri", Text, nullable=False),
+    Column("format", String(32), nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("splits", Text, nullable=False),
+    Column("stats", Text, nullable=False),
+    Column("pii", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("lineage", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    UniqueConstraint("name", "fingerprint", name="uq_herald_datasets_fingerprint"),
+)
+
+model_versions = Table(
+    "herald_model_versions",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("artifact_uri", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("base_model", Text),
+    Column("dataset", Text),
+    Column("run_id", String(128)),
+    Column("job_id", String(128)),
+    Column("config", Text, nullable=False),
+    Column("metrics", Text, nullable=False),
+    Column("chat_template", Text),
+    Column("tags", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("lineage", Text, nullable=False),
+    Column("idempotency_key", String(256), unique=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("archived_us", BigInteger),
+    Index("ix_herald_model_versions_run_id", "run_id"),
+)
+
+model_aliases = Table(
+    "herald_model_aliases",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("alias", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+)
+
+alias_history = Table(
+    "herald_alias_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),
+    Column("alias", String(64), nullable=False),
+    Column("version", Integer),
+    Column("previous_version", Integer),
+    Column("action", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("idempotency_key", String(256), unique=True),
+    Column("time_us", BigInteger, nullable=False),
+    Index("ix_herald_alias_history_name_alias", "name", "alias"),
+)
+
+runs = Table(
+    "herald_runs",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("name", String(256), nullable=False),
+    Column("job_id", String(128)),
+    Column("status", String(16), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("finished_us", BigInteger),
+    Index("ix_herald_runs_created", "created_us"),
+)
+
+run_metrics = Table(
+    "herald_run_metrics",
+    metadata,
+    Column("run_id", String(128), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("step", BigInteger, primary_key=True, autoincrement=False),
+    Column("value", Float, nullable=False),
+    Column("time_us", BigInteger, nullable=False),
+)
+
+run_artifacts = Table(
+    "herald_run_artifacts",
+    metadata,
+    Column("run_id", String(128), primary_key=True),
+    Column("name", String(256), primary_key=True),
+    Column("uri", Text, nullable=False),
+    Column("time_us", BigInteger, nullable=False),
 )
