@@ -85,6 +85,9 @@ class FinetuneCompleted(Message, type="finetune.completed"):
     chat_template: str | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
     duration_s: float | None = None
+    merged_artifact_uri: str | None = Field(
+        None, description="standalone model with the adapter merged in (merge_adapter: true)"
+    )
 
 
 # registry -----------------------------------------------------------------------------------

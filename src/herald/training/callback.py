@@ -28,7 +28,7 @@ def _num(value: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-class HeraldCallback(TrainerCallback):  # type: ignore[misc]
+class HeraldCallback(TrainerCallback):
     """Reports each logging step; stops (after a checkpoint) when the job is cancelled."""
 
     def __init__(

@@ -113,25 +113,29 @@ def _after(self: Any) -> Any:
     return self
 
 
+def _validators() -> dict[str, Any]:
+    return {"_combination": model_validator(mode="after")(_after)}
+
+
 def config_model(fn: Callable[..., Any]) -> type[BaseModel]:
     """A strict pydantic model of ``fn``'s parameters plus the combination checks."""
     return create_model(
         "FinetuneConfig",
         __config__=ConfigDict(extra="forbid", protected_namespaces=()),
         __doc__="A validated fine-tuning config (the finetune job's parameters).",
-        __validators__={"_combination": model_validator(mode="after")(_after)},
+        __validators__=_validators(),
         **signature_fields(fn),
     )
 
 
 def message_model(fn: Callable[..., Any]) -> type[Message]:
     """The ``finetune.requested`` message type: the job's parameters as the payload."""
-    model: type[Message] = create_model(  # type: ignore[call-overload]
+    model: type[Message] = create_model(
         "FinetuneRequested",
         __base__=Message,
         __cls_kwargs__={"type": "finetune.requested"},
         __doc__="Fine-tune a model: the payload is the finetune job's config (see the job).",
-        __validators__={"_combination": model_validator(mode="after")(_after)},
+        __validators__=_validators(),
         **signature_fields(fn),
     )
     return model
