@@ -29,7 +29,9 @@ EXECUTORS = ("inline", "local")
 # Modules of Herald's own capabilities (message types, sensors, jobs), loaded by every process
 # (server, worker and job subprocess) before user plugins. Each must import quickly: heavy
 # libraries (torch, transformers) are imported inside job functions, not at module level.
-BUILTIN_PLUGINS: tuple[str, ...] = ()
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "herald.training.job",
+)
 
 
 class Herald:
