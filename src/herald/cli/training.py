@@ -93,7 +93,7 @@ class _Live:
         if self.progress is None:
             return
         total = d.get("max_steps") or None
-        fields = {
+        fields: dict[str, Any] = {
             "loss": f"{d['loss']:.4f}" if d.get("loss") is not None else "-",
             "tps": f"{d['tokens_per_second']:.0f}" if d.get("tokens_per_second") else "-",
             "eta": _fmt_eta(d.get("eta_s")),
