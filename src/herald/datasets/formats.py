@@ -29,6 +29,9 @@ FORMATS: dict[str, tuple[str, ...]] = {
 }
 OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {"chat": (), "instruction": ("input",), "text": ()}
 ROLES = ("system", "user", "assistant", "tool")
+# Roles of other conventions (ShareGPT, Gemini) and the OpenAI role they mean: used for hints.
+ROLE_HINTS = {"human": "user", "gpt": "assistant", "bot": "assistant", "model": "assistant",
+              "ai": "assistant", "function": "tool", "developer": "system"}  # fmt: skip
 MESSAGE_KEYS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id"})
 
 
@@ -152,7 +155,11 @@ def _message(m: Any, n: int, i: int, errors: list[RowError]) -> dict[str, Any] |
         return None
     role = m.get("role")
     if role not in ROLES:
-        near = nearest(str(role), list(ROLES)) if isinstance(role, str) else None
+        near = (
+            ROLE_HINTS.get(role.lower()) or nearest(role, list(ROLES))
+            if isinstance(role, str)
+            else None
+        )
         hint = f" (did you mean {near!r}?)" if near and near != role else ""
         errors.append(
             RowError(n, f"{field}.role", f"role {role!r} is not one of {', '.join(ROLES)}{hint}")
