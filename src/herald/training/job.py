@@ -56,6 +56,15 @@ def finetune(
         str,
         Field(pattern=NAME_PATTERN, description="Registry name to register the result under."),
     ],
+    val_set_size: Annotated[
+        float,
+        Field(
+            ge=0.0,
+            lt=1.0,
+            description="Validation fraction split off a data set FILE (registered versions "
+            "keep their own split).",
+        ),
+    ] = 0.0,
     adapter: Annotated[Adapter, Field(description="lora, qlora (4-bit, CUDA) or full.")] = "lora",
     lora_r: Annotated[int, Field(ge=1, le=1024, description="LoRA rank.")] = 16,
     lora_alpha: Annotated[int, Field(ge=1, description="LoRA scaling alpha.")] = 32,

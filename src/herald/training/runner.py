@@ -384,7 +384,12 @@ def run_finetune(
         _say(ctx, f"run {run_id}: resolving base model {config['base_model']!r}")
         source = resolve_model(config["base_model"], registry)
         _say(ctx, f"opening data set {config['dataset']!r}")
-        data = open_training_data(config["dataset"], registry)
+        data = open_training_data(
+            config["dataset"],
+            registry,
+            validation_fraction=config["val_set_size"],
+            seed=config["seed"],
+        )
         model, tokenizer = load_model(source, config)
         result = train(
             model,
