@@ -37,7 +37,7 @@ def test_examples_exist() -> None:
 def test_every_shipped_yaml_validates_against_the_job_signature(path: Path) -> None:
     wants_gpu = "qlora" in path.read_text()
     if wants_gpu and not _has_gpu_stack():
-        with pytest.raises(FinetuneConfigError, match="CUDA|bitsandbytes"):
+        with pytest.raises(FinetuneConfigError, match=r"CUDA|bitsandbytes"):
             load_finetune_config(path)
         return
     cfg = load_finetune_config(path)
@@ -76,7 +76,9 @@ def test_keys_from_other_tools_are_suggested_not_mapped() -> None:
 def test_overrides_are_parsed_as_yaml(tmp_path: Path) -> None:
     f = tmp_path / "c.yaml"
     f.write_text("base_model: m\ndataset: d\nmodel_name: x\n")
-    cfg = load_finetune_config(f, ["max_steps=7", "target_modules=[q_proj, v_proj]", "packing=true"])
+    cfg = load_finetune_config(
+        f, ["max_steps=7", "target_modules=[q_proj, v_proj]", "packing=true"]
+    )
     assert cfg["max_steps"] == 7
     assert cfg["target_modules"] == ["q_proj", "v_proj"]
     assert cfg["packing"] is True
@@ -112,7 +114,7 @@ def test_qlora_without_cuda_is_refused_before_training() -> None:
 
     with pytest.raises(FinetuneConfigError, match="adapter: lora"):
         validate_config(FinetuneConfig, {**BASE, "adapter": "qlora"})
-    with pytest.raises(FinetuneConfigError, match="CUDA|bitsandbytes"):
+    with pytest.raises(FinetuneConfigError, match=r"CUDA|bitsandbytes"):
         validate_config(FinetuneConfig, {**BASE, "load_in_8bit": True})
 
 
