@@ -107,6 +107,10 @@ class ModelRegister(Message, type="model.register"):
     tags: dict[str, str] = Field(default_factory=dict)
     description: str = ""
     aliases: list[str] = Field(default_factory=list)
+    lineage: dict[str, Any] = Field(
+        default_factory=dict,
+        description="where the version came from (causing event ids, correlation id, job, run)",
+    )
 
 
 class ModelRegistered(Message, type="model.registered"):
@@ -118,6 +122,7 @@ class ModelRegistered(Message, type="model.registered"):
     artifact_uri: str
     kind: str
     aliases: list[str] = Field(default_factory=list)
+    created: bool = Field(True, description="false when a retried request found the version")
 
 
 class ModelPromote(Message, type="model.promote"):
