@@ -6,6 +6,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from herald.artifacts import ArtifactStore, open_artifact_store
 from herald.bus.base import EventLog, EventQuery, JobSpec
 from herald.bus.registry import open_event_log
 from herald.errors import ConfigurationError, JobError
@@ -19,6 +20,8 @@ from herald.messages.catalog import Catalog, default_catalog
 from herald.messages.envelope import Envelope, new_id
 from herald.metrics import Metrics
 from herald.plugins import load_plugins
+from herald.registry import Registry
+from herald.registry.sensors import bind_registry
 from herald.sensors.base import SensorRegistry, default_registry
 from herald.sensors.runner import SensorRunner
 from herald.settings import Settings
@@ -31,6 +34,7 @@ EXECUTORS = ("inline", "local")
 # libraries (torch, transformers) are imported inside job functions, not at module level.
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "herald.training.job",
+    "herald.registry.sensors",
 )
 
 
@@ -58,6 +62,11 @@ class Herald:
             settings.resolved_database_url, **self._log_options(settings.resolved_database_url)
         )
         self.metrics = Metrics()
+        self.registry = Registry.from_settings(settings)  # opens (and migrates) on first use
+        self.artifacts: ArtifactStore = open_artifact_store(
+            settings.resolved_artifacts_url, cache_dir=settings.home / "cache" / "artifacts"
+        )
+        bind_registry(self.registry)  # the built-in registry sensors use this Herald's registry
         self.runner: SensorRunner | None = None
         self.worker: Worker | None = None
         self.started_at: datetime | None = None
@@ -114,6 +123,7 @@ class Herald:
         if self.runner is not None:
             await self.runner.stop()
         await self.log.close()
+        self.registry.close()
 
     async def __aenter__(self) -> Herald:
         await self.start()
