@@ -53,6 +53,7 @@ class HeraldCallback(TrainerCallback):
         self.last_tokens = 0
         self.last_loss: float | None = None
         self.last_eval_loss: float | None = None
+        self.last_eval_step: int | None = None
         self.tokens_per_second: float | None = None
         self.resumed_from_step: int | None = None
         self.reports = 0
@@ -87,7 +88,7 @@ class HeraldCallback(TrainerCallback):
         **kw: Any,
     ) -> None:
         logs = logs or {}
-        if "train_runtime" in logs:  # the final summary, not a step
+        if "train_loss" in logs and "loss" not in logs:  # the final summary, not a step
             return
         now = time.monotonic()
         tokens = int(state.num_input_tokens_seen or 0)
@@ -98,9 +99,9 @@ class HeraldCallback(TrainerCallback):
         eval_loss = _num(logs.get("eval_loss"))
         if loss is not None:
             self.last_loss = loss
-        if eval_loss is not None:
-            self.last_eval_loss = eval_loss
         step, max_steps = int(state.global_step), int(state.max_steps or 0)
+        if eval_loss is not None:
+            self.last_eval_loss, self.last_eval_step = eval_loss, step
         done = step - self.start_step
         eta = None
         if done > 0 and max_steps:

@@ -14,10 +14,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import logging
+import pickle
 import shutil
 import signal
 import threading
@@ -233,6 +233,12 @@ def train(
     try:
         with _sigterm_cancels(ctx):
             out = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    except pickle.UnpicklingError as exc:
+        raise TrainingError(
+            f"refused to resume from {resume}: its optimizer/scheduler/RNG state is not plain "
+            f"tensor data (loaded with torch.load(weights_only=True): {exc}). Delete that "
+            "checkpoint folder to resume from an earlier one, or the run folder to start over."
+        ) from None
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise TrainingError(
@@ -255,8 +261,10 @@ def train(
     tps = callback.session_tokens_per_second()
     if tps is not None:
         metrics["tokens_per_second"] = tps
-    if val_ex:
-        ev = trainer.evaluate()
+    if val_ex and callback.last_eval_step == trainer.state.global_step:
+        metrics["eval_loss"] = float(callback.last_eval_loss or 0.0)
+    elif val_ex:
+        ev = trainer.evaluate()  # reported through the callback too
         if "eval_loss" in ev:
             metrics["eval_loss"] = float(ev["eval_loss"])
     if registry is not None and run_id:
@@ -324,42 +332,27 @@ def load_model(source: Any, config: dict[str, Any]) -> tuple[Any, Any]:
             bnb_4bit_use_double_quant=True,
         )
         where = str(source.local_dir) if source.local_dir else source.hf_id
-        model = AutoModelForCausalLM.from_pretrained(
+        quantized: Any = AutoModelForCausalLM.from_pretrained(
             where,
             quantization_config=quant,
             use_safetensors=True,
             trust_remote_code=config["trust_remote_code"],
             device_map={"": 0},
         )
-        return model, load_tokenizer(source)
+        return quantized, load_tokenizer(source)
     from herald.models import load_causal_lm
 
     cuda, bf16 = _device_setup()
-    model, tokenizer = load_causal_lm(
+    loaded: tuple[Any, Any] = load_causal_lm(
         source,
         dtype="bfloat16" if bf16 else "float32",
         device="cuda" if cuda else "cpu",
         trust_remote_code=config["trust_remote_code"],
     )
+    model, tokenizer = loaded
+    if hasattr(model, "merge_and_unload"):  # a registered adapter: train on base + adapter
+        model = model.merge_and_unload()
     return model, tokenizer
-
-
-def _ensure_run(registry: Any, run_id: str, job_id: str, config: dict[str, Any]) -> None:
-    from herald.errors import Conflict, NotFound
-
-    try:
-        registry.get_run(run_id)
-        return  # a retried attempt continues the same run
-    except NotFound:
-        pass
-    with contextlib.suppress(Conflict):  # created concurrently by an earlier attempt
-        registry.create_run(
-            run_id,
-            name=f"finetune {config['model_name']}",
-            job_id=job_id,
-            params=config,
-            tags={"job": "finetune", "model_name": config["model_name"]},
-        )
 
 
 def run_finetune(
@@ -378,7 +371,14 @@ def run_finetune(
     work_dir = run_dir(settings, run_id)
     work_dir.mkdir(parents=True, exist_ok=True)
     registry = Registry.from_settings(settings)
-    _ensure_run(registry, run_id, job_id, config)
+    # idempotent: a retried attempt (same job id) gets the same run back and continues it
+    registry.create_run(
+        run_id,
+        name=f"finetune {config['model_name']}",
+        job_id=job_id,
+        params=config,
+        tags={"job": "finetune", "model_name": config["model_name"]},
+    )
     status = "failed"
     try:
         _say(ctx, f"run {run_id}: resolving base model {config['base_model']!r}")
