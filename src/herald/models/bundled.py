@@ -101,29 +101,79 @@ def file_sha256(path: Path) -> str:
     return _sha_cache[key]
 
 
-def gguf_metadata(path: Path) -> dict[str, Any]:
-    """A few metadata fields of a GGUF file (chat template, architecture, sizes)."""
-    from gguf import GGUFReader
+_GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
+                 10: "<Q", 11: "<q", 12: "<d"}  # fmt: skip
+_GGUF_STRING, _GGUF_ARRAY = 8, 9
+
+
+def read_gguf_kv(path: Path) -> dict[str, Any]:
+    """The key/value metadata of a GGUF file (arrays are skipped and read as None).
+
+    A small reader of the GGUF header (magic, version, counts, then typed key/value pairs) that
+    stops before the tensor data, so it takes milliseconds where a full GGUF reader takes seconds.
+    """
+    import mmap
+    import struct
 
     try:
-        reader = GGUFReader(str(path))
-    except (OSError, ValueError) as exc:
+        with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            if m[:4] != b"GGUF":
+                raise ValueError("not a GGUF file (bad magic)")
+            (version,) = struct.unpack_from("<I", m, 4)
+            if version < 2:
+                raise ValueError(f"GGUF version {version} is not supported")
+            _tensors, n_kv = struct.unpack_from("<QQ", m, 8)
+            pos = 24
+
+            def string(pos: int) -> tuple[str, int]:
+                (n,) = struct.unpack_from("<Q", m, pos)
+                return m[pos + 8 : pos + 8 + n].decode("utf-8", "replace"), pos + 8 + n
+
+            def value(kind: int, pos: int) -> tuple[Any, int]:
+                if kind in _GGUF_SCALARS:
+                    fmt = _GGUF_SCALARS[kind]
+                    return struct.unpack_from(fmt, m, pos)[0], pos + struct.calcsize(fmt)
+                if kind == _GGUF_STRING:
+                    return string(pos)
+                if kind == _GGUF_ARRAY:
+                    item, count = struct.unpack_from("<IQ", m, pos)
+                    pos += 12
+                    if item in _GGUF_SCALARS:
+                        return None, pos + count * struct.calcsize(_GGUF_SCALARS[item])
+                    for _ in range(count):
+                        _, pos = value(item, pos)
+                    return None, pos
+                raise ValueError(f"unknown GGUF value type {kind}")
+
+            out: dict[str, Any] = {}
+            for _ in range(n_kv):
+                key, pos = string(pos)
+                (kind,) = struct.unpack_from("<I", m, pos)
+                out[key], pos = value(kind, pos + 4)
+            return out
+    except (OSError, ValueError, struct.error) as exc:
         raise ModelSourceError(f"{path} is not a readable GGUF file: {exc}") from None
-    fields = reader.fields
 
-    def get(key: str) -> Any:
-        f = fields.get(key)
-        return None if f is None else f.contents()
 
-    arch = get("general.architecture")
-    return {
-        "architecture": arch,
-        "name": get("general.name"),
-        "chat_template": get("tokenizer.chat_template"),
-        "context_length": get(f"{arch}.context_length") if arch else None,
-        "block_count": get(f"{arch}.block_count") if arch else None,
-        "embedding_length": get(f"{arch}.embedding_length") if arch else None,
-    }
+_meta_cache: dict[tuple[str, int, int], dict[str, Any]] = {}
+
+
+def gguf_metadata(path: Path) -> dict[str, Any]:
+    """A few metadata fields of a GGUF file (chat template, architecture, sizes); cached."""
+    st = path.stat()
+    cache_key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if cache_key not in _meta_cache:
+        kv = read_gguf_kv(path)
+        arch = kv.get("general.architecture")
+        _meta_cache[cache_key] = {
+            "architecture": arch,
+            "name": kv.get("general.name"),
+            "chat_template": kv.get("tokenizer.chat_template"),
+            "context_length": kv.get(f"{arch}.context_length"),
+            "block_count": kv.get(f"{arch}.block_count"),
+            "embedding_length": kv.get(f"{arch}.embedding_length"),
+        }
+    return dict(_meta_cache[cache_key])
 
 
 def default_cache_root() -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,7 +122,10 @@ def load_causal_lm(
         folder = ensure_local(source)
         if not (folder / "adapter_model.safetensors").is_file():
             raise ModelSourceError(f"adapter {folder} has no adapter_model.safetensors")
-        model: Any = PeftModel.from_pretrained(base, folder, is_trainable=False)
+        with warnings.catch_warnings():
+            # peft reads transformers' deprecated is_gradient_checkpointing (transformers 5.x)
+            warnings.filterwarnings("ignore", ".*is_gradient_checkpointing.*", FutureWarning)
+            model: Any = PeftModel.from_pretrained(base, folder, is_trainable=False)
     else:
         from transformers import AutoModelForCausalLM
 
