@@ -35,6 +35,7 @@ EXECUTORS = ("inline", "local")
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "herald.training.job",
     "herald.registry.sensors",
+    "herald.datasets.jobs",
 )
 
 

@@ -32,6 +32,9 @@ class DatasetRegister(Message, type="dataset.register"):
     redact_pii: bool = False
     description: str = ""
     tags: dict[str, str] = Field(default_factory=dict)
+    tokenizer: str | None = Field(
+        None, description="model whose tokenizer counts tokens in the stats (default: whitespace)"
+    )
 
 
 class DatasetRegistered(Message, type="dataset.registered"):
