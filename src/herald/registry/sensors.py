@@ -9,7 +9,7 @@
 Every handler is safe to retry: registry writes are keyed by the causing event's id, so a
 redelivered event returns what the first delivery did. An invalid request (unknown model or
 version, archived version promoted, bad alias) raises a :class:`herald.HeraldError`; the sensor
-runner retries it and then dead-letters it with that message (a ``sensor.dead_lettered`` event,
+runner retries it and then dead-letters it with that message (a ``sensor.deadlettered`` event,
 visible in ``herald dead-letters`` and the API). Nothing is emitted for it.
 
 Sensors reach the registry of the running Herald (bound by ``bootstrap.Herald``), or — in a

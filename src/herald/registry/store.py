@@ -8,7 +8,9 @@ moves take an idempotency key (the causing event's id), and metrics are keyed by
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -67,12 +69,9 @@ class Registry(RunTracking):
         if self._engine is None:
             with self._lock:
                 if self._engine is None:
-                    from herald.store.migrate import upgrade
-
                     engine = make_engine(self.database_url)
                     try:
-                        with engine.begin() as conn:
-                            upgrade(conn)
+                        _migrate(engine)
                     except Exception as exc:
                         engine.dispose()
                         raise BackendError(f"cannot open the registry database: {exc}") from exc
@@ -94,15 +93,18 @@ class Registry(RunTracking):
         except OperationalError as exc:
             raise BackendError(f"registry database error: {exc.orig}") from exc
 
-    def _retrying(self, fn: Callable[[Connection], T], attempts: int = 8) -> T:
+    def _retrying(self, fn: Callable[[Connection], T], attempts: int = 30) -> T:
         """Run ``fn`` in a transaction; retry when a concurrent writer took the same key."""
         for i in range(attempts):
             try:
                 with self._tx() as conn:
                     return fn(conn)
-            except IntegrityError:
+            except IntegrityError as exc:
                 if i == attempts - 1:
-                    raise
+                    raise Conflict(
+                        f"registry write kept colliding with others: {exc.orig}"
+                    ) from exc
+                time.sleep(random.uniform(0, 0.002 * (i + 1)))  # let the winner commit
         raise AssertionError("unreachable")
 
     # data sets ----------------------------------------------------------------------------
@@ -563,6 +565,28 @@ class Registry(RunTracking):
         if not versions:
             return self._missing_model(conn, name)
         return f"model {name!r} has no version {version} (versions: {_listing(map(str, versions))})"
+
+
+_MIGRATE_LOCK = threading.Lock()  # Alembic's command API is not thread-safe (global context)
+_head: str | None = None
+
+
+def _migrate(engine: Engine) -> None:
+    """Upgrade the schema to head unless it is there already (the usual case: the event log
+    migrated it when Herald started)."""
+    global _head
+    from herald.store.migrate import alembic_config, current, upgrade
+
+    with _MIGRATE_LOCK:
+        if _head is None:
+            from alembic.script import ScriptDirectory
+
+            _head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        with engine.connect() as conn:
+            if current(conn) == _head:
+                return
+        with engine.begin() as conn:
+            upgrade(conn)
 
 
 def _listing(items: Any, limit: int = 20) -> str:
