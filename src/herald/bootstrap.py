@@ -24,6 +24,8 @@ from herald.registry import Registry
 from herald.registry.sensors import bind_registry
 from herald.sensors.base import SensorRegistry, default_registry
 from herald.sensors.runner import SensorRunner
+from herald.serving.metrics import ServingMetrics
+from herald.serving.pool import ModelPool
 from herald.settings import Settings
 
 log = logging.getLogger("herald")
@@ -68,6 +70,9 @@ class Herald:
             settings.resolved_artifacts_url, cache_dir=settings.home / "cache" / "artifacts"
         )
         bind_registry(self.registry)  # the built-in registry sensors use this Herald's registry
+        self.serving = ModelPool.from_settings(  # the OpenAI data plane's models (lazy loads)
+            settings.serving, registry=self.registry, metrics=ServingMetrics(self.metrics.registry)
+        )
         self.runner: SensorRunner | None = None
         self.worker: Worker | None = None
         self.started_at: datetime | None = None
@@ -123,6 +128,7 @@ class Herald:
             await self.worker.stop()
         if self.runner is not None:
             await self.runner.stop()
+        await self.serving.close()
         await self.log.close()
         self.registry.close()
 

@@ -71,6 +71,38 @@ class JobSettings(BaseModel):
     cancel_grace_s: float = Field(5.0, ge=0, description="SIGTERM → SIGKILL grace on cancel.")
 
 
+class ServedModel(BaseModel):
+    """One model served under a public name (``serving.models.<name>``)."""
+
+    backend: str = Field(
+        description="Backend name: llamacpp, transformers, embeddings, openai, vllm, fake."
+    )
+    model: str = Field(description="GGUF file, model folder, HF id, upstream model or models:/ URI.")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Backend options (n_ctx, adapter, base_url, ...)."
+    )
+    parent: str | None = Field(None, description="Base model name (LoRA adapters).")
+
+
+class ServingSettings(BaseModel):
+    """The OpenAI-compatible data plane (``/v1/chat/completions``, ...)."""
+
+    models: dict[str, ServedModel] = Field(
+        default_factory=dict, description="Models served by name, in addition to the defaults."
+    )
+    bundled: bool = Field(True, description="Serve the bundled SmolLM2 and MiniLM when installed.")
+    registry: bool = Field(True, description="Serve registered model versions by name/URI.")
+    max_loaded_models: int = Field(4, ge=1, description="Loaded models kept (LRU unload).")
+    max_queue: int = Field(
+        64, ge=0, description="Requests waiting per model beyond its concurrency (then 429)."
+    )
+    threads: int | None = Field(None, ge=1, description="CPU threads per model (default: all).")
+    batch_window_ms: float = Field(
+        5.0, ge=0, description="transformers: wait this long to group concurrent requests."
+    )
+    max_batch_size: int = Field(16, ge=1, description="transformers: largest dynamic batch.")
+
+
 class Settings(BaseSettings):
     """Herald settings; every field maps to ``HERALD_<NAME>`` (nested with ``__``)."""
 
@@ -106,6 +138,7 @@ class Settings(BaseSettings):
     api: APISettings = Field(default_factory=APISettings)
     sensors: SensorSettings = Field(default_factory=SensorSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
 
     @field_validator("home")
     @classmethod

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     from herald.bootstrap import Herald
 
-ROUTE_MODULES: tuple[str, ...] = ()
+ROUTE_MODULES: tuple[str, ...] = ("herald.api.routes.serving",)
 
 
 def capability_routers(h: Herald) -> list[APIRouter]:

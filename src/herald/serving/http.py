@@ -1,0 +1,55 @@
+"""HTTP glue shared by the endpoint routers: OpenAI error responses and the SSE response."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel
+from starlette.types import Receive, Scope, Send
+
+from herald.serving.errors import ServingError
+from herald.serving.pool import ModelPool
+
+PoolGetter = Callable[[], ModelPool]
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def error_response(exc: ServingError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers or None)
+
+
+class EventStream(StreamingResponse):
+    """``text/event-stream`` whose generator is always closed (so a generation is cancelled)
+    when the client disconnects or the server stops."""
+
+    def __init__(self, content: AsyncIterator[bytes], headers: dict[str, str]) -> None:
+        super().__init__(
+            content, media_type="text/event-stream", headers={**SSE_HEADERS, **headers}
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+def respond(result: BaseModel | AsyncIterator[bytes], headers: dict[str, str]) -> Any:
+    if isinstance(result, BaseModel):
+        return JSONResponse(result.model_dump(mode="json"), headers=headers)
+    return EventStream(result, headers)
+
+
+def request_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` documenting a body that the route parses itself."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"title": model.__name__}}},
+        }
+    }
