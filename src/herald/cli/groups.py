@@ -6,4 +6,7 @@ its commands (``herald models ...``, ``herald datasets ...``) by adding one line
 
 from __future__ import annotations
 
-CLI_GROUPS: tuple[tuple[str, str], ...] = (("finetune", "herald.cli.training"),)
+CLI_GROUPS: tuple[tuple[str, str], ...] = (
+    ("finetune", "herald.cli.training"),
+    ("datasets", "herald.cli.datasets"),
+)
