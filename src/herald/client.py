@@ -162,6 +162,84 @@ class Client:
     def health(self) -> dict[str, Any]:
         return dict(self._request("GET", "/healthz"))
 
+    # registry: models, data sets, runs ---------------------------------------------------------
+    def models(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", "/v1/registry/models")["data"])
+
+    def model(self, name: str) -> dict[str, Any]:
+        return dict(self._request("GET", f"/v1/registry/models/{_seg(name)}"))
+
+    def model_version(self, name: str, version: int) -> dict[str, Any]:
+        return dict(
+            self._request("GET", f"/v1/registry/models/{_seg(name)}/versions/{int(version)}")
+        )
+
+    def resolve_model(self, uri: str) -> dict[str, Any]:
+        """``models:/name@alias`` / ``models:/name/3`` / ``models:/name`` → the version."""
+        return dict(self._request("GET", "/v1/registry/resolve", params={"uri": uri}))
+
+    def model_card(self, name: str, version: int) -> str:
+        path = f"/v1/registry/models/{_seg(name)}/versions/{int(version)}/card"
+        try:
+            r = self._http.get(path)
+        except httpx.HTTPError as exc:
+            raise HeraldError(f"cannot reach Herald at {self.base_url}: {exc}") from exc
+        if r.status_code >= 400:
+            raise _error(r)
+        return r.text
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
+        params = {"alias": alias} if alias else {}
+        path = f"/v1/registry/models/{_seg(name)}/aliases/history"
+        return list(self._request("GET", path, params=params)["data"])
+
+    def promote(
+        self, name: str, version: int, alias: str = "champion", *, reason: str = ""
+    ) -> Envelope:
+        """Publish ``model.promote`` (applied by the registry sensor); returns the message."""
+        path = f"/v1/registry/models/{_seg(name)}/versions/{int(version)}/promote"
+        body = {"alias": alias, "reason": reason}
+        return Envelope.model_validate(self._request("POST", path, json=body))
+
+    def archive(self, name: str, version: int, *, reason: str = "") -> Envelope:
+        """Publish ``model.archive`` (applied by the registry sensor); returns the message."""
+        path = f"/v1/registry/models/{_seg(name)}/versions/{int(version)}/archive"
+        return Envelope.model_validate(self._request("POST", path, json={"reason": reason}))
+
+    def datasets(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", "/v1/datasets")["data"])
+
+    def dataset(self, name: str, version: int | None = None) -> dict[str, Any]:
+        """``{"name", "latest", "versions"}``, or one version's record when ``version`` is set."""
+        if version is not None:
+            path = f"/v1/datasets/{_seg(name)}/versions/{int(version)}"
+            return dict(self._request("GET", path))
+        return dict(self._request("GET", f"/v1/datasets/{_seg(name)}"))
+
+    def runs(self, **filters: Any) -> list[dict[str, Any]]:
+        params = {k: v for k, v in filters.items() if v is not None}
+        return list(self._request("GET", "/v1/runs", params=params)["data"])
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        return dict(self._request("GET", f"/v1/runs/{_seg(run_id)}"))
+
+    def run_metrics(
+        self, run_id: str, keys: list[str] | None = None
+    ) -> dict[str, list[dict[str, Any]]]:
+        params = {"keys": ",".join(keys)} if keys else {}
+        data = self._request("GET", f"/v1/runs/{_seg(run_id)}/metrics", params=params)
+        return dict(data["metrics"])
+
+    def compare_runs(self, run_ids: list[str]) -> dict[str, Any]:
+        return dict(self._request("GET", "/v1/runs/compare", params={"ids": ",".join(run_ids)}))
+
+
+def _seg(value: str) -> str:
+    """One URL path segment, percent-encoded (the server validates the decoded name)."""
+    from urllib.parse import quote
+
+    return quote(str(value), safe="")
+
 
 def _error(r: httpx.Response) -> HeraldError:
     try:

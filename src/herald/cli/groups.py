@@ -9,4 +9,6 @@ from __future__ import annotations
 CLI_GROUPS: tuple[tuple[str, str], ...] = (
     ("finetune", "herald.cli.training"),
     ("datasets", "herald.cli.datasets"),
+    ("models", "herald.cli.registry"),
+    ("runs", "herald.cli.runs"),
 )

@@ -14,7 +14,10 @@ if TYPE_CHECKING:
 
     from herald.bootstrap import Herald
 
-ROUTE_MODULES: tuple[str, ...] = ("herald.api.routes.serving",)
+ROUTE_MODULES: tuple[str, ...] = (
+    "herald.api.routes.serving",
+    "herald.api.routes.registry",
+)
 
 
 def capability_routers(h: Herald) -> list[APIRouter]:
