@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, machine  # noqa: E402
+from _common import ROOT, machine
 
 DATA = ROOT / "examples" / "data" / "facts-chat.jsonl"
 
