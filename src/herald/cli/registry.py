@@ -157,7 +157,7 @@ def models_resolve(
     v = _call(_client().resolve_model, uri)
     if json_out:
         return _print_json(v)
-    out.print(f"{v['uri']}\t{v['artifact_uri']}", highlight=False)
+    typer.echo(f"{v['uri']}\t{v['artifact_uri']}")
     return None
 
 

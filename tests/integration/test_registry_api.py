@@ -1,0 +1,136 @@
+"""Registry REST routes over ASGI on a running Herald (SQLite)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from herald.api import create_app
+from herald.registry import sensors as registry_sensors
+
+from .conftest import Env
+
+KEY = "test-key"
+
+
+@pytest.fixture
+async def api_env(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Env]]:
+    env = Env(tmp_path, f"sqlite:///{tmp_path / 'h.db'}")
+    registry_sensors.install(env.sensors)
+    h = await env.start()
+    reg = h.registry
+    reg.register_model_version("demo", artifact_uri="file:///m/1", kind="lora", metrics={"l": 1.0})
+    reg.register_model_version(
+        "demo",
+        artifact_uri="file:///m/2",
+        kind="lora",
+        base_model="HuggingFaceTB/SmolLM2-135M-Instruct",
+        dataset="datasets:/chat/1",
+        run_id="r1",
+    )
+    reg.add_dataset_version(
+        "chat",
+        fingerprint="f1",
+        artifact_uri="file:///d/1",
+        format="chat",
+        rows=4,
+        splits={"train": 4},
+        stats={},
+        pii={},
+        source="chat.jsonl",
+    )
+    reg.create_run("r1", name="sft", params={"lr": 0.1})
+    reg.create_run("r2", name="sft", params={"lr": 0.2})
+    reg.log_metrics("r1", 1, {"loss": 2.0})
+    reg.log_metrics("r1", 2, {"loss": 1.0, "acc": 0.5})
+    reg.log_metrics("r2", 1, {"loss": 3.0})
+    app = create_app(h, KEY, manage_lifecycle=False)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://test",
+        headers={"Authorization": f"Bearer {KEY}"},
+    ) as c:
+        yield c, env
+    await h.stop()
+    env.herald = None
+
+
+async def test_models_versions_resolve_card(api_env: tuple[httpx.AsyncClient, Env]) -> None:
+    api, _ = api_env
+    [m] = (await api.get("/v1/registry/models")).json()["data"]
+    assert (m["name"], m["latest_version"], m["versions"]) == ("demo", 2, 2)
+    model = (await api.get("/v1/registry/models/demo")).json()
+    assert [v["version"] for v in model["versions"]] == [2, 1]
+    v1 = (await api.get("/v1/registry/models/demo/versions/1")).json()
+    assert v1["uri"] == "models:/demo/1" and v1["metrics"] == {"l": 1.0}
+    r = await api.get("/v1/registry/resolve", params={"uri": "models:/demo"})
+    assert r.json()["version"] == 2
+    card = await api.get("/v1/registry/models/demo/versions/2/card")
+    assert card.headers["content-type"].startswith("text/markdown")
+    front = yaml.safe_load(card.text.split("---\n")[1])
+    assert front["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+async def test_errors_are_openai_style(api_env: tuple[httpx.AsyncClient, Env]) -> None:
+    api, _ = api_env
+    r = await api.get("/v1/registry/resolve", params={"uri": "models:/demo@champion"})
+    assert r.status_code == 404
+    assert "no alias 'champion'" in r.json()["error"]["message"]
+    r = await api.get("/v1/registry/models/ghost")
+    assert r.status_code == 404 and "registered models: demo" in r.json()["error"]["message"]
+    r = await api.get("/v1/registry/models/%2e%2e")
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    r = await api.get("/v1/registry/resolve", params={"uri": "hf:/x"})
+    assert r.status_code == 422
+    r = await api.post("/v1/registry/models/demo/versions/9/promote", json={"alias": "champion"})
+    assert r.status_code == 404
+    r = await api.post("/v1/registry/models/demo/versions/1/promote", json={"alias": "1bad"})
+    assert r.status_code == 422
+
+
+async def test_promote_and_archive_go_through_messages(
+    api_env: tuple[httpx.AsyncClient, Env],
+) -> None:
+    api, env = api_env
+    r = await api.post(
+        "/v1/registry/models/demo/versions/1/promote", json={"alias": "champion", "reason": "ok"}
+    )
+    assert r.status_code == 202
+    request = r.json()
+    assert request["type"] == "model.promote" and request["subject"] == "models/demo"
+    [promoted] = await env.wait_for("model.promoted")
+    assert promoted.causationid == request["id"]
+    resolved = await api.get("/v1/registry/resolve", params={"uri": "models:/demo@champion"})
+    assert resolved.json()["version"] == 1
+    history = (await api.get("/v1/registry/models/demo/aliases/history")).json()["data"]
+    assert [(h["alias"], h["version"], h["reason"]) for h in history] == [("champion", 1, "ok")]
+    r = await api.post("/v1/registry/models/demo/versions/1/archive", json={"reason": "old"})
+    assert r.status_code == 202
+    [archived] = await env.wait_for("model.archived")
+    assert archived.data["removed_aliases"] == ["champion"]
+    r = await api.post("/v1/registry/models/demo/versions/1/promote", json={})
+    assert r.status_code == 409
+
+
+async def test_datasets_and_runs(api_env: tuple[httpx.AsyncClient, Env]) -> None:
+    api, _ = api_env
+    [d] = (await api.get("/v1/datasets")).json()["data"]
+    assert d["uri"] == "datasets:/chat/1"
+    got = (await api.get("/v1/datasets/chat")).json()
+    assert got["latest"]["version"] == 1 and len(got["versions"]) == 1
+    assert (await api.get("/v1/datasets/chat/versions/1")).json()["rows"] == 4
+    assert (await api.get("/v1/datasets/chat/versions/5")).status_code == 404
+    runs = (await api.get("/v1/runs", params={"name": "sft"})).json()["data"]
+    assert {r["id"] for r in runs} == {"r1", "r2"}
+    r1 = (await api.get("/v1/runs/r1")).json()
+    assert r1["metrics"] == {"acc": 0.5, "loss": 1.0} and r1["models"] == ["models:/demo/2"]
+    series = (await api.get("/v1/runs/r1/metrics", params={"keys": "loss"})).json()["metrics"]
+    assert [p["value"] for p in series["loss"]] == [2.0, 1.0]
+    cmp = (await api.get("/v1/runs/compare", params={"ids": "r1,r2"})).json()
+    assert cmp["params"]["differ"] == {"lr": {"r1": 0.1, "r2": 0.2}}
+    assert cmp["metrics"]["loss"]["r2"]["last"] == 3.0
+    assert (await api.get("/v1/runs/nope")).status_code == 404
