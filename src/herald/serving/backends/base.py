@@ -8,7 +8,7 @@ logprobs, and a final ``finish_reason`` with :class:`Usage`). Chat formatting, p
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
+from abc import ABC
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -70,6 +70,7 @@ class GenerationRequest:
     prompt: Prompt
     params: SamplingParams
     request_id: str = ""
+    messages: list[dict[str, Any]] | None = None  # the chat, for backends that take messages
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class ChatPrompt:
 
     prompt: Prompt
     template_status: str = "tokenizer"
+    messages: list[dict[str, Any]] | None = None  # set by backends that forward the chat
 
 
 @dataclass(frozen=True)
@@ -123,9 +125,9 @@ class Backend(ABC):
         """Render chat messages with the model's chat template (generation prompt appended)."""
         raise CapabilityNotSupported(f"backend {self.name!r} does not serve chat")
 
-    @abstractmethod
     def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
         """Stream the completion of ``request.prompt``; closing the iterator cancels it."""
+        raise CapabilityNotSupported(f"backend {self.name!r} does not generate text")
 
     async def prompt_logprobs(self, prompt: Prompt, top: int) -> list[TokenLogprob]:
         """Logprobs of every prompt token (the first is ``None``) for ``echo`` + ``logprobs``."""

@@ -66,7 +66,9 @@ class ChatService:
             ctx.headers["x-herald-chat-template"] = rendered.template_status
             gen = Generation(self.pool, replica, ctx, stream=req.stream)
             requests = [
-                GenerationRequest(rendered.prompt, req.to_sampling_params(i), request_id)
+                GenerationRequest(
+                    rendered.prompt, req.to_sampling_params(i), request_id, rendered.messages
+                )
                 for i in range(req.n)
             ]
             await gen.start(requests)
