@@ -98,6 +98,7 @@ def test_overrides_are_parsed_as_yaml(tmp_path: Path) -> None:
         ({"adapter": "full", "merge_adapter": True}, "merge_adapter"),
         ({"target_modules": []}, "target_modules is empty"),
         ({"num_epochs": 0}, "num_epochs > 0 or max_steps"),
+        ({"report_to": ["none", "bogus"]}, "report_to"),
     ],
 )
 def test_bad_values_and_impossible_combinations(extra: dict, needle: str) -> None:
@@ -162,3 +163,16 @@ def test_sensor_requests_the_finetune_job() -> None:
     assert req.name == "finetune"
     assert req.params["max_steps"] == 5
     assert finetune.__herald_job__.validate(req.params)["model_name"] == "out"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("tracker", ["mlflow", "wandb", "tensorboard"])
+def test_report_to_needs_the_tracker_installed(tracker: str) -> None:
+    from herald.training.config import validate_config
+
+    if importlib.util.find_spec(tracker) is not None:
+        assert (
+            validate_config(FinetuneConfig, {**BASE, "report_to": tracker})["report_to"] == tracker
+        )
+        return
+    with pytest.raises(FinetuneConfigError, match=f"pip install {tracker}"):
+        validate_config(FinetuneConfig, {**BASE, "report_to": [tracker]})
