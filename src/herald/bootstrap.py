@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from typing import Any
@@ -101,6 +102,8 @@ class Herald:
         self.settings.home.mkdir(parents=True, exist_ok=True)
         await self.log.start()
         if sensors:
+            await self._register_bundled_models()
+        if sensors:
             self.runner = SensorRunner(
                 self.log,
                 self.catalog,
@@ -122,6 +125,16 @@ class Herald:
             )
             await self.worker.start()
         self.started_at = datetime.now().astimezone()
+
+    async def _register_bundled_models(self) -> None:
+        """Make the bundled base models resolvable (``models:/smollm2-135m-instruct``) on first
+        start; idempotent and quick (no conversion happens here)."""
+        from herald.models import register_bundled_models
+
+        try:
+            await asyncio.to_thread(register_bundled_models, self.registry)
+        except Exception as exc:  # a missing optional package must not stop Herald
+            log.warning("bundled models not registered: %s", exc)
 
     async def stop(self) -> None:
         if self.worker is not None:

@@ -26,6 +26,14 @@ def square(n: int, ctx: herald.JobContext) -> Built:
     return Built(value=n * n)
 
 
+@herald.job(name="reject")
+def reject(name: str) -> None:
+    """Fails the way a bad request fails: retrying cannot help."""
+    from herald.errors import NotFound
+
+    raise NotFound(f"no data set named {name!r}")
+
+
 @herald.job(name="explode")
 def explode(reason: str) -> None:
     raise ValueError(reason)

@@ -73,6 +73,16 @@ async def test_failing_job_retries_then_fails(jenv: Env, executor: str) -> None:
         assert any("Traceback" in ln.line for ln in await h.log.logs(job.id))
 
 
+@pytest.mark.parametrize("executor", ["inline", "local"])
+async def test_job_raising_a_request_error_is_not_retried(jenv: Env, executor: str) -> None:
+    h = await jenv.start(load=[PLUGIN], jobs={"max_attempts": 3})
+    job = await h.submit_job("reject", {"name": "missing"}, executor=executor)
+    done = await wait_job(jenv, job.id, {"failed"})
+    assert done.attempt == 1 and "no data set named 'missing'" in (done.error or "")  # type: ignore[attr-defined]
+    failed = await h.log.query(EventQuery(types=["job.failed"]))
+    assert [e.data["will_retry"] for e in failed] == [False]
+
+
 async def test_process_that_dies_is_reported(jenv: Env) -> None:
     h = await jenv.start(load=[PLUGIN], jobs={"max_attempts": 1})
     job = await h.submit_job("hard_exit", {}, executor="local")

@@ -63,7 +63,15 @@ def main() -> int:
         return 0
     except BaseException as exc:
         traceback.print_exc()
-        send({"kind": "error", "error": f"{type(exc).__name__}: {exc}"})
+        from herald.jobs.executors.base import is_retryable
+
+        send(
+            {
+                "kind": "error",
+                "error": f"{type(exc).__name__}: {exc}",
+                "retryable": is_retryable(exc),
+            }
+        )
         return 1
     finally:
         channel.close()

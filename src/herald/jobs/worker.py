@@ -240,7 +240,7 @@ class Worker:
             except TimeoutError:
                 await self._finish_failed(run, f"timed out after {job.timeout_s:g}s")
             except JobFailure as exc:
-                await self._finish_failed(run, str(exc))
+                await self._finish_failed(run, str(exc), retry=exc.retryable)
             except HeraldError as exc:
                 await self._finish_failed(run, str(exc), retry=False)
             except Exception as exc:

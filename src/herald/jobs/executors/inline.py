@@ -9,7 +9,7 @@ from typing import Any
 
 from herald.bus.base import JobRecord
 from herald.jobs.context import JobContext, split_result
-from herald.jobs.executors.base import Executor, JobFailure, Sink
+from herald.jobs.executors.base import Executor, JobFailure, Sink, is_retryable
 from herald.jobs.registry import JobDefinition
 
 
@@ -36,7 +36,7 @@ class InlineExecutor(Executor):
             tb = traceback.format_exc(limit=8)
             for line in tb.rstrip().splitlines():
                 sink({"kind": "log", "stream": "stderr", "line": line})
-            raise JobFailure(f"{type(exc).__name__}: {exc}") from exc
+            raise JobFailure(f"{type(exc).__name__}: {exc}", retryable=is_retryable(exc)) from exc
         return encode_result(result)
 
 

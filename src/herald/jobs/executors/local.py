@@ -109,7 +109,10 @@ class LocalExecutor(Executor):
         if outcome.get("kind") == "result" and code == 0:
             return {"messages": outcome.get("messages", []), "value": outcome.get("value")}
         if outcome.get("kind") == "error":
-            raise JobFailure(outcome.get("error") or "job failed")
+            raise JobFailure(
+                outcome.get("error") or "job failed",
+                retryable=bool(outcome.get("retryable", True)),
+            )
         reason = f"job process exited with code {code}"
         if code < 0:
             reason = f"job process was killed by signal {-code}"
