@@ -102,6 +102,8 @@ class Backend(ABC):
         self.model = model
         self.options = options
         self.context_length: int = int(options.get("context_length", 2048))
+        if options.get("max_concurrency"):
+            self.max_concurrency = int(options["max_concurrency"])
 
     async def load(self) -> None:
         """Load weights (called once, before the first request)."""

@@ -66,7 +66,7 @@ class TransformersBackend(Backend):
         super().__init__(model, **options)
         self.batch_window_s = float(options.get("batch_window_ms", 5.0)) / 1000.0
         self.max_batch_size = int(options.get("max_batch_size", 16))
-        self.max_concurrency = self.max_batch_size * 2
+        self.max_concurrency = int(options.get("max_concurrency") or self.max_batch_size * 2)
         self.adapter: str | None = options.get("adapter")
         self.version_template: str | None = options.get("chat_template")
         self.template: str | None = None

@@ -52,7 +52,9 @@ class ChatCompletionRequest(SamplingFields):
 
     def unsupported(self) -> None:
         if self.tools:
-            raise BadParameter("tool calling is not supported by this gateway", param="tools")
+            raise BadParameter(
+                "tools (tool calling) are not supported by this gateway", param="tools"
+            )
         if self.response_format and self.response_format.get("type") not in (None, "text"):
             raise BadParameter(
                 "only response_format {'type': 'text'} is supported", param="response_format"
