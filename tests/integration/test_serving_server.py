@@ -84,7 +84,7 @@ async def backend_of(h: Herald, name: str) -> FakeBackend:
 
 
 async def test_stream_with_usage_over_http(server: tuple[Herald, str]) -> None:
-    h, url = server
+    _, url = server
     async with client(url) as c:
         stream = await c.chat.completions.create(
             model="fake",
@@ -125,7 +125,7 @@ async def test_client_disconnect_cancels_generation(server: tuple[Herald, str]) 
 
 
 async def test_backend_crash_mid_stream_ends_with_error_event(server: tuple[Herald, str]) -> None:
-    h, url = server
+    _, url = server
     async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {KEY}"}) as http:
         r = await http.post(
             "/v1/chat/completions",
