@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,7 +114,9 @@ class TransformersBackend(Backend):
                     f"adapter folder {folder} has no adapter_model.safetensors "
                     "(only safetensors adapters are loaded)"
                 )
-            lm = PeftModel.from_pretrained(lm, str(folder))
+            with warnings.catch_warnings():  # peft 0.21 probes a property transformers 5 deprecated
+                warnings.filterwarnings("ignore", ".*is_gradient_checkpointing.*", FutureWarning)
+                lm = PeftModel.from_pretrained(lm, str(folder))
         self.lm = lm.to(device).eval()
         self.device = device
         cfg = self.lm.config
