@@ -70,6 +70,7 @@ async def test_rows_keep_their_own_limits_seeds_and_stops(backend: TransformersB
     assert a[1].usage.completion_tokens == 3
     assert b[0] == d[0]  # same seed, same text, even in one batch
     assert b[1].usage.completion_tokens == 9
+    assert c[1].usage.completion_tokens == 9  # top_p row decoded alongside
     greedy, _ = await run(backend, "Herald", max_tokens=9, temperature=0.0)
     stop = greedy[3:5]
     text, last = await run(backend, "Herald", max_tokens=9, temperature=0.0, stop=(stop,))
