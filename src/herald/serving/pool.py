@@ -272,12 +272,12 @@ class ModelPool:
             )
             rep = Replica(spec, backend, self.max_queue)
             self._loaded[spec.key] = rep
-            await self._evict()
+            await self._evict(keep=spec.key)
             return rep
 
-    async def _evict(self) -> None:
+    async def _evict(self, keep: str) -> None:
         while len(self._loaded) > self.max_loaded:
-            idle = [k for k, r in self._loaded.items() if r.outstanding == 0]
+            idle = [k for k, r in self._loaded.items() if r.outstanding == 0 and k != keep]
             if not idle:
                 return  # everything busy: over the limit until requests finish
             victim = self._loaded.pop(idle[0])
