@@ -50,8 +50,10 @@ async def test_concurrent_first_requests_load_once() -> None:
 async def test_lru_unloads_idle_models() -> None:
     pool = ModelPool([spec("a"), spec("b"), spec("c")], max_loaded=2)
     a = await pool.route("a")
-    await pool.route("b")
+    b = await pool.route("b")
     await pool.route("a")  # a is now the most recently used
+    a.last_used -= 5  # both idle for a while
+    b.last_used -= 10
     await pool.route("c")
     assert [r.spec.name for r in pool.loaded()] == ["a", "c"]
     assert a.backend.loaded  # type: ignore[attr-defined]

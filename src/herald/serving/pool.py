@@ -238,6 +238,7 @@ class ModelPool:
         rep = self._loaded.get(spec.key)
         if rep is not None:
             self._loaded.move_to_end(spec.key)
+            rep.last_used = time.monotonic()
             return rep
         lock = self._locks.setdefault(spec.key, asyncio.Lock())
         async with lock:
@@ -277,7 +278,12 @@ class ModelPool:
 
     async def _evict(self, keep: str) -> None:
         while len(self._loaded) > self.max_loaded:
-            idle = [k for k, r in self._loaded.items() if r.outstanding == 0 and k != keep]
+            now = time.monotonic()
+            idle = [  # not busy, and not just handed to a request that has yet to admit()
+                k
+                for k, r in self._loaded.items()
+                if r.outstanding == 0 and k != keep and now - r.last_used > 1.0
+            ]
             if not idle:
                 return  # everything busy: over the limit until requests finish
             victim = self._loaded.pop(idle[0])
