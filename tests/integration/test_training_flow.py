@@ -149,3 +149,34 @@ async def test_an_unknown_base_model_fails_the_job_with_the_reason(
     assert not await h.log.query(
         EventQuery(types=["finetune.completed"], correlationid=env.correlationid)
     )
+
+
+async def test_cancelling_a_running_job_checkpoints_and_marks_the_run_killed(
+    herald_rt: Herald, tiny: Path
+) -> None:
+    h = herald_rt
+    req = request(tiny, max_steps=2000, save_steps=1000, eval_steps=None, val_set_size=0.0)
+    env = await h.emit(h.catalog.validate("finetune.requested", req))
+    cid = env.correlationid
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 120
+    while loop.time() < deadline:
+        steps = await h.log.query(
+            EventQuery(types=["training.progressed"], correlationid=cid, limit=10000)
+        )
+        if len(steps) >= 3:
+            break
+        await asyncio.sleep(0.1)
+    [requested] = await h.log.query(EventQuery(types=["job.requested"], correlationid=cid))
+    job_id = requested.data["job_id"]
+    await h.log.cancel_job(job_id)
+    [cancelled] = await wait_for(h, "job.cancelled", cid, timeout=60)
+    assert cancelled.data["job_id"] == job_id
+    # SIGTERM → the callback checkpoints at the end of the step and stops; the run is "killed"
+    deadline = loop.time() + 30
+    while loop.time() < deadline and h.registry.get_run(job_id).status == "running":
+        await asyncio.sleep(0.1)
+    assert h.registry.get_run(job_id).status == "killed"
+    ckpts = list((h.settings.home / "runs" / job_id / "checkpoints").glob("checkpoint-*"))
+    assert ckpts and all((c / "trainer_state.json").is_file() for c in ckpts)
+    assert not await h.log.query(EventQuery(types=["finetune.completed"], correlationid=cid))
