@@ -11,4 +11,5 @@ CLI_GROUPS: tuple[tuple[str, str], ...] = (
     ("datasets", "herald.cli.datasets"),
     ("models", "herald.cli.registry"),
     ("runs", "herald.cli.runs"),
+    ("chat", "herald.cli.serving"),
 )
