@@ -418,7 +418,10 @@ def run_finetune(
         status = "killed"
         raise
     finally:
-        registry.finish_run(run_id, status)
+        try:
+            registry.finish_run(run_id, status)
+        except Exception as exc:  # never mask the training outcome with a bookkeeping error
+            _say(ctx, f"could not mark run {run_id} {status}: {exc}")
     _say(ctx, f"saved {ref.uri} after {result.global_step} steps")
     metrics = dict(result.metrics)
     if result.resumed_from_step is not None:
