@@ -37,7 +37,7 @@ from herald.serving.backends.base import (
     Usage,
     top_logprobs,
 )
-from herald.serving.errors import BadParameter, ModelUnavailable, Overloaded
+from herald.serving.errors import BadParameter, ModelUnavailable
 
 log = logging.getLogger("herald.serving.transformers")
 
@@ -195,10 +195,7 @@ class TransformersBackend(Backend):
             return
         loop = asyncio.get_running_loop()
         row = _Row(ids, request.params, limit, loop, asyncio.Queue())
-        if self._queue.qsize() >= self.max_concurrency * 4:
-            raise Overloaded(
-                f"model {self.model!r}: batch queue full", headers={"Retry-After": "1"}
-            )
+        # the pool bounds what reaches here (Replica.admit: max_concurrency + max_queue)
         self._queue.put_nowait(row)
         try:
             while True:
