@@ -39,6 +39,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "herald.training.job",
     "herald.registry.sensors",
     "herald.datasets.jobs",
+    "herald.rag.jobs",
 )
 
 

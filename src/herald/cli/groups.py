@@ -12,4 +12,5 @@ CLI_GROUPS: tuple[tuple[str, str], ...] = (
     ("models", "herald.cli.registry"),
     ("runs", "herald.cli.runs"),
     ("chat", "herald.cli.serving"),
+    ("rag", "herald.cli.rag"),
 )

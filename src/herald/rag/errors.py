@@ -1,14 +1,14 @@
 """Errors of the RAG capability (all :class:`herald.errors.HeraldError` subclasses).
 
-    HeraldError
-    ├── NotFound
-    │   └── CollectionNotFound     no collection of that name                       (404)
-    ├── Conflict
-    │   └── CollectionExists       create with a name already taken                 (409)
-    └── RagError                   a request the RAG layer refuses                  (400)
-        ├── InvalidFilter          unknown field or malformed metadata filter        (400)
-        ├── DimensionMismatch      vector length differs from the collection's       (400)
-        └── DocumentError          a file could not be read (unsupported, corrupt, empty)
+HeraldError
+├── NotFound
+│   └── CollectionNotFound     no collection of that name                       (404)
+├── Conflict
+│   └── CollectionExists       create with a name already taken                 (409)
+└── RagError                   a request the RAG layer refuses                  (400)
+    ├── InvalidFilter          unknown field or malformed metadata filter        (400)
+    ├── DimensionMismatch      vector length differs from the collection's       (400)
+    └── DocumentError          a file could not be read (unsupported, corrupt, empty)
 """
 
 from __future__ import annotations

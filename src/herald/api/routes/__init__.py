@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 ROUTE_MODULES: tuple[str, ...] = (
     "herald.api.routes.serving",
     "herald.api.routes.registry",
+    "herald.api.routes.rag",
 )
 
 

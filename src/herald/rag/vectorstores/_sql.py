@@ -11,7 +11,9 @@ from herald.rag.filters import Condition
 _CMP = {"eq": "=", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
-def sqlite_where(conditions: Sequence[Condition], column: str = "metadata") -> tuple[str, list[Any]]:
+def sqlite_where(
+    conditions: Sequence[Condition], column: str = "metadata"
+) -> tuple[str, list[Any]]:
     """``(sql, params)`` for SQLite (``?`` placeholders); ``("1", [])`` when empty."""
     parts: list[str] = []
     params: list[Any] = []
@@ -29,7 +31,9 @@ def sqlite_where(conditions: Sequence[Condition], column: str = "metadata") -> t
             parts.append(f"{expr} IN ({', '.join('?' for _ in c.value)})")
             params += [path, *c.value]
         else:
-            parts.append(f"(json_type({column}, ?) IN ('integer', 'real') AND {expr} {_CMP[c.op]} ?)")
+            parts.append(
+                f"(json_type({column}, ?) IN ('integer', 'real') AND {expr} {_CMP[c.op]} ?)"
+            )
             params += [path, path, c.value]
     return (" AND ".join(parts) or "1"), params
 

@@ -114,7 +114,7 @@ class VectorStore(ABC):
     def scan(self, collection: str) -> Iterator[Chunk]:
         """Every chunk (vectors included), for re-indexing and export."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release connections and flush indexes."""
 
 

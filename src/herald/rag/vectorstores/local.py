@@ -370,7 +370,9 @@ class LocalVectorStore(VectorStore):
                 return []
             if conditions:
                 where, params = sqlite_where(conditions)
-                keys = [r[0] for r in col.db.execute(f"SELECT key FROM chunks WHERE {where}", params)]
+                keys = [
+                    r[0] for r in col.db.execute(f"SELECT key FROM chunks WHERE {where}", params)
+                ]
                 if len(keys) <= EXACT_BELOW or len(keys) * 10 <= size:
                     return self._exact(col, q, keys, k, with_vectors)
                 allowed = set(keys)
@@ -394,9 +396,7 @@ class LocalVectorStore(VectorStore):
             rows = self._rows(col, [key for key, _ in found], with_vectors)
         return [self._hit(rows[key], s, with_vectors) for key, s in found if key in rows]
 
-    def _exact(
-        self, col: _Col, q: Any, keys: list[int], k: int, with_vectors: bool
-    ) -> list[Hit]:
+    def _exact(self, col: _Col, q: Any, keys: list[int], k: int, with_vectors: bool) -> list[Hit]:
         if not keys:
             return []
         rows = self._rows(col, keys, True)
@@ -453,7 +453,9 @@ class LocalVectorStore(VectorStore):
                 "SELECT id, ref_doc_id, text, metadata, vector FROM chunks ORDER BY key"
             ).fetchall()
         for r in rows:
-            yield Chunk(r[0], r[1], r[2], np.frombuffer(r[4], dtype=np.float32).tolist(), json.loads(r[3]))
+            yield Chunk(
+                r[0], r[1], r[2], np.frombuffer(r[4], dtype=np.float32).tolist(), json.loads(r[3])
+            )
 
     def flush(self) -> None:
         """Write an HNSW snapshot of every open collection that has unsaved changes."""

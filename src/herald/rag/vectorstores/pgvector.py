@@ -12,6 +12,7 @@ Every write is one transaction, so it is visible to the very next query from any
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -64,10 +65,8 @@ class PgVectorStore(VectorStore):
             self._conn = psycopg.connect(dsn, autocommit=True)
             # one statement per call: a concurrent CREATE EXTENSION in another session is fine
             for stmt in filter(None, (s.strip() for s in SETUP.split(";"))):
-                try:
+                with contextlib.suppress(psycopg.errors.UniqueViolation):  # creation race
                     self._conn.execute(stmt)
-                except psycopg.errors.UniqueViolation:  # pragma: no cover - creation race
-                    pass
         except psycopg.Error as exc:
             raise BackendUnavailable(f"pgvector store at {_safe(url)}: {exc}") from exc
         self._tables: dict[str, tuple[str, int]] = {}

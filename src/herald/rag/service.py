@@ -1,0 +1,237 @@
+"""The RAG service: collections, ingestion, deletion and retrieval over one catalog.
+
+One instance per process and configuration (:meth:`RagService.current`); the API server, the
+ingestion job's subprocess and chains share the same store and catalog URLs, so what one writes
+the others see on their next query. Embedders and stores are cached per process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from herald.rag.collections import Catalog, Collection, DocumentInfo, check_name
+from herald.rag.embeddings.base import Embedder, normalise_ref, open_embedder
+from herald.rag.errors import DimensionMismatch, RagError
+from herald.rag.ingest.pipeline import Ingestor, IngestReport, Progress
+from herald.rag.settings import RagSettings, default_catalog_url, default_store_url, rag_settings
+from herald.rag.vectorstores.base import Chunk, VectorStore, open_vector_store
+
+_instances: dict[tuple[str, str], RagService] = {}
+_bound: Any = None  # the settings of the Herald running in this process (bind())
+_lock = threading.Lock()
+
+
+def bind(settings: Any) -> None:
+    """Make ``settings`` (a running Herald's) the default of :meth:`RagService.current`."""
+    global _bound
+    _bound = settings
+
+
+class RagService:
+    def __init__(self, settings: RagSettings, *, home: Path) -> None:
+        self.settings = settings
+        self.home = home
+        self.store_url = settings.store_url or default_store_url(home)
+        self.catalog = Catalog(settings.catalog_url or default_catalog_url(home))
+
+    @classmethod
+    def current(cls, settings: Any = None) -> RagService:
+        """The process-wide service for Herald ``settings`` (loaded from the environment if None)."""
+        if settings is None:
+            settings = _bound
+        if settings is None:
+            from herald.settings import load_settings
+
+            settings = load_settings()
+        rs = rag_settings(settings)
+        home = Path(settings.home)
+        key = (rs.store_url or default_store_url(home), rs.catalog_url or default_catalog_url(home))
+        with _lock:
+            svc = _instances.get(key)
+            if svc is None:
+                svc = _instances[key] = cls(rs, home=home)
+            return svc
+
+    @classmethod
+    def reset(cls) -> None:
+        """Forget cached services and the bound settings (tests)."""
+        from herald.rag.vectorstores.base import close_cached_stores
+
+        global _bound
+        _bound = None
+        with _lock:
+            services = list(_instances.values())
+            _instances.clear()
+        for s in services:
+            s.catalog.close()
+        close_cached_stores()
+
+    # plumbing -------------------------------------------------------------------------------
+    def store_for(self, collection: Collection) -> VectorStore:
+        return open_vector_store(collection.store_url)
+
+    def embedder_for(self, collection: Collection) -> Embedder:
+        e = open_embedder(collection.embedding_model, self.settings)
+        if e.dimension != collection.dimension:
+            raise DimensionMismatch(
+                f"embedding model {collection.embedding_model!r} now gives {e.dimension}-"
+                f"dimensional vectors but collection {collection.name!r} stores "
+                f"{collection.dimension}; re-index it (collection.reindex.requested)"
+            )
+        return e
+
+    # collections ----------------------------------------------------------------------------
+    def create_collection(
+        self,
+        name: str,
+        *,
+        embedding_model: str | None = None,
+        chunk_size: int | None = None,
+        chunk_overlap: int | None = None,
+        description: str = "",
+        store_url: str | None = None,
+    ) -> Collection:
+        check_name(name)
+        model = normalise_ref(embedding_model or self.settings.embedding_model)
+        size = chunk_size or self.settings.chunk_size
+        overlap = self.settings.chunk_overlap if chunk_overlap is None else chunk_overlap
+        _check_chunking(size, overlap)
+        if any(c.name == name for c in self.catalog.all()):
+            from herald.rag.errors import CollectionExists
+
+            raise CollectionExists(f"collection {name!r} already exists")
+        embedder = open_embedder(model, self.settings)
+        url = store_url or self.store_url
+        store = open_vector_store(url)
+        store.drop(name)  # leftovers of a collection deleted from the catalog only
+        store.create(name, embedder.dimension)
+        now = datetime.now(UTC)
+        return self.catalog.add(
+            Collection(
+                name=name,
+                embedding_model=model
+                if model != "sentence-transformers:all-minilm-l6-v2"
+                else "all-minilm-l6-v2",
+                dimension=embedder.dimension,
+                chunk_size=size,
+                chunk_overlap=overlap,
+                store_url=url,
+                description=description,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    def get_collection(self, name: str) -> Collection:
+        return self.catalog.get(check_name(name))
+
+    def list_collections(self) -> list[Collection]:
+        return self.catalog.all()
+
+    def delete_collection(self, name: str) -> None:
+        col = self.get_collection(name)
+        open_vector_store(col.store_url).drop(name)
+        self.catalog.remove(name)
+
+    # documents ------------------------------------------------------------------------------
+    def ingest(
+        self,
+        collection: str,
+        source: str,
+        *,
+        metadata: dict[str, Any] | None = None,
+        redact_pii: bool = False,
+        recursive: bool = True,
+        force: bool = False,
+        prune: bool = False,
+        ref_doc_id: str | None = None,
+        progress: Progress | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> IngestReport:
+        col = self.get_collection(collection)
+        return Ingestor(
+            self,
+            col,
+            metadata=metadata,
+            redact_pii=redact_pii,
+            force=force,
+            progress=progress,
+            cancelled=cancelled,
+        ).run(source, recursive=recursive, ref_doc_id=ref_doc_id, prune=prune)
+
+    def documents(
+        self,
+        collection: str,
+        *,
+        limit: int = 1000,
+        offset: int = 0,
+        source_prefix: str | None = None,
+    ) -> list[DocumentInfo]:
+        self.get_collection(collection)
+        return self.catalog.documents(
+            collection, limit=limit, offset=offset, source_prefix=source_prefix
+        )
+
+    def delete_documents(self, collection: str, ref_doc_ids: Sequence[str]) -> dict[str, int]:
+        """Remove the documents and all their chunks; ``{"documents": n, "chunks": m}``."""
+        col = self.get_collection(collection)
+        chunks = open_vector_store(col.store_url).delete(collection, list(ref_doc_ids))
+        docs = self.catalog.remove_documents(collection, list(ref_doc_ids))
+        return {"documents": docs, "chunks": chunks}
+
+    # re-indexing ----------------------------------------------------------------------------
+    def reindex(
+        self,
+        collection: str,
+        *,
+        embedding_model: str | None = None,
+        progress: Progress | None = None,
+    ) -> Collection:
+        """Re-embed every stored chunk with ``embedding_model`` (default: the current one).
+
+        The chunks are read first, the store collection is recreated with the new dimension and
+        written in batches; the catalog then records the new model."""
+        col = self.get_collection(collection)
+        model = normalise_ref(embedding_model or col.embedding_model)
+        embedder = open_embedder(model, self.settings)
+        store = open_vector_store(col.store_url)
+        chunks = list(store.scan(collection))
+        report = progress or (lambda f, m: None)
+        report(0.05, f"read {len(chunks)} chunks")
+        self.catalog.update(collection, status="reindexing")
+        vectors: list[list[float]] = []
+        for start in range(0, len(chunks), 256):
+            part = chunks[start : start + 256]
+            vectors.extend(embedder.embed([c.text for c in part]))
+            report(0.05 + 0.8 * (start + len(part)) / max(1, len(chunks)), "embedding")
+        store.drop(collection)
+        store.create(collection, embedder.dimension)
+        fresh = [
+            Chunk(c.id, c.ref_doc_id, c.text, v, c.metadata)
+            for c, v in zip(chunks, vectors, strict=True)
+        ]
+        for start in range(0, len(fresh), 512):
+            store.write(collection, fresh[start : start + 512])
+        stored = "all-minilm-l6-v2" if model == "sentence-transformers:all-minilm-l6-v2" else model
+        out = self.catalog.update(
+            collection, embedding_model=stored, dimension=embedder.dimension, status="ready"
+        )
+        report(1.0, f"re-indexed {len(fresh)} chunks with {stored}")
+        return out
+
+    # retrieval ------------------------------------------------------------------------------
+    def retrieve(self, collection: str, query: str, **kw: Any) -> list[Any]:
+        from herald.rag.retrieval import retrieve
+
+        return retrieve(collection, query, service=self, **kw)
+
+
+def _check_chunking(size: int, overlap: int) -> None:
+    if not 16 <= size <= 8192:
+        raise RagError(f"chunk_size must be within 16..8192 tokens, got {size}")
+    if not 0 <= overlap <= size // 2:
+        raise RagError(f"chunk_overlap must be within 0..{size // 2} (half the chunk size)")
