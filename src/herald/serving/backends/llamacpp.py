@@ -153,6 +153,8 @@ class LlamaCppBackend(Backend):
             loop.call_soon_threadsafe(out.put_nowait, item)
 
         def run() -> None:
+            from llama_cpp import StoppingCriteriaList
+
             llm = self.llm if p.logprobs is None else self._all_logits()
             generated = [0]
 
@@ -172,7 +174,7 @@ class LlamaCppBackend(Backend):
                 seed=p.seed,
                 logprobs=p.logprobs,
                 stream=True,
-                stopping_criteria=[counter],
+                stopping_criteria=StoppingCriteriaList([counter]),
             )
             finish = "stop"
             try:
