@@ -90,7 +90,7 @@ class Chunker:
         text = text.strip()
         if not text:
             return []
-        if self.count(text) <= self.size:
+        if self.count(text) <= self.size - self.overlap:  # room for the previous tail
             return [text]
         if level < len(_SEPARATORS):
             parts = [p for p in _SEPARATORS[level].split(text) if p.strip()]
@@ -105,7 +105,7 @@ class Chunker:
         used = 0
         for w in text.split():
             n = self.count(w)
-            if cur and used + n > self.size:
+            if cur and used + n > self.size - self.overlap:
                 out.append(" ".join(cur))
                 cur, used = [], 0
             cur.append(w)

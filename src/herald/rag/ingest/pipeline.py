@@ -130,7 +130,7 @@ class Ingestor:
             )
         self._flush()
         if prune and files:
-            root = files[0].uri if len(files) == 1 else _common_prefix([f.uri for f in files])
+            root = _source_prefix(source, files)
             stale = [
                 d.ref_doc_id
                 for d in self.service.catalog.documents(
@@ -246,8 +246,11 @@ class Ingestor:
             )
 
 
-def _common_prefix(uris: list[str]) -> str:
-    import os.path
+def _source_prefix(source: str, files: list[SourceFile]) -> str:
+    """The URI prefix every document ingested from ``source`` starts with."""
+    from pathlib import Path
 
-    prefix = os.path.commonpath(uris)
-    return prefix[: prefix.rfind("/") + 1] if "/" in prefix else prefix
+    if "://" in source and not source.startswith("file://"):
+        return source if len(files) == 1 and files[0].uri == source else source.rstrip("/") + "/"
+    path = Path(source.removeprefix("file://")).expanduser().resolve()
+    return path.as_uri() if path.is_file() else path.as_uri().rstrip("/") + "/"
