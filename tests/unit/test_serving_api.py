@@ -277,3 +277,23 @@ async def test_metrics_exposed(client: openai.AsyncOpenAI, http: httpx.AsyncClie
         'herald:request_errors_total{model_name="nope",status="404",version=""} 1.0',
     ):
         assert name in text, name
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+async def test_fast_stream_chunks_equal_the_wire_models(
+    http: httpx.AsyncClient, include_usage: bool
+) -> None:
+    import json
+
+    from herald.serving.chat.protocol import ChatCompletionChunk
+
+    body: dict[str, Any] = {"model": "fake", "messages": CHAT, "max_tokens": 3, "stream": True}
+    if include_usage:
+        body["stream_options"] = {"include_usage": True}
+    r = await http.post("/v1/chat/completions", json=body)
+    events = [json.loads(e[6:]) for e in r.text.split("\n\n") if e and e != "data: [DONE]"]
+    assert len(events) >= 4
+    for e in events:
+        model = ChatCompletionChunk.model_validate(e)
+        expected = model.model_dump(mode="json", exclude=None if include_usage else {"usage"})
+        assert e == expected

@@ -49,6 +49,9 @@ class Generation:
         self.completion_tokens = 0
         self.finish: str | None = None
         self.labels = (ctx.model, ctx.version)
+        self._ttft = pool.metrics.ttft.labels(*self.labels)
+        self._itl = pool.metrics.itl.labels(*self.labels)
+        self._rewrite = bool(pool.hooks.on_stream_delta)
         self._stack = AsyncExitStack()
         self._iters: list[AsyncIterator[Delta]] = []
         self._primed: list[Delta | None] = []
@@ -87,14 +90,13 @@ class Generation:
     def _observe(self, index: int, d: Delta) -> Delta:
         now = time.perf_counter()
         if d.text or d.logprobs:
-            m = self.pool.metrics
             if self.first is None:
                 self.first = now
-                m.ttft.labels(*self.labels).observe(now - self.started)
+                self._ttft.observe(now - self.started)
             elif self.last is not None:
-                m.itl.labels(*self.labels).observe(now - self.last)
+                self._itl.observe(now - self.last)
             self.last = now
-            if d.text:
+            if d.text and self._rewrite:
                 d.text = self.pool.hooks.run_delta(self.ctx, index, d.text)
         if d.usage is not None:
             self.prompt_tokens = max(self.prompt_tokens, d.usage.prompt_tokens)

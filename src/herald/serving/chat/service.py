@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -151,12 +152,34 @@ class ChatService:
                 + b"\n\n"
             )
 
+        # the hot path (a text piece without logprobs) is rendered from a template: the same
+        # JSON as the pydantic models produce, without building models per token
+        head = json.dumps(
+            {
+                "id": request_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": req.model,
+            },
+            separators=(",", ":"),
+        )[:-1]
+        tail = ',"system_fingerprint":null' + (',"usage":null' if usage else "") + "}\n\n"
+
+        def text_chunk(i: int, text: str) -> bytes:
+            return (
+                f'data: {head},"choices":[{{"index":{i},"delta":{{"content":'
+                f'{json.dumps(text, ensure_ascii=False)}}},"logprobs":null,'
+                f'"finish_reason":null}}]{tail}'
+            ).encode()
+
         error: BaseException | None = None
         try:
             for i in range(req.n):
                 yield chunk(i, DeltaMessage(role="assistant", content=""))
             async for i, d in gen.deltas():
-                if d.text or d.logprobs or d.finish_reason:
+                if d.text and not d.logprobs and not d.finish_reason:
+                    yield text_chunk(i, d.text)
+                elif d.text or d.logprobs or d.finish_reason:
                     content = d.text if (d.text or not d.finish_reason) else None
                     yield chunk(i, DeltaMessage(content=content), d)
             if usage:
