@@ -162,7 +162,9 @@ def test_scan_returns_everything_with_vectors(store: VectorStore) -> None:
     fill(store)
     chunks = {c.id: c for c in store.scan("c")}
     assert set(chunks) == {"a:1", "a:2", "b:3", "b:4", "c:5"}
-    assert all(math.isclose(x, y, rel_tol=1e-5) for x, y in zip(chunks["a:1"].vector, vec(1)))
+    assert all(
+        math.isclose(x, y, rel_tol=1e-5) for x, y in zip(chunks["a:1"].vector, vec(1), strict=False)
+    )
     hits = store.search("c", vec(2), 1, with_vectors=True)
     assert hits[0].vector is not None and len(hits[0].vector) == DIM
 
@@ -179,3 +181,18 @@ def test_writes_from_another_instance_are_visible(store: VectorStore, tmp_path: 
         other.close()
     ids = {h.id for h in store.search("c", vec(42), 10)}
     assert "new:42" in ids and not any(i.startswith("b:") for i in ids)
+
+
+def test_drop_and_recreate_elsewhere_is_seen(store: VectorStore) -> None:
+    """Another process re-creating a collection (re-index) with a new dimension."""
+    fill(store)
+    store.search("c", vec(1), 1)
+    other = open_vector_store(store.url, cached=False)
+    try:
+        other.drop("c")
+        other.create("c", 4)
+        other.write("c", [Chunk("n", "n", "new", [1.0, 0.0, 0.0, 0.0], {})])
+    finally:
+        other.close()
+    assert store.dimension("c") == 4
+    assert [h.id for h in store.search("c", [1.0, 0.0, 0.0, 0.0], 3)] == ["n"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from herald.rag.chunking import Chunker, markdown_sections
@@ -27,7 +29,7 @@ def test_chunks_stay_within_budget_and_overlap() -> None:
     chunks = Chunker(size=60, overlap=10).split(words)
     assert len(chunks) > 10
     assert all(approx_tokens(c.text) <= 60 for c in chunks)
-    for a, b in zip(chunks, chunks[1:], strict=False):
+    for a, b in itertools.pairwise(chunks):
         shared = b.text.split()[:10]
         assert a.text.split()[-10:] == shared  # the next chunk starts with the previous tail
     assert [c.index for c in chunks] == list(range(len(chunks)))

@@ -88,6 +88,7 @@ class _Col:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.lock = threading.RLock()
+        self.inode = (folder / "chunks.db").stat().st_ino  # changes when dropped and recreated
         self.db = sqlite3.connect(folder / "chunks.db", check_same_thread=False, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -211,6 +212,13 @@ class _Col:
                 self.db.close()
 
 
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except FileNotFoundError:
+        return None
+
+
 class LocalVectorStore(VectorStore):
     """``local:///absolute/folder`` (``local://~/x`` and relative paths are refused)."""
 
@@ -234,9 +242,9 @@ class LocalVectorStore(VectorStore):
     def _col(self, collection: str) -> _Col:
         with self._lock:
             col = self._cols.get(collection)
-            if col is not None and (col.folder / "chunks.db").exists():
+            if col is not None and _inode(col.folder / "chunks.db") == col.inode:
                 return col
-            if col is not None:  # dropped by another process
+            if col is not None:  # dropped (and maybe recreated) by another process
                 col.db.close()
                 del self._cols[collection]
             folder = self._folder(collection)
