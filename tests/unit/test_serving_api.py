@@ -297,3 +297,17 @@ async def test_fast_stream_chunks_equal_the_wire_models(
         model = ChatCompletionChunk.model_validate(e)
         expected = model.model_dump(mode="json", exclude=None if include_usage else {"usage"})
         assert e == expected
+
+
+async def test_fast_completion_chunks_equal_the_wire_models(http: httpx.AsyncClient) -> None:
+    import json
+
+    from herald.serving.completions.protocol import CompletionResponse
+
+    body = {"model": "fake", "prompt": "x", "max_tokens": 3, "stream": True}
+    r = await http.post("/v1/completions", json=body)
+    events = [json.loads(e[6:]) for e in r.text.split("\n\n") if e and e != "data: [DONE]"]
+    assert len(events) >= 3
+    for e in events:
+        expected = CompletionResponse.model_validate(e).model_dump(mode="json", exclude={"usage"})
+        assert e == expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -161,6 +162,19 @@ class CompletionService:
             )
             return b"data: " + c.model_dump_json(exclude=exclude).encode() + b"\n\n"
 
+        head = json.dumps(
+            {"id": request_id, "object": "text_completion", "created": created, "model": req.model},
+            separators=(",", ":"),
+        )[:-1]
+        tail = ',"system_fingerprint":null' + (',"usage":null' if usage else "") + "}\n\n"
+
+        def text_chunk(i: int, text: str) -> bytes:  # the hot path, same JSON as `chunk`
+            return (
+                f'data: {head},"choices":[{{"index":{i},"text":'
+                f'{json.dumps(text, ensure_ascii=False)},"logprobs":null,'
+                f'"finish_reason":null}}]{tail}'
+            ).encode()
+
         error: BaseException | None = None
         try:
             for i in range(gen.count):
@@ -168,7 +182,9 @@ class CompletionService:
                     head, head_lps = echoes[i // req.n]
                     yield chunk(i, head, head_lps, None)
             async for i, d in gen.deltas():
-                if d.text or d.logprobs or d.finish_reason:
+                if d.text and req.logprobs is None and not d.finish_reason:
+                    yield text_chunk(i, d.text)
+                elif d.text or d.logprobs or d.finish_reason:
                     yield chunk(i, d.text, d.logprobs, d.finish_reason)
             if usage:
                 yield sse(
