@@ -14,6 +14,8 @@ import pytest
 
 from herald.api import create_app
 from herald.bootstrap import Herald
+from herald.serving.backends import register_backend
+from herald.serving.backends.fake import FakeBackend
 from herald.settings import Settings
 
 KEY = "test-key"
@@ -21,6 +23,7 @@ MODELS = {
     "fake": {"backend": "fake", "model": "fake-1", "options": {"context_length": 64}},
     "fixed": {"backend": "fake", "model": "fake-2", "options": {"reply": "Hello there friend"}},
     "adapter": {"backend": "fake", "model": "fake-3", "parent": "fake"},
+    "chat-only": {"backend": "chat-only", "model": "c"},
 }
 
 
@@ -59,7 +62,7 @@ CHAT: list[Any] = [{"role": "user", "content": "Say hi"}]
 async def test_models_list_shows_parent_of_adapters(client: openai.AsyncOpenAI) -> None:
     page = await client.models.list()
     ids = {m.id: m for m in page.data}
-    assert set(ids) == {"fake", "fixed", "adapter"}
+    assert set(ids) == {"fake", "fixed", "adapter", "chat-only"}
     assert all(m.object == "model" and m.owned_by == "herald" and m.created for m in page.data)
     assert ids["adapter"].model_extra is not None and ids["adapter"].model_extra["parent"] == "fake"
     one = await client.models.retrieve("fixed")
@@ -250,10 +253,26 @@ async def test_context_overflow_is_400_with_limits(client: openai.AsyncOpenAI) -
     assert "100 in the prompt" in str(err.value)
 
 
+class ChatOnly(FakeBackend):
+    name = "chat-only"
+    capabilities = frozenset({"chat"})
+
+
+register_backend("chat-only", f"{__name__}:ChatOnly")
+
+
 async def test_embeddings_on_chat_only_model_and_empty_input(http: httpx.AsyncClient) -> None:
     r = await http.post("/v1/embeddings", json={"model": "fake", "input": []})
     assert r.status_code == 400
     assert r.json()["error"]["param"] == "input"
+    for path, body in (
+        ("/v1/embeddings", {"model": "chat-only", "input": "x"}),
+        ("/v1/completions", {"model": "chat-only", "prompt": "x"}),
+    ):
+        r = await http.post(path, json=body)
+        assert r.status_code == 400
+        assert r.json()["error"]["code"] == "unsupported_for_model"
+        assert r.json()["error"]["param"] == "model"
 
 
 async def test_auth_is_required(herald: Herald) -> None:
