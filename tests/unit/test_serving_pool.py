@@ -168,3 +168,18 @@ def test_chat_template_sandbox() -> None:
         render_chat("{{ raise_exception('no system role') }}", [])
     with pytest.raises(BadParameter, match="chat template failed"):
         render_chat("{{ messages.__class__.__mro__[1].__subclasses__() }}", [])
+
+
+async def test_vllm_backend_imports_lazily_and_explains_itself() -> None:
+    import importlib.util
+
+    cls = backend_class("vllm")  # importable without vLLM installed
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here: exercised on a GPU machine instead")
+    from herald.serving import ModelUnavailable
+
+    with pytest.raises(ModelUnavailable, match=r'pip install "herald\[vllm\]"'):
+        await cls("some/model").load()
+    pool = ModelPool([spec("gpu-model", "vllm")])
+    with pytest.raises(ModelUnavailable, match="failed to load"):
+        await pool.route("gpu-model")

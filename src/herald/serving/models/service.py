@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from herald.serving.errors import ModelNotFound
 from herald.serving.models.protocol import ModelCard, ModelList
 from herald.serving.pool import ModelPool, ModelSpec
 
@@ -34,7 +33,4 @@ class ModelsService:
         for spec in self.pool.listed():
             if spec.name == model:
                 return self._card(spec)
-        try:
-            return self._card(await self.pool.spec_for(model))
-        except ModelNotFound:
-            raise
+        return self._card(await self.pool.spec_for(model))  # registry versions; else 404
