@@ -43,7 +43,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 SNAPSHOT_EVERY = 5000  # changes since the last snapshot before writing a new one
-EXACT_BELOW = 20_000  # collections (or filtered candidate sets) this small are searched exactly
+EXACT_BELOW = 5_000  # collections (or filtered candidate sets) this small are searched exactly
 CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH = 16, 128, 96
 
 SCHEMA = """
@@ -111,6 +111,10 @@ class _Col:
             expansion_search=EXPANSION_SEARCH,
         )
 
+    def last_seq(self) -> int:
+        row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+        return int(row[0]) if row else 0
+
     def pruned_upto(self) -> int:
         row = self.db.execute("SELECT value FROM meta WHERE key='pruned_upto'").fetchone()
         return int(row[0]) if row else 0
@@ -135,7 +139,7 @@ class _Col:
 
     def rebuild(self) -> None:
         index = self.new_index()
-        (seq,) = self.db.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()
+        seq = self.last_seq()  # rows written after this are re-applied by catch_up (idempotent)
         rows = self.db.execute("SELECT key, vector FROM chunks").fetchall()
         if rows:
             keys = np.array([r[0] for r in rows], dtype=np.uint64)
@@ -148,6 +152,9 @@ class _Col:
         if self.index is None:
             self.load()
         assert self.index is not None
+        last = self.last_seq()
+        if last == self.seq:  # one indexed read when up to date
+            return self.index
         if self.seq < self.pruned_upto():  # another process snapshotted and pruned the log
             self.index = None
             self.load()
@@ -163,6 +170,8 @@ class _Col:
             if gone:
                 self.index.remove(np.array(gone, dtype=np.uint64))
             added = [k for k, op in final.items() if op == "add"]
+            if added:  # keys are never reused: removing first makes re-applying idempotent
+                self.index.remove(np.array(added, dtype=np.uint64))
             for start in range(0, len(added), 900):
                 part = added[start : start + 900]
                 rows = self.db.execute(
@@ -174,7 +183,7 @@ class _Col:
                         np.array([r[0] for r in rows], dtype=np.uint64),
                         np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows]),
                     )
-            self.seq = changes[-1][0]
+        self.seq = max(last, changes[-1][0] if changes else 0)
         return self.index
 
     def snapshot(self, force: bool = False) -> None:
@@ -369,8 +378,9 @@ class LocalVectorStore(VectorStore):
     ) -> list[Hit]:
         check_k(k)
         col = self._col(collection)
-        check_vectors(collection, col.dim, [vector])
         q = np.asarray(vector, dtype=np.float32)
+        if q.shape != (col.dim,) or not np.isfinite(q).all():
+            check_vectors(collection, col.dim, [list(vector)])  # raises the clear error
         with col.lock:
             index = col.catch_up()
             size = len(index)
