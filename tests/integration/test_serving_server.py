@@ -124,6 +124,24 @@ async def test_client_disconnect_cancels_generation(server: tuple[Herald, str]) 
     assert replica.outstanding == 0
 
 
+async def test_disconnect_before_the_response_cancels_too(server: tuple[Herald, str]) -> None:
+    h, url = server
+    backend = await backend_of(h, "slow")
+    before = backend.cancelled
+    body = {"model": "slow", "messages": CHAT, "max_tokens": 2000}  # not streamed: ~40 s
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {KEY}"}, timeout=0.3
+    ) as http:
+        with pytest.raises(httpx.ReadTimeout):
+            await http.post("/v1/chat/completions", json=body)
+    for _ in range(500):
+        if backend.cancelled > before:
+            break
+        await asyncio.sleep(0.01)
+    assert backend.cancelled == before + 1
+    assert (await h.serving.route("slow")).outstanding == 0
+
+
 async def test_backend_crash_mid_stream_ends_with_error_event(server: tuple[Herald, str]) -> None:
     _, url = server
     async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {KEY}"}) as http:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
+from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
@@ -13,6 +16,33 @@ from herald.serving.errors import ServingError
 from herald.serving.pool import ModelPool
 
 PoolGetter = Callable[[], ModelPool]
+T = TypeVar("T")
+
+
+class ClientDisconnected(Exception):
+    """The client went away before the response started."""
+
+
+async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Run ``work`` (a whole non-streamed generation, or a stream's first token) and cancel
+    it if the client disconnects meanwhile. After the body has been read, the next ASGI
+    message can only be ``http.disconnect``."""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(request.receive())
+    try:
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        watch.cancel()
+        with contextlib.suppress(BaseException):
+            await watch
+    if not task.cancelled():
+        return task.result()
+    raise ClientDisconnected
+
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 

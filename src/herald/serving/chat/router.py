@@ -8,7 +8,14 @@ from herald.serving.chat.protocol import ChatCompletionRequest
 from herald.serving.chat.service import ChatService
 from herald.serving.common import parse_request
 from herald.serving.errors import ServingError
-from herald.serving.http import PoolGetter, error_response, request_schema, respond
+from herald.serving.http import (
+    ClientDisconnected,
+    PoolGetter,
+    error_response,
+    request_schema,
+    respond,
+    unless_disconnected,
+)
 
 
 def router(pool: PoolGetter) -> APIRouter:
@@ -22,9 +29,11 @@ def router(pool: PoolGetter) -> APIRouter:
     async def create_chat_completion(request: Request) -> Response:
         try:
             req = parse_request(ChatCompletionRequest, await request.body())
-            result, headers = await ChatService(pool()).create(req)
+            result, headers = await unless_disconnected(request, ChatService(pool()).create(req))
         except ServingError as exc:
             return error_response(exc)
+        except ClientDisconnected:
+            return Response(status_code=499)  # nobody is listening; the work was cancelled
         return respond(result, headers)  # type: ignore[no-any-return]
 
     return r
