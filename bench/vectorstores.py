@@ -82,7 +82,9 @@ def measure(
     return row
 
 
-def herald_store(tmp: Path, data: np.ndarray) -> tuple[Callable[[], Any], Callable[[Any, np.ndarray], list[int]]]:
+def herald_store(
+    tmp: Path, data: np.ndarray
+) -> tuple[Callable[[], Any], Callable[[Any, np.ndarray], list[int]]]:
     from herald.rag.vectorstores.base import Chunk
     from herald.rag.vectorstores.local import LocalVectorStore
 
@@ -107,7 +109,9 @@ def herald_store(tmp: Path, data: np.ndarray) -> tuple[Callable[[], Any], Callab
     return build, search
 
 
-def chroma_store(tmp: Path, data: np.ndarray) -> tuple[Callable[[], Any], Callable[[Any, np.ndarray], list[int]]]:
+def chroma_store(
+    tmp: Path, data: np.ndarray
+) -> tuple[Callable[[], Any], Callable[[Any, np.ndarray], list[int]]]:
     import chromadb
     from chromadb.config import Settings
 
@@ -134,7 +138,9 @@ def chroma_store(tmp: Path, data: np.ndarray) -> tuple[Callable[[], Any], Callab
     return build, search
 
 
-def lance_store(tmp: Path, data: np.ndarray) -> tuple[Callable[[], Any], Callable[[Any, np.ndarray], list[int]]]:
+def lance_store(
+    tmp: Path, data: np.ndarray
+) -> tuple[Callable[[], Any], Callable[[Any, np.ndarray], list[int]]]:
     import lancedb
     import pyarrow as pa
 
@@ -202,7 +208,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--n", type=int, default=100_000, help="vectors (default 100000)")
     ap.add_argument("--queries", type=int, default=200)
-    ap.add_argument("--skip", nargs="*", default=[], choices=["herald", "chroma", "lancedb", "ingest"])
+    ap.add_argument(
+        "--skip", nargs="*", default=[], choices=["herald", "chroma", "lancedb", "ingest"]
+    )
     ap.add_argument("--ingest-chunks", type=int, default=512)
     args = ap.parse_args()
 
@@ -223,9 +231,14 @@ def main() -> None:
             rows.append(measure(label, build, search, queries, truth))
             shutil.rmtree(Path(tmp), ignore_errors=True)
             Path(tmp).mkdir(exist_ok=True)
-    report(f"Vector stores: {args.n:,} x {DIM} clustered vectors, {args.queries} queries, k={K}", rows)
+    report(
+        f"Vector stores: {args.n:,} x {DIM} clustered vectors, {args.queries} queries, k={K}", rows
+    )
     if "ingest" not in args.skip:
-        report("RAG ingestion throughput (bundled all-MiniLM-L6-v2, CPU)", [ingestion(args.ingest_chunks)])
+        report(
+            "RAG ingestion throughput (bundled all-MiniLM-L6-v2, CPU)",
+            [ingestion(args.ingest_chunks)],
+        )
 
 
 if __name__ == "__main__":
