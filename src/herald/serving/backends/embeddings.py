@@ -37,6 +37,9 @@ class SentenceTransformersBackend(Backend):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
         if self.options.get("threads"):
             torch.set_num_threads(int(self.options["threads"]))
