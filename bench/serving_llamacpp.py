@@ -6,7 +6,7 @@ llama-cpp-python directly, on the same GGUF, thread count, prompt and max_tokens
 The gateway runs as a separate ``herald api`` process (as in production) serving the bundled
 SmolLM2-135M-Instruct Q4_1 with ``llamacpp``; the client streams ``/v1/completions`` and
 ``/v1/chat/completions`` (SSE) with httpx. The direct peer runs ``Llama.create_completion``
-(stream) in this process while the server idles. Rounds alternate direct / gateway. Greedy
+(stream) in this process while the server idles. Rounds interleave the paths, rotating their order. Greedy
 decoding, so both generate the same tokens. Decode tokens/s = (tokens - 1) / (last - first
 token time); TTFT = request start → first token.
 """
@@ -118,7 +118,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--tokens", type=int, default=128)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--port", type=int, default=8791)
     args = ap.parse_args()
     gguf = bundled_gguf_path()
@@ -156,10 +156,15 @@ def main() -> None:
         )
         direct_round(llm, prompt, 4)
         runs: dict[str, list[dict[str, float]]] = {"direct": [], "completions": [], "chat": []}
-        for _ in range(args.rounds):
-            runs["direct"].append(direct_round(llm, prompt, args.tokens))
-            runs["completions"].append(gateway_round(http, "/v1/completions", comp))
-            runs["chat"].append(gateway_round(http, "/v1/chat/completions", chat))
+        steps = {
+            "direct": lambda: direct_round(llm, prompt, args.tokens),
+            "completions": lambda: gateway_round(http, "/v1/completions", comp),
+            "chat": lambda: gateway_round(http, "/v1/chat/completions", chat),
+        }
+        order = list(steps)
+        for r in range(args.rounds):  # rotate the order so no path always runs first
+            for name in order[r % 3 :] + order[: r % 3]:
+                runs[name].append(steps[name]())
     finally:
         http.close()
         proc.terminate()
