@@ -101,6 +101,9 @@ class ServingSettings(BaseModel):
         5.0, ge=0, description="transformers: wait this long to group concurrent requests."
     )
     max_batch_size: int = Field(16, ge=1, description="transformers: largest dynamic batch.")
+    request_timeout_s: float | None = Field(
+        600.0, gt=0, description="Longest generation (then 504, or an error event in a stream)."
+    )
 
 
 class Settings(BaseSettings):

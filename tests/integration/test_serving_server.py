@@ -232,3 +232,29 @@ async def test_openai_proxy_backend_relays_an_upstream(
         await c.close()
     await h.serving.close()
     h.registry.close()
+
+
+async def test_request_timeout(tmp_path: Path) -> None:
+    h = make_herald(
+        tmp_path,
+        {"slow": {"backend": "fake", "model": "s", "options": {"delay_s": 0.05}}},
+        request_timeout_s=0.3,
+    )
+    async with (
+        serve(create_app(h, KEY, manage_lifecycle=False)) as url,
+        httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {KEY}"}) as http,
+    ):
+        body: dict[str, Any] = {"model": "slow", "messages": CHAT, "max_tokens": 500}
+        r = await http.post("/v1/chat/completions", json=body)
+        assert r.status_code == 504
+        assert "request timeout" in r.json()["error"]["message"]
+        r = await http.post("/v1/chat/completions", json={**body, "stream": True})
+        events = [e for e in r.text.split("\n\n") if e]
+        assert '"code": "timeout"' in events[-2]
+        assert events[-1] == "data: [DONE]"
+        ok = await http.post("/v1/chat/completions", json={**body, "max_tokens": 2})
+        assert ok.status_code == 200
+    backend = await backend_of(h, "slow")
+    assert backend.cancelled == 2
+    await h.serving.close()
+    h.registry.close()

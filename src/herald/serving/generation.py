@@ -25,6 +25,12 @@ class BackendFailed(ServingError):
     type = "server_error"
 
 
+class GenerationTimeout(ServingError):
+    code = "timeout"
+    status = 504
+    type = "server_error"
+
+
 def as_serving_error(exc: BaseException) -> ServingError:
     if isinstance(exc, ServingError):
         return exc
@@ -56,6 +62,8 @@ class Generation:
         self._iters: list[AsyncIterator[Delta]] = []
         self._primed: list[Delta | None] = []
         self._closed = False
+        limit = pool.request_timeout_s
+        self.deadline = None if limit is None else asyncio.get_running_loop().time() + limit
 
     @property
     def count(self) -> int:
@@ -78,7 +86,8 @@ class Generation:
         for it in self._iters:
             self._stack.push_async_callback(_aclose, it)
         try:
-            firsts = await asyncio.gather(*(_first(it) for it in self._iters))
+            async with self._timeout():
+                firsts = await asyncio.gather(*(_first(it) for it in self._iters))
         except Exception as exc:
             await self.close(error=exc)
             raise as_serving_error(exc) from exc
@@ -105,15 +114,32 @@ class Generation:
             self.finish = d.finish_reason
         return d
 
+    @contextlib.asynccontextmanager
+    async def _timeout(self) -> AsyncIterator[None]:
+        """Bound one wait for the backend by the request's deadline (``request_timeout_s``)."""
+        try:
+            async with asyncio.timeout_at(self.deadline):
+                yield
+        except TimeoutError:
+            raise GenerationTimeout(
+                f"the generation took longer than the {self.pool.request_timeout_s:g} s "
+                "request timeout (serving.request_timeout_s)"
+            ) from None
+
     async def deltas(self) -> AsyncIterator[tuple[int, Delta]]:
         """All choices' deltas, interleaved as they arrive."""
         if len(self._iters) == 1:
             first = self._primed[0]
             if first is not None:
                 yield 0, self._observe(0, first)
-            async for d in self._iters[0]:
+            it = self._iters[0]
+            while True:
+                try:
+                    async with self._timeout():  # never around a yield
+                        d = await anext(it)
+                except StopAsyncIteration:
+                    return
                 yield 0, self._observe(0, d)
-            return
         queue: asyncio.Queue[tuple[int, Delta | None, BaseException | None]] = asyncio.Queue()
 
         async def pump(i: int, it: AsyncIterator[Delta], first: Delta | None) -> None:
@@ -133,7 +159,8 @@ class Generation:
         try:
             live = len(tasks)
             while live:
-                i, item, exc = await queue.get()
+                async with self._timeout():
+                    i, item, exc = await queue.get()
                 if exc is not None:
                     raise exc
                 if item is None:

@@ -122,6 +122,7 @@ class ModelPool:
         metrics: ServingMetrics | None = None,
         hooks: Hooks | None = None,
         default_options: dict[str, dict[str, Any]] | None = None,
+        request_timeout_s: float | None = None,
     ) -> None:
         self.specs: dict[str, ModelSpec] = {s.name: s for s in specs or []}
         self.registry = registry
@@ -130,6 +131,7 @@ class ModelPool:
         self.metrics = metrics or ServingMetrics()
         self.hooks = hooks or Hooks()
         self.default_options = default_options or {}  # backend name → options for every model
+        self.request_timeout_s = request_timeout_s  # whole generation, None: unbounded
         self.routers: list[RouteFn] = []
         self._loaded: OrderedDict[str, Replica] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
@@ -164,6 +166,7 @@ class ModelPool:
             max_queue=settings.max_queue,
             metrics=metrics,
             default_options=defaults,
+            request_timeout_s=settings.request_timeout_s,
         )
 
     # lookup -----------------------------------------------------------------------------
