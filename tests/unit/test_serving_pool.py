@@ -183,3 +183,12 @@ async def test_vllm_backend_imports_lazily_and_explains_itself() -> None:
     pool = ModelPool([spec("gpu-model", "vllm")])
     with pytest.raises(ModelUnavailable, match="failed to load"):
         await pool.route("gpu-model")
+
+
+async def test_health_of_loaded_replicas() -> None:
+    pool = ModelPool([spec("ok"), spec("sick", healthy=False), spec("idle")])
+    assert await pool.health() == {}
+    await pool.route("ok")
+    await pool.route("sick")
+    assert await pool.health() == {"ok": True, "sick": False}
+    await pool.close()

@@ -300,6 +300,17 @@ class ModelPool:
             await self._loaded.pop(k).backend.close()
         return bool(keys)
 
+    async def health(self) -> dict[str, bool]:
+        """Health of every loaded replica, by ``name`` (``name@version`` for versions)."""
+        out: dict[str, bool] = {}
+        for r in list(self._loaded.values()):
+            key = f"{r.spec.name}@{r.spec.version}" if r.spec.version else r.spec.name
+            try:
+                out[key] = await r.backend.health()
+            except Exception:
+                out[key] = False
+        return out
+
     def loaded(self) -> list[Replica]:
         return list(self._loaded.values())
 

@@ -111,6 +111,10 @@ class Backend(ABC):
     async def close(self) -> None:
         """Free weights and threads."""
 
+    async def health(self) -> bool:
+        """Whether the backend can serve now (deployments use it for health checks)."""
+        return True
+
     def describe(self) -> dict[str, Any]:
         """Facts for ``/v1/models`` and logs (backend name, context length, ...)."""
         return {"backend": self.name, "context_length": self.context_length}

@@ -55,6 +55,9 @@ class SentenceTransformersBackend(Backend):
     async def close(self) -> None:
         self.st = None
 
+    async def health(self) -> bool:
+        return self.st is not None
+
     def describe(self) -> dict[str, Any]:
         dim = self.st.get_sentence_embedding_dimension() if self.st is not None else None
         return {**super().describe(), "dimensions": dim}

@@ -51,6 +51,9 @@ class FakeBackend(Backend):
     async def load(self) -> None:
         self.loaded = True
 
+    async def health(self) -> bool:
+        return self.loaded and bool(self.options.get("healthy", True))
+
     def tokenize(self, text: str) -> list[int]:
         return [_id(w) for w in _WORD.findall(text)]
 

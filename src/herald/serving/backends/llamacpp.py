@@ -104,6 +104,9 @@ class LlamaCppBackend(Backend):
         self._llm_all = None
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    async def health(self) -> bool:
+        return self.llm is not None
+
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "gguf": str(self.path), "threads": self.threads}
 

@@ -65,6 +65,12 @@ class OpenAIProxyBackend(Backend):
     async def close(self) -> None:
         await self.http.aclose()
 
+    async def health(self) -> bool:
+        try:
+            return (await self.http.get("/models", timeout=5)).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "upstream": self.base_url}
 

@@ -150,6 +150,9 @@ class TransformersBackend(Backend):
             self._batcher = None
         self.lm = None
 
+    async def health(self) -> bool:
+        return self.lm is not None and self._batcher is not None and not self._batcher.done()
+
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "adapter": self.adapter, "batch": self.max_batch_size}
 

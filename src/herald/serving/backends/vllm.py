@@ -73,6 +73,15 @@ class VLLMBackend(Backend):
             log.warning("%s: version chat template differs from the tokenizer's", self.model)
         self.template = self.template or own
 
+    async def health(self) -> bool:
+        if self.engine is None:
+            return False
+        try:
+            await self.engine.check_health()
+        except Exception:
+            return False
+        return True
+
     async def close(self) -> None:
         if self.engine is not None:
             shutdown = getattr(self.engine, "shutdown", None)
