@@ -29,6 +29,8 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     logprobs: int | None = None  # None: no logprobs; k: chosen token + top-k alternatives
+    presence_penalty: float = 0.0  # llamacpp, openai, vllm (transformers: not applied)
+    frequency_penalty: float = 0.0
 
     @property
     def greedy(self) -> bool:

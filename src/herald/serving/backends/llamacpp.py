@@ -173,6 +173,8 @@ class LlamaCppBackend(Backend):
                 top_k=0,
                 min_p=0.0,
                 repeat_penalty=1.0,
+                presence_penalty=p.presence_penalty,
+                frequency_penalty=p.frequency_penalty,
                 stop=list(p.stop) or None,
                 seed=p.seed,
                 logprobs=p.logprobs,

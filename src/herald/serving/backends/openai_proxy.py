@@ -92,6 +92,10 @@ class OpenAIProxyBackend(Backend):
             body["stop"] = list(p.stop)
         if p.seed is not None:
             body["seed"] = p.seed
+        if p.presence_penalty:
+            body["presence_penalty"] = p.presence_penalty
+        if p.frequency_penalty:
+            body["frequency_penalty"] = p.frequency_penalty
         chat = request.messages is not None
         if chat:
             body["messages"] = request.messages

@@ -121,6 +121,8 @@ class VLLMBackend(Backend):
             stop=list(p.stop) or None,
             seed=p.seed,
             logprobs=p.logprobs,
+            presence_penalty=p.presence_penalty,
+            frequency_penalty=p.frequency_penalty,
             **extra,
         )
 

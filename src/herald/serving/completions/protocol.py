@@ -42,6 +42,8 @@ class CompletionRequest(SamplingFields):
             top_p=1.0 if self.top_p is None else self.top_p,
             stop=self.stop_list(),
             seed=None if self.seed is None else self.seed + index,
+            presence_penalty=self.presence_penalty or 0.0,
+            frequency_penalty=self.frequency_penalty or 0.0,
             logprobs=self.logprobs,
         )
 
