@@ -1,6 +1,6 @@
 """Regenerate ``handbook/data-retention.pdf`` (needs fpdf2: pip install 'herald[bench]').
 
-    python examples/rag/make_pdf.py
+python examples/rag/make_pdf.py
 """
 
 from __future__ import annotations
