@@ -1,0 +1,343 @@
+"""The evaluation job and the built-in evaluation sensors (a built-in plugin; cheap to import).
+
+    evaluation.requested ──sensor──▶ evaluation.run (job) ──▶ evaluation.progressed …
+                                                          ──▶ evaluation.completed | evaluation.failed
+    model.registered     ──sensor──▶ evaluation.requested per configured suite
+    evaluation.completed ──sensor──▶ evaluation.decided (+ model.promote when significantly
+                                     better than the champion; + evaluation.requested for the
+                                     champion when it has no result on the suite yet)
+
+The job is resumable: its evaluation id is the requesting event's id, items are stored as they
+complete, and a retried or re-requested job skips them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from herald.evaluation.messages import (
+    EvaluationCompleted,
+    EvaluationDecided,
+    EvaluationFailed,
+    EvaluationProgressed,
+    EvaluationRequested,
+)
+from herald.jobs.context import JobContext
+from herald.jobs.registry import job
+from herald.messages.lifecycle import ModelPromote, ModelRegistered
+from herald.sensors.base import SensorContext, sensor
+
+log = logging.getLogger("herald.evaluation")
+EVALUATION_JOB = "evaluation.run"
+
+
+@lru_cache(maxsize=4)
+def _store(home: str) -> Any:
+    from herald.evaluation.store import EvaluationStore
+
+    return EvaluationStore.from_home(Path(home))
+
+
+def current_store(settings: Any = None) -> Any:
+    """The results store of this Herald home."""
+    from herald.settings import load_settings
+
+    settings = settings or load_settings()
+    return _store(str(Path(settings.home).resolve()))
+
+
+def completed_message(ev: dict[str, Any], *, run_id: str | None = None) -> EvaluationCompleted:
+    """``evaluation.completed`` from a stored evaluation."""
+    return EvaluationCompleted(
+        evaluation_id=ev["id"],
+        suite=ev["suite"],
+        suite_fingerprint=ev.get("suite_fingerprint") or "",
+        target=ev["target"],
+        model_version=ev.get("model_version"),
+        metrics=ev["metrics"],
+        primary_metric=ev.get("primary_metric"),
+        thresholds=ev.get("thresholds") or {},
+        passed=ev.get("passed"),
+        items=ev.get("done", 0),
+        failed_items=ev.get("failed_items", 0),
+        samples_url=f"/v1/evaluations/{ev['id']}/samples",
+        step=ev.get("step"),
+        run_id=run_id,
+        duration_s=(ev.get("options") or {}).get("duration_s"),
+        options={k: v for k, v in (ev.get("options") or {}).items() if k != "duration_s"},
+    )
+
+
+def prepare(
+    target: str,
+    suite: str,
+    *,
+    model: str | None = None,
+    limit: int | None = None,
+    api_key_env: str | None = None,
+    settings: Any = None,
+) -> tuple[Any, Any, str | None, Any]:
+    """(suite, target spec, resolved model version, registry) — raises clear errors."""
+    from herald.evaluation.settings import evaluation_settings, suite_search_paths
+    from herald.evaluation.suites import load_suite
+    from herald.evaluation.targets import TargetSpec, parse_target
+    from herald.registry.sensors import current_registry
+
+    es = evaluation_settings(settings)
+    s = load_suite(suite, suite_search_paths(Path(settings.home), es))
+    if limit is not None:
+        s = s.model_copy(update={"limit": min(limit, s.limit or limit)})
+    spec = parse_target(target, model=model, api_key_env=api_key_env)
+    registry = None
+    version = None
+    if spec.kind == "registry":
+        registry = current_registry()
+        mv = registry.resolve(spec.ref)
+        version = mv.uri
+        spec = TargetSpec("registry", spec.ref, mv.uri, None, spec.api_key)
+    return s, spec, version, registry
+
+
+@job(name=EVALUATION_JOB, executor="local", max_attempts=2)
+async def run_evaluation_job(
+    target: str,
+    suite: str,
+    evaluation_id: str,
+    model: str | None = None,
+    concurrency: int | None = None,
+    limit: int | None = None,
+    api_key_env: str | None = None,
+    options: dict[str, Any] | None = None,
+    correlationid: str | None = None,
+    ctx: JobContext | None = None,
+) -> EvaluationCompleted:
+    """Evaluate ``target`` on ``suite`` (resumes ``evaluation_id`` if it was interrupted)."""
+    from herald.evaluation.runner import EvaluationPlan, run_evaluation
+    from herald.evaluation.settings import evaluation_settings
+    from herald.settings import load_settings
+
+    settings = load_settings()
+    es = evaluation_settings(settings)
+    try:
+        s, spec, version, registry = await asyncio.to_thread(
+            prepare, target, suite, model=model, limit=limit, api_key_env=api_key_env,
+            settings=settings,
+        )
+    except Exception as exc:
+        _fail(ctx, evaluation_id, suite, target, exc)
+        raise
+    plan = EvaluationPlan(
+        evaluation_id=evaluation_id,
+        suite=s,
+        target=spec,
+        concurrency=concurrency or s.concurrency or es.concurrency,
+        model_version=version,
+        correlationid=correlationid,
+        job_id=ctx.job_id if ctx is not None else None,
+        options=dict(options or {}),
+    )
+    last = {"t": 0.0}
+
+    def progress(done: int, total: int, errors: int) -> None:
+        if ctx is None:
+            return
+        now = time.monotonic()
+        if done < total and now - last["t"] < 1.0:
+            return
+        last["t"] = now
+        ctx.progress(done / total if total else 1.0, f"{done}/{total} items, {errors} failed")
+        ctx.emit(
+            EvaluationProgressed(
+                evaluation_id=evaluation_id, suite=s.name, target=target, done=done,
+                total=total, errors=errors,
+            ),
+            subject=f"evaluations/{evaluation_id}",
+        )
+
+    store = current_store(settings)
+    try:
+        ev = await run_evaluation(
+            plan,
+            store,
+            settings=settings,
+            registry=registry,
+            progress=progress,
+            cancelled=(lambda: ctx.cancelled) if ctx is not None else None,
+            timeout=es.request_timeout_s,
+        )
+    except Exception as exc:
+        await asyncio.to_thread(
+            store.finish, evaluation_id, status="failed", error=str(exc), finished_at=time.time()
+        )
+        _fail(ctx, evaluation_id, s.name, target, exc)
+        raise
+    if version is not None and registry is not None:
+        flat = {
+            f"eval.{s.name}.{k}": float(v["value"])
+            for k, v in ev["metrics"].items()
+            if v.get("value") is not None
+        }
+        name, _, number = version.removeprefix("models:/").rpartition("/")
+        try:
+            await asyncio.to_thread(
+                registry.add_version_metrics, name, int(number), flat,
+                source=f"evaluation:{evaluation_id}",
+            )
+        except Exception as exc:  # results are stored and announced either way
+            log.warning("could not add evaluation metrics to %s: %s", version, exc)
+    return completed_message(ev)
+
+
+def _fail(
+    ctx: JobContext | None, evaluation_id: str, suite: str, target: str, exc: BaseException
+) -> None:
+    if ctx is None:
+        return
+    message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+    ctx.emit(
+        EvaluationFailed(
+            evaluation_id=evaluation_id, suite=suite, target=target, error=message,
+            code=getattr(exc, "code", "evaluation_failed"),
+        ),
+        subject=f"evaluations/{evaluation_id}",
+    )
+
+
+# sensors --------------------------------------------------------------------------------------
+@sensor(on=EvaluationRequested, name="herald.evaluation.run")
+def on_evaluation_requested(msg: EvaluationRequested, ctx: SensorContext) -> None:
+    """Start the ``evaluation.run`` job (evaluation id = the request's event id)."""
+    params: dict[str, Any] = {
+        "target": msg.target,
+        "suite": msg.suite,
+        "evaluation_id": msg.evaluation_id or ctx.event.id.replace("-", ""),
+        "options": msg.options,
+        "correlationid": ctx.event.correlationid,
+    }
+    for key in ("model", "concurrency", "limit", "api_key_env"):
+        value = getattr(msg, key)
+        if value is not None:
+            params[key] = value
+    ctx.run_job(EVALUATION_JOB, params)
+
+
+@sensor(on=ModelRegistered, name="herald.evaluation.on_registered")
+def on_model_registered(msg: ModelRegistered, ctx: SensorContext) -> list[EvaluationRequested]:
+    """Evaluate a new version on its configured suites (tag ``eval_suites`` or settings)."""
+    from herald.evaluation.settings import evaluation_settings
+    from herald.registry.sensors import current_registry
+
+    es = evaluation_settings()
+    if not es.on_register or not msg.created:
+        return []
+    mv = current_registry().get_version(msg.name, msg.version)
+    tagged = mv.tags.get("eval_suites")
+    suites = [s.strip() for s in tagged.split(",")] if tagged else list(es.on_register_suites)
+    return [
+        EvaluationRequested(target=f"models:/{msg.name}/{msg.version}", suite=s)
+        for s in suites
+        if s
+    ]
+
+
+@sensor(on=EvaluationCompleted, name="herald.evaluation.promotion")
+def on_evaluation_completed(
+    msg: EvaluationCompleted, ctx: SensorContext
+) -> list[Any]:
+    """Promotion policy: compare a registry version with the champion on the same suite."""
+    from herald.evaluation.settings import evaluation_settings
+
+    es = evaluation_settings()
+    if not es.promotion or msg.step is not None:
+        return []
+    store = current_store()
+    decide_for = msg.options.get("decide_for")
+    if decide_for:  # this was the champion's baseline run for an earlier candidate
+        candidate = store.get(str(decide_for))
+        return decide(candidate, store.get(msg.evaluation_id), es)
+    if msg.model_version is None or msg.primary_metric is None:
+        return []
+    return decide(store.get(msg.evaluation_id), None, es)
+
+
+def decide(candidate: dict[str, Any], champion_eval: dict[str, Any] | None, es: Any) -> list[Any]:
+    """``evaluation.decided`` (+ ``model.promote``) for ``candidate`` against the champion."""
+    from herald.errors import NotFound
+    from herald.registry.sensors import current_registry
+
+    version = candidate.get("model_version")
+    metric = candidate.get("primary_metric")
+    if not version or not metric:
+        return []
+    name, _, number = version.removeprefix("models:/").rpartition("/")
+    registry = current_registry()
+    try:
+        champ = registry.resolve(f"models:/{name}@{es.champion_alias}")
+    except NotFound:
+        champ = None
+    except Exception:
+        champ = None
+    base = {
+        "name": name,
+        "candidate_version": int(number),
+        "suite": candidate["suite"],
+        "metric": metric,
+        "alias": es.promote_alias,
+        "candidate_evaluation": candidate["id"],
+    }
+    if champ is None:
+        return [EvaluationDecided(**base, champion_version=None, decision="no_baseline",
+                                  evidence={"reason": f"{name} has no {es.champion_alias!r}"})]
+    if champ.version == int(number):
+        return []  # the champion evaluated itself
+    store = current_store()
+    if champion_eval is None:
+        found = [
+            e for e in store.list(suite=candidate["suite"], model_version=champ.uri,
+                                  status="completed")
+            if e.get("suite_fingerprint") == candidate.get("suite_fingerprint")
+        ]
+        if not found:
+            return [
+                EvaluationRequested(
+                    target=champ.uri, suite=candidate.get("suite_path") or candidate["suite"],
+                    options={"decide_for": candidate["id"]},
+                )
+            ]
+        champion_eval = found[0]
+    cmp = store.compare([champion_eval["id"], candidate["id"]], metrics=[metric])
+    res = cmp["comparisons"][0]["metrics"].get(metric)
+    evidence = {"paired_bootstrap": res, "confidence": 0.95,
+                "champion_metrics": champion_eval["metrics"].get(metric),
+                "candidate_metrics": candidate["metrics"].get(metric)}
+    if res is None:
+        decision = "no_baseline"
+    elif res["better"]:
+        decision = "promote"
+    elif res["worse"]:
+        decision = "worse"
+    else:
+        decision = "not_significant"
+    out: list[Any] = [
+        EvaluationDecided(**base, champion_version=champ.version, decision=decision,
+                          champion_evaluation=champion_eval["id"], evidence=evidence)
+    ]
+    if decision == "promote":
+        out.append(
+            ModelPromote(
+                name=name, version=int(number), alias=es.promote_alias,
+                reason=(
+                    f"{metric} {res['mean_b']:.4g} vs champion v{champ.version} "
+                    f"{res['mean_a']:.4g}: diff {res['diff']:+.4g} "
+                    f"[{res['ci_low']:+.4g}, {res['ci_high']:+.4g}] (paired bootstrap, "
+                    f"n={res['n']}, p={res['p_value']:.3g}); evaluations {champion_eval['id']} "
+                    f"→ {candidate['id']}"
+                )[:1000],
+            )
+        )
+    return out
