@@ -23,17 +23,19 @@ from herald.rag.vectorstores import Hit
 HANDBOOK = Path(__file__).resolve().parents[2] / "examples" / "rag" / "handbook"
 
 
-@pytest.fixture
-def svc(tmp_path: Path) -> Iterator[RagService]:
+@pytest.fixture(params=["local", pytest.param("postgres", marks=pytest.mark.postgres)])
+def svc(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RagService]:
+    """Embedded defaults, or the scale-out setup: pgvector store and catalog in PostgreSQL."""
+    if request.param == "local":
+        store, catalog = f"local://{tmp_path / 'vs'}", f"sqlite:///{tmp_path / 'catalog.db'}"
+    else:
+        store = catalog = str(request.getfixturevalue("fresh_postgres_url"))
     s = RagService(
-        RagSettings(
-            store_url=f"local://{tmp_path / 'vs'}",
-            catalog_url=f"sqlite:///{tmp_path / 'catalog.db'}",
-            embedding_model="hash:256",
-        ),
+        RagSettings(store_url=store, catalog_url=catalog, embedding_model="hash:256"),
         home=tmp_path,
     )
     yield s
+    s.catalog.close()
     RagService.reset()
 
 

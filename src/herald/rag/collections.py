@@ -105,8 +105,11 @@ class Catalog:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
+        parsed = sa.engine.make_url(url)
+        if parsed.drivername in ("postgresql", "postgres"):
+            parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3, not psycopg2
         connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
-        self.engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+        self.engine = sa.create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
         if url.startswith("sqlite"):
 
             @sa.event.listens_for(self.engine, "connect")
