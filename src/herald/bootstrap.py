@@ -40,6 +40,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "herald.registry.sensors",
     "herald.datasets.jobs",
     "herald.rag.jobs",
+    "herald.evaluation.jobs",
 )
 
 

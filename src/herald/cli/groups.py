@@ -13,4 +13,5 @@ CLI_GROUPS: tuple[tuple[str, str], ...] = (
     ("runs", "herald.cli.runs"),
     ("chat", "herald.cli.serving"),
     ("rag", "herald.cli.rag"),
+    ("eval", "herald.cli.evaluation"),
 )

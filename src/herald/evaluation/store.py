@@ -150,13 +150,20 @@ class EvaluationStore:
         """Store one item (merging scores/errors into an existing row of the same sample)."""
         with self._conn() as c:
             row = c.execute(
-                "SELECT scores, errors, output FROM items WHERE evaluation_id=? AND sample_id=?",
+                "SELECT scores, errors, output, input, idx FROM items "
+                "WHERE evaluation_id=? AND sample_id=?",
                 (evaluation_id, sample_id),
             ).fetchone()
-            if row is not None:
+            if row is not None:  # a later engine (batch) adds to the item; the first wins ties
                 scores = {**json.loads(row["scores"]), **scores}
                 errors = {**json.loads(row["errors"]), **errors}
-                output = output if output is not None else row["output"]
+                old_input = json.loads(row["input"]) if row["input"] else None
+                if isinstance(old_input, dict) and isinstance(input, dict):
+                    input = {**input, **old_input}
+                elif old_input is not None:
+                    input = old_input
+                output = row["output"] if row["output"] is not None else output
+                idx = row["idx"] if idx < 0 <= row["idx"] else idx
             c.execute(
                 "INSERT OR REPLACE INTO items (evaluation_id, sample_id, idx, input, output, "
                 "scores, errors, latency_s, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

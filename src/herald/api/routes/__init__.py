@@ -18,6 +18,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "herald.api.routes.serving",
     "herald.api.routes.registry",
     "herald.api.routes.rag",
+    "herald.api.routes.evaluation",
 )
 
 

@@ -1,0 +1,128 @@
+"""REST surface of the Omni-Evaluator: ``/v1/evaluations``.
+
+``POST /v1/evaluations`` validates the suite and the target up front (so a bad request is a 4xx
+at once) and publishes ``evaluation.requested``; the built-in sensor runs the job. For a
+registry target the message joins the model version's flow (its lineage correlation id) unless
+the caller gives one. Reads come from the results store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from herald.errors import Conflict
+
+if TYPE_CHECKING:
+    from herald.bootstrap import Herald
+
+
+class EvaluationBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    target: str = Field(min_length=1)
+    suite: str = Field(min_length=1)
+    model: str | None = None
+    concurrency: int | None = Field(None, ge=1, le=256)
+    limit: int | None = Field(None, ge=1)
+    api_key_env: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    correlationid: str | None = None
+
+
+def _ids(values: list[str] | None) -> list[str]:
+    return [v for raw in values or [] for v in raw.split(",") if v]
+
+
+def router(h: Herald) -> APIRouter:
+    from herald.evaluation.jobs import current_store
+
+    r = APIRouter(tags=["evaluations"])
+
+    def store() -> Any:
+        return current_store(h.settings)
+
+    @r.get("/evaluations", summary="Evaluations, newest first")
+    def list_evaluations(
+        suite: str | None = None,
+        target: str | None = None,
+        model_version: str | None = None,
+        status: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        rows = store().list(
+            suite=suite, target=target, model_version=model_version, status=status, limit=limit
+        )
+        return {"data": rows}
+
+    @r.get("/evaluations/compare", summary="Paired bootstrap of evaluations against the first")
+    def compare(
+        ids: Annotated[list[str] | None, Query()] = None, metric: list[str] | None = Query(None)
+    ) -> dict[str, Any]:
+        wanted = _ids(ids)
+        if len(wanted) < 2:
+            raise Conflict("compare needs ?ids=BASELINE,CANDIDATE[,…]")
+        result: dict[str, Any] = store().compare(wanted, metrics=metric or None)
+        return result
+
+    @r.get("/evaluations/leaderboard", summary="Latest completed result per target on a suite")
+    def leaderboard(suite: str, metric: str | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = store().leaderboard(suite, metric=metric)
+        return result
+
+    @r.get("/evaluations/{evaluation_id}", summary="One evaluation with its aggregates")
+    def get_evaluation(evaluation_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = store().get(evaluation_id)
+        return result
+
+    @r.get("/evaluations/{evaluation_id}/samples", summary="Per-sample records")
+    def samples(
+        evaluation_id: str,
+        failed: bool | None = None,
+        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        rows = store().items(evaluation_id, failed=failed, offset=offset, limit=limit)
+        return {"data": rows, "offset": offset, "limit": limit}
+
+    @r.post(
+        "/evaluations",
+        status_code=202,
+        summary="Publish evaluation.requested (the evaluation sensor runs the job)",
+    )
+    async def create(body: EvaluationBody) -> JSONResponse:
+        from herald.evaluation.jobs import prepare
+        from herald.messages.envelope import new_id
+
+        suite, spec, version, registry = await asyncio.to_thread(
+            prepare, body.target, body.suite, model=body.model, limit=body.limit,
+            api_key_env=body.api_key_env, settings=h.settings,
+        )
+        correlationid = body.correlationid
+        subject = None
+        if version is not None and registry is not None:
+            name, _, number = version.removeprefix("models:/").rpartition("/")
+            subject = f"models/{name}"
+            if correlationid is None:
+                mv = await asyncio.to_thread(registry.get_version, name, int(number))
+                correlationid = mv.lineage.get("correlationid")
+        evaluation_id = new_id().replace("-", "")
+        data = body.model_dump(exclude={"correlationid"}, exclude_none=True)
+        if suite.path and not Path(body.suite).is_file():
+            data["suite"] = suite.path  # the job resolves exactly this suite file
+        data["evaluation_id"] = evaluation_id
+        env = h.envelope(
+            "evaluation.requested", data, subject=subject, correlationid=correlationid
+        )
+        [stored] = await h.publish(env)
+        return JSONResponse(
+            {"evaluation_id": evaluation_id, "event": stored.model_dump(mode="json"),
+             "model_version": version},
+            status_code=202,
+        )
+
+    return r

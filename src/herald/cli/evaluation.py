@@ -1,0 +1,295 @@
+"""``herald eval run|list|show|compare|leaderboard``: the Omni-Evaluator from the terminal.
+
+``run`` publishes ``evaluation.requested`` to a running Herald (``HERALD_URL``) and, with
+``--wait``, follows it to the results table; ``--local`` runs the evaluation in this process
+instead (no server needed; results go to the same store under ``HERALD_HOME``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from herald.errors import HeraldError, NotFound
+
+T = TypeVar("T")
+app = typer.Typer(help="Evaluate models: run suites, browse results, compare, leaderboards.",
+                  no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _call(fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+    try:
+        return fn(*args, **kw)
+    except HeraldError as exc:
+        _fail(exc.message)
+
+
+def _client() -> Any:
+    from herald.client import Client
+
+    try:
+        return Client()
+    except HeraldError as exc:
+        _fail(exc.message)
+
+
+def _print_json(data: Any) -> None:
+    out.print_json(json.dumps(data, default=str))
+
+
+def _num(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def results_table(ev: dict[str, Any]) -> Table:
+    """Metric, value, 95% CI, n, errors and threshold outcome of one evaluation."""
+    title = f"{ev['suite']} · {ev['target']}"
+    if ev.get("model_version") and ev["model_version"] != ev["target"]:
+        title += f" ({ev['model_version']})"
+    t = Table("metric", "value", "95% CI", "n", "errors", "threshold", title=title)
+    thresholds = ev.get("thresholds") or {}
+    for name, m in ev.get("metrics", {}).items():
+        ci = "—" if m.get("ci_low") is None else f"[{_num(m['ci_low'])}, {_num(m['ci_high'])}]"
+        th = thresholds.get(name)
+        mark = "—"
+        if th:
+            bound = " ".join(
+                f"{k} {_num(th[k])}" for k in ("min", "max") if th.get(k) is not None
+            )
+            mark = f"[green]pass[/] ({bound})" if th["passed"] else f"[red]FAIL[/] ({bound})"
+        star = " *" if name == ev.get("primary_metric") else ""
+        t.add_row(
+            name + star, _num(m.get("value")), ci, _num(m.get("n")), _num(m.get("errors")), mark
+        )
+    return t
+
+
+def _summary(ev: dict[str, Any]) -> None:
+    out.print(results_table(ev))
+    passed = ev.get("passed")
+    verdict = "—" if passed is None else ("[green]passed[/]" if passed else "[red]failed[/]")
+    out.print(
+        f"evaluation {ev['id']}: {ev.get('done', 0)} items, {ev.get('failed_items', 0)} with "
+        f"errors; thresholds {verdict}; samples: herald eval show {ev['id']} --samples"
+    )
+
+
+@app.command("run")
+def run(
+    target: Annotated[str, typer.Option(help="models:/name@alias, checkpoint folder, served "
+                                        "name, deployment:NAME or http(s)://…/v1")],
+    suite: Annotated[str, typer.Option(help="suite YAML path or shipped suite name")],
+    model: Annotated[str | None, typer.Option(help="model name at an endpoint target")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="first N samples only")] = None,
+    concurrency: Annotated[int | None, typer.Option(min=1, max=256)] = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="follow to the results")] = False,
+    local: Annotated[bool, typer.Option("--local", help="run here, without a server")] = False,
+    timeout: Annotated[float, typer.Option(help="--wait gives up after this many s")] = 3600.0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Evaluate TARGET on SUITE and print the results table with confidence intervals."""
+    if local:
+        ev = _call(_run_local, target, suite, model, limit, concurrency, json_out)
+        return _print_json(ev) if json_out else _summary(ev)
+    client = _client()
+    body = {"target": target, "suite": suite, "model": model, "limit": limit,
+            "concurrency": concurrency}
+    res = _call(client._request, "POST", "/v1/evaluations",
+                json={k: v for k, v in body.items() if v is not None})
+    eid = res["evaluation_id"]
+    if not wait:
+        if json_out:
+            return _print_json(res)
+        out.print(f"requested evaluation [bold]{eid}[/] (event {res['event']['id']}); "
+                  f"follow with: herald eval show {eid}")
+        return None
+    ev = _wait(client, eid, timeout, quiet=json_out)
+    return _print_json(ev) if json_out else _summary(ev)
+
+
+def _wait(client: Any, eid: str, timeout: float, *, quiet: bool) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    deadline = time.monotonic() + timeout
+    with Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(),
+                  console=err, disable=quiet, transient=True) as bar:
+        task = bar.add_task("eval", total=None)
+        while time.monotonic() < deadline:
+            try:
+                ev: dict[str, Any] = client._request("GET", f"/v1/evaluations/{eid}")
+            except NotFound:
+                ev = {}
+            except HeraldError as exc:
+                _fail(exc.message)
+            if ev:
+                bar.update(task, total=ev.get("total") or None, completed=ev.get("done", 0))
+                if ev["status"] == "completed":
+                    return ev
+                if ev["status"] == "failed":
+                    _fail(f"evaluation {eid} failed: {ev.get('error')}")
+            failed = _call(client.messages, type="evaluation.failed",
+                           subject=f"evaluations/{eid}")
+            if failed and not ev:
+                _fail(f"evaluation {eid} failed: {failed[-1].data.get('error')}")
+            time.sleep(0.5)
+    _fail(f"evaluation {eid} did not finish within {timeout:.0f} s (it may still be running)")
+
+
+def _run_local(
+    target: str, suite: str, model: str | None, limit: int | None, concurrency: int | None,
+    quiet: bool,
+) -> dict[str, Any]:
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from herald.evaluation.jobs import current_store, prepare
+    from herald.evaluation.runner import EvaluationPlan, run_evaluation
+    from herald.messages.envelope import new_id
+    from herald.settings import load_settings
+
+    settings = load_settings()
+    s, spec, version, registry = prepare(target, suite, model=model, limit=limit,
+                                         settings=settings)
+    plan = EvaluationPlan(new_id().replace("-", ""), s, spec,
+                          concurrency=concurrency or s.concurrency, model_version=version)
+    with Progress(TextColumn(f"{s.name}"), BarColumn(), MofNCompleteColumn(), console=err,
+                  disable=quiet, transient=True) as bar:
+        task = bar.add_task("eval", total=None)
+
+        def progress(done: int, total: int, errors: int) -> None:
+            bar.update(task, total=total, completed=done)
+
+        return asyncio.run(run_evaluation(plan, current_store(settings), settings=settings,
+                                          registry=registry, progress=progress))
+
+
+@app.command("list")
+def list_(
+    suite: Annotated[str | None, typer.Option(help="only this suite")] = None,
+    target: Annotated[str | None, typer.Option(help="only this target")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    json_out: JsonOpt = False,
+) -> None:
+    """List evaluations, newest first."""
+    params = {k: v for k, v in {"suite": suite, "target": target, "limit": limit}.items() if v}
+    rows = _call(_client()._request, "GET", "/v1/evaluations", params=params)["data"]
+    if json_out:
+        return _print_json(rows)
+    if not rows:
+        out.print("no evaluations yet (herald eval run --target … --suite …)")
+        return None
+    t = Table("id", "suite", "target", "version", "status", "primary", "passed", "created")
+    for r in rows:
+        pm = r.get("primary_metric")
+        value = (r.get("metrics", {}).get(pm) or {}).get("value") if pm else None
+        t.add_row(r["id"], r["suite"], r["target"], r.get("model_version") or "—", r["status"],
+                  f"{pm} = {_num(value)}" if pm else "—", _num(r.get("passed")),
+                  time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"])))
+    out.print(t)
+    return None
+
+
+@app.command("show")
+def show(
+    evaluation_id: str,
+    samples: Annotated[bool, typer.Option("--samples", help="list per-sample records")] = False,
+    failed: Annotated[bool, typer.Option("--failed", help="only samples with errors")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show an evaluation's results (and its samples)."""
+    c = _client()
+    ev = _call(c._request, "GET", f"/v1/evaluations/{evaluation_id}")
+    rows = None
+    if samples or failed:
+        params: dict[str, Any] = {"limit": limit}
+        if failed:
+            params["failed"] = "true"
+        rows = _call(c._request, "GET", f"/v1/evaluations/{evaluation_id}/samples",
+                     params=params)["data"]
+    if json_out:
+        return _print_json({"evaluation": ev, "samples": rows})
+    _summary(ev)
+    if rows is not None:
+        t = Table("sample", "output", "scores", "errors")
+        for r in rows:
+            scores = ", ".join(f"{k}={_num(v)}" for k, v in r["scores"].items()
+                               if ".\u005f" not in k and "._" not in k)
+            errors = "; ".join(f"{k}: {v.get('error', v)}" for k, v in r["errors"].items())
+            t.add_row(r["sample_id"], escape((r.get("output") or "")[:80]), scores or "—",
+                      escape(errors) or "—")
+        out.print(t)
+    return None
+
+
+@app.command("compare")
+def compare(
+    ids: Annotated[list[str], typer.Argument(help="BASELINE CANDIDATE [CANDIDATE…]")],
+    metric: Annotated[list[str] | None, typer.Option(help="only these metrics")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Paired bootstrap of candidates against the baseline on the samples they share."""
+    params: dict[str, Any] = {"ids": ",".join(ids)}
+    if metric:
+        params["metric"] = metric
+    res = _call(_client()._request, "GET", "/v1/evaluations/compare", params=params)
+    if json_out:
+        return _print_json(res)
+    for cmp in res["comparisons"]:
+        t = Table("metric", "baseline", "candidate", "diff", "95% CI", "p", "n", "verdict",
+                  title=f"{cmp['candidate']} vs {cmp['baseline']} ({res['suite']})")
+        for name, r in cmp["metrics"].items():
+            if r is None:
+                t.add_row(name, "—", "—", "—", "—", "—", "0", "no shared items")
+                continue
+            verdict = ("[green]better[/]" if r["better"] else
+                       "[red]worse[/]" if r["worse"] else "not significant")
+            t.add_row(name, _num(r["mean_a"]), _num(r["mean_b"]), f"{r['diff']:+.4g}",
+                      f"[{r['ci_low']:+.4g}, {r['ci_high']:+.4g}]", _num(r["p_value"]),
+                      str(r["n"]), verdict)
+        out.print(t)
+    return None
+
+
+@app.command("leaderboard")
+def leaderboard(
+    suite: str,
+    metric: Annotated[str | None, typer.Option(help="rank by this metric")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Latest completed result of every target on SUITE, best first."""
+    params = {"suite": suite, **({"metric": metric} if metric else {})}
+    res = _call(_client()._request, "GET", "/v1/evaluations/leaderboard", params=params)
+    if json_out:
+        return _print_json(res)
+    arrow = "↑" if res["higher_is_better"] else "↓"
+    t = Table("#", "target", "version", f"{res['metric']} {arrow}", "95% CI", "n", "passed",
+              "evaluation", title=f"leaderboard · {res['suite']}")
+    for r in res["data"]:
+        s = r["score"] or {}
+        ci = "—" if s.get("ci_low") is None else f"[{_num(s['ci_low'])}, {_num(s['ci_high'])}]"
+        t.add_row(str(r["rank"]), r["target"], r.get("model_version") or "—",
+                  _num(s.get("value")), ci, _num(s.get("n")), _num(r.get("passed")),
+                  r["evaluation_id"])
+    out.print(t)
+    return None
