@@ -20,8 +20,9 @@ from rich.table import Table
 from herald.errors import HeraldError, NotFound
 
 T = TypeVar("T")
-app = typer.Typer(help="Evaluate models: run suites, browse results, compare, leaderboards.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Evaluate models: run suites, browse results, compare, leaderboards.", no_args_is_help=True
+)
 out = Console()
 err = Console(stderr=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
@@ -72,9 +73,7 @@ def results_table(ev: dict[str, Any]) -> Table:
         th = thresholds.get(name)
         mark = "—"
         if th:
-            bound = " ".join(
-                f"{k} {_num(th[k])}" for k in ("min", "max") if th.get(k) is not None
-            )
+            bound = " ".join(f"{k} {_num(th[k])}" for k in ("min", "max") if th.get(k) is not None)
             mark = f"[green]pass[/] ({bound})" if th["passed"] else f"[red]FAIL[/] ({bound})"
         star = " *" if name == ev.get("primary_metric") else ""
         t.add_row(
@@ -95,8 +94,13 @@ def _summary(ev: dict[str, Any]) -> None:
 
 @app.command("run")
 def run(
-    target: Annotated[str, typer.Option(help="models:/name@alias, checkpoint folder, served "
-                                        "name, deployment:NAME or http(s)://…/v1")],
+    target: Annotated[
+        str,
+        typer.Option(
+            help="models:/name@alias, checkpoint folder, served "
+            "name, deployment:NAME or http(s)://…/v1"
+        ),
+    ],
     suite: Annotated[str, typer.Option(help="suite YAML path or shipped suite name")],
     model: Annotated[str | None, typer.Option(help="model name at an endpoint target")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="first N samples only")] = None,
@@ -111,16 +115,27 @@ def run(
         ev = _call(_run_local, target, suite, model, limit, concurrency, json_out)
         return _print_json(ev) if json_out else _summary(ev)
     client = _client()
-    body = {"target": target, "suite": suite, "model": model, "limit": limit,
-            "concurrency": concurrency}
-    res = _call(client._request, "POST", "/v1/evaluations",
-                json={k: v for k, v in body.items() if v is not None})
+    body = {
+        "target": target,
+        "suite": suite,
+        "model": model,
+        "limit": limit,
+        "concurrency": concurrency,
+    }
+    res = _call(
+        client._request,
+        "POST",
+        "/v1/evaluations",
+        json={k: v for k, v in body.items() if v is not None},
+    )
     eid = res["evaluation_id"]
     if not wait:
         if json_out:
             return _print_json(res)
-        out.print(f"requested evaluation [bold]{eid}[/] (event {res['event']['id']}); "
-                  f"follow with: herald eval show {eid}")
+        out.print(
+            f"requested evaluation [bold]{eid}[/] (event {res['event']['id']}); "
+            f"follow with: herald eval show {eid}"
+        )
         return None
     ev = _wait(client, eid, timeout, quiet=json_out)
     return _print_json(ev) if json_out else _summary(ev)
@@ -130,8 +145,14 @@ def _wait(client: Any, eid: str, timeout: float, *, quiet: bool) -> dict[str, An
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     deadline = time.monotonic() + timeout
-    with Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(),
-                  console=err, disable=quiet, transient=True) as bar:
+    with Progress(
+        TextColumn("evaluating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        disable=quiet,
+        transient=True,
+    ) as bar:
         task = bar.add_task("eval", total=None)
         while time.monotonic() < deadline:
             try:
@@ -146,8 +167,7 @@ def _wait(client: Any, eid: str, timeout: float, *, quiet: bool) -> dict[str, An
                     return ev
                 if ev["status"] == "failed":
                     _fail(f"evaluation {eid} failed: {ev.get('error')}")
-            failed = _call(client.messages, type="evaluation.failed",
-                           subject=f"evaluations/{eid}")
+            failed = _call(client.messages, type="evaluation.failed", subject=f"evaluations/{eid}")
             if failed and not ev:
                 _fail(f"evaluation {eid} failed: {failed[-1].data.get('error')}")
             time.sleep(0.5)
@@ -155,7 +175,11 @@ def _wait(client: Any, eid: str, timeout: float, *, quiet: bool) -> dict[str, An
 
 
 def _run_local(
-    target: str, suite: str, model: str | None, limit: int | None, concurrency: int | None,
+    target: str,
+    suite: str,
+    model: str | None,
+    limit: int | None,
+    concurrency: int | None,
     quiet: bool,
 ) -> dict[str, Any]:
     import asyncio
@@ -168,19 +192,36 @@ def _run_local(
     from herald.settings import load_settings
 
     settings = load_settings()
-    s, spec, version, registry = prepare(target, suite, model=model, limit=limit,
-                                         settings=settings)
-    plan = EvaluationPlan(new_id().replace("-", ""), s, spec,
-                          concurrency=concurrency or s.concurrency, model_version=version)
-    with Progress(TextColumn(f"{s.name}"), BarColumn(), MofNCompleteColumn(), console=err,
-                  disable=quiet, transient=True) as bar:
+    s, spec, version, registry = prepare(target, suite, model=model, limit=limit, settings=settings)
+    plan = EvaluationPlan(
+        new_id().replace("-", ""),
+        s,
+        spec,
+        concurrency=concurrency or s.concurrency,
+        model_version=version,
+    )
+    with Progress(
+        TextColumn(f"{s.name}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        disable=quiet,
+        transient=True,
+    ) as bar:
         task = bar.add_task("eval", total=None)
 
         def progress(done: int, total: int, errors: int) -> None:
             bar.update(task, total=total, completed=done)
 
-        return asyncio.run(run_evaluation(plan, current_store(settings), settings=settings,
-                                          registry=registry, progress=progress))
+        return asyncio.run(
+            run_evaluation(
+                plan,
+                current_store(settings),
+                settings=settings,
+                registry=registry,
+                progress=progress,
+            )
+        )
 
 
 @app.command("list")
@@ -202,9 +243,16 @@ def list_(
     for r in rows:
         pm = r.get("primary_metric")
         value = (r.get("metrics", {}).get(pm) or {}).get("value") if pm else None
-        t.add_row(r["id"], r["suite"], r["target"], r.get("model_version") or "—", r["status"],
-                  f"{pm} = {_num(value)}" if pm else "—", _num(r.get("passed")),
-                  time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"])))
+        t.add_row(
+            r["id"],
+            r["suite"],
+            r["target"],
+            r.get("model_version") or "—",
+            r["status"],
+            f"{pm} = {_num(value)}" if pm else "—",
+            _num(r.get("passed")),
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"])),
+        )
     out.print(t)
     return None
 
@@ -225,19 +273,27 @@ def show(
         params: dict[str, Any] = {"limit": limit}
         if failed:
             params["failed"] = "true"
-        rows = _call(c._request, "GET", f"/v1/evaluations/{evaluation_id}/samples",
-                     params=params)["data"]
+        rows = _call(c._request, "GET", f"/v1/evaluations/{evaluation_id}/samples", params=params)[
+            "data"
+        ]
     if json_out:
         return _print_json({"evaluation": ev, "samples": rows})
     _summary(ev)
     if rows is not None:
         t = Table("sample", "output", "scores", "errors")
         for r in rows:
-            scores = ", ".join(f"{k}={_num(v)}" for k, v in r["scores"].items()
-                               if ".\u005f" not in k and "._" not in k)
+            scores = ", ".join(
+                f"{k}={_num(v)}"
+                for k, v in r["scores"].items()
+                if ".\u005f" not in k and "._" not in k
+            )
             errors = "; ".join(f"{k}: {v.get('error', v)}" for k, v in r["errors"].items())
-            t.add_row(r["sample_id"], escape((r.get("output") or "")[:80]), scores or "—",
-                      escape(errors) or "—")
+            t.add_row(
+                r["sample_id"],
+                escape((r.get("output") or "")[:80]),
+                scores or "—",
+                escape(errors) or "—",
+            )
         out.print(t)
     return None
 
@@ -256,17 +312,38 @@ def compare(
     if json_out:
         return _print_json(res)
     for cmp in res["comparisons"]:
-        t = Table("metric", "baseline", "candidate", "diff", "95% CI", "p", "n", "verdict",
-                  title=f"{cmp['candidate']} vs {cmp['baseline']} ({res['suite']})")
+        t = Table(
+            "metric",
+            "baseline",
+            "candidate",
+            "diff",
+            "95% CI",
+            "p",
+            "n",
+            "verdict",
+            title=f"{cmp['candidate']} vs {cmp['baseline']} ({res['suite']})",
+        )
         for name, r in cmp["metrics"].items():
             if r is None:
                 t.add_row(name, "—", "—", "—", "—", "—", "0", "no shared items")
                 continue
-            verdict = ("[green]better[/]" if r["better"] else
-                       "[red]worse[/]" if r["worse"] else "not significant")
-            t.add_row(name, _num(r["mean_a"]), _num(r["mean_b"]), f"{r['diff']:+.4g}",
-                      f"[{r['ci_low']:+.4g}, {r['ci_high']:+.4g}]", _num(r["p_value"]),
-                      str(r["n"]), verdict)
+            verdict = (
+                "[green]better[/]"
+                if r["better"]
+                else "[red]worse[/]"
+                if r["worse"]
+                else "not significant"
+            )
+            t.add_row(
+                name,
+                _num(r["mean_a"]),
+                _num(r["mean_b"]),
+                f"{r['diff']:+.4g}",
+                f"[{r['ci_low']:+.4g}, {r['ci_high']:+.4g}]",
+                _num(r["p_value"]),
+                str(r["n"]),
+                verdict,
+            )
         out.print(t)
     return None
 
@@ -283,13 +360,29 @@ def leaderboard(
     if json_out:
         return _print_json(res)
     arrow = "↑" if res["higher_is_better"] else "↓"
-    t = Table("#", "target", "version", f"{res['metric']} {arrow}", "95% CI", "n", "passed",
-              "evaluation", title=f"leaderboard · {res['suite']}")
+    t = Table(
+        "#",
+        "target",
+        "version",
+        f"{res['metric']} {arrow}",
+        "95% CI",
+        "n",
+        "passed",
+        "evaluation",
+        title=f"leaderboard · {res['suite']}",
+    )
     for r in res["data"]:
         s = r["score"] or {}
         ci = "—" if s.get("ci_low") is None else f"[{_num(s['ci_low'])}, {_num(s['ci_high'])}]"
-        t.add_row(str(r["rank"]), r["target"], r.get("model_version") or "—",
-                  _num(s.get("value")), ci, _num(s.get("n")), _num(r.get("passed")),
-                  r["evaluation_id"])
+        t.add_row(
+            str(r["rank"]),
+            r["target"],
+            r.get("model_version") or "—",
+            _num(s.get("value")),
+            ci,
+            _num(s.get("n")),
+            _num(r.get("passed")),
+            r["evaluation_id"],
+        )
     out.print(t)
     return None

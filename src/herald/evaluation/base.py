@@ -127,7 +127,7 @@ class Engine(ABC):
         if self.percentiles:
             ordered = sorted(values)
             out["p50"] = ordered[int(0.5 * (len(ordered) - 1))]
-            out["p95"] = ordered[int(round(0.95 * (len(ordered) - 1)))]
+            out["p95"] = ordered[round(0.95 * (len(ordered) - 1))]
         return out
 
 

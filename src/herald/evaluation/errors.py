@@ -1,9 +1,9 @@
 """Errors of the Omni-Evaluator (all :class:`herald.HeraldError` subclasses)::
 
-    SuiteError        (ConfigurationError, 400) a suite file or its data set is invalid
-    TargetError       (HeraldError, 400)        a target string cannot be understood
-    TargetUnreachable (BackendError, 503)       the target endpoint does not answer
-    ItemError         (HeraldError)             one item failed in one engine (recorded, counted)
+SuiteError        (ConfigurationError, 400) a suite file or its data set is invalid
+TargetError       (HeraldError, 400)        a target string cannot be understood
+TargetUnreachable (BackendError, 503)       the target endpoint does not answer
+ItemError         (HeraldError)             one item failed in one engine (recorded, counted)
 """
 
 from __future__ import annotations

@@ -125,7 +125,12 @@ async def run_evaluation_job(
     es = evaluation_settings(settings)
     try:
         s, spec, version, registry = await asyncio.to_thread(
-            prepare, target, suite, model=model, limit=limit, api_key_env=api_key_env,
+            prepare,
+            target,
+            suite,
+            model=model,
+            limit=limit,
+            api_key_env=api_key_env,
             settings=settings,
         )
     except Exception as exc:
@@ -153,8 +158,12 @@ async def run_evaluation_job(
         ctx.progress(done / total if total else 1.0, f"{done}/{total} items, {errors} failed")
         ctx.emit(
             EvaluationProgressed(
-                evaluation_id=evaluation_id, suite=s.name, target=target, done=done,
-                total=total, errors=errors,
+                evaluation_id=evaluation_id,
+                suite=s.name,
+                target=target,
+                done=done,
+                total=total,
+                errors=errors,
             ),
             subject=f"evaluations/{evaluation_id}",
         )
@@ -185,7 +194,10 @@ async def run_evaluation_job(
         name, _, number = version.removeprefix("models:/").rpartition("/")
         try:
             await asyncio.to_thread(
-                registry.add_version_metrics, name, int(number), flat,
+                registry.add_version_metrics,
+                name,
+                int(number),
+                flat,
                 source=f"evaluation:{evaluation_id}",
             )
         except Exception as exc:  # results are stored and announced either way
@@ -201,7 +213,10 @@ def _fail(
     message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
     ctx.emit(
         EvaluationFailed(
-            evaluation_id=evaluation_id, suite=suite, target=target, error=message,
+            evaluation_id=evaluation_id,
+            suite=suite,
+            target=target,
+            error=message,
             code=getattr(exc, "code", "evaluation_failed"),
         ),
         subject=f"evaluations/{evaluation_id}",
@@ -246,9 +261,7 @@ def on_model_registered(msg: ModelRegistered, ctx: SensorContext) -> list[Evalua
 
 
 @sensor(on=EvaluationCompleted, name="herald.evaluation.promotion")
-def on_evaluation_completed(
-    msg: EvaluationCompleted, ctx: SensorContext
-) -> list[Any]:
+def on_evaluation_completed(msg: EvaluationCompleted, ctx: SensorContext) -> list[Any]:
     """Promotion policy: compare a registry version with the champion on the same suite."""
     from herald.evaluation.settings import evaluation_settings
 
@@ -291,30 +304,42 @@ def decide(candidate: dict[str, Any], champion_eval: dict[str, Any] | None, es: 
         "candidate_evaluation": candidate["id"],
     }
     if champ is None:
-        return [EvaluationDecided(**base, champion_version=None, decision="no_baseline",
-                                  evidence={"reason": f"{name} has no {es.champion_alias!r}"})]
+        return [
+            EvaluationDecided(
+                **base,
+                champion_version=None,
+                decision="no_baseline",
+                evidence={"reason": f"{name} has no {es.champion_alias!r}"},
+            )
+        ]
     if champ.version == int(number):
         return []  # the champion evaluated itself
     store = current_store()
     if champion_eval is None:
         found = [
-            e for e in store.list(suite=candidate["suite"], model_version=champ.uri,
-                                  status="completed")
+            e
+            for e in store.list_evaluations(
+                suite=candidate["suite"], model_version=champ.uri, status="completed"
+            )
             if e.get("suite_fingerprint") == candidate.get("suite_fingerprint")
         ]
         if not found:
             return [
                 EvaluationRequested(
-                    target=champ.uri, suite=candidate.get("suite_path") or candidate["suite"],
+                    target=champ.uri,
+                    suite=candidate.get("suite_path") or candidate["suite"],
                     options={"decide_for": candidate["id"]},
                 )
             ]
         champion_eval = found[0]
     cmp = store.compare([champion_eval["id"], candidate["id"]], metrics=[metric])
     res = cmp["comparisons"][0]["metrics"].get(metric)
-    evidence = {"paired_bootstrap": res, "confidence": 0.95,
-                "champion_metrics": champion_eval["metrics"].get(metric),
-                "candidate_metrics": candidate["metrics"].get(metric)}
+    evidence = {
+        "paired_bootstrap": res,
+        "confidence": 0.95,
+        "champion_metrics": champion_eval["metrics"].get(metric),
+        "candidate_metrics": candidate["metrics"].get(metric),
+    }
     if res is None:
         decision = "no_baseline"
     elif res["better"]:
@@ -324,13 +349,20 @@ def decide(candidate: dict[str, Any], champion_eval: dict[str, Any] | None, es: 
     else:
         decision = "not_significant"
     out: list[Any] = [
-        EvaluationDecided(**base, champion_version=champ.version, decision=decision,
-                          champion_evaluation=champion_eval["id"], evidence=evidence)
+        EvaluationDecided(
+            **base,
+            champion_version=champ.version,
+            decision=decision,
+            champion_evaluation=champion_eval["id"],
+            evidence=evidence,
+        )
     ]
     if decision == "promote":
         out.append(
             ModelPromote(
-                name=name, version=int(number), alias=es.promote_alias,
+                name=name,
+                version=int(number),
+                alias=es.promote_alias,
                 reason=(
                     f"{metric} {res['mean_b']:.4g} vs champion v{champ.version} "
                     f"{res['mean_a']:.4g}: diff {res['diff']:+.4g} "

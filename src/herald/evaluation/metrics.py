@@ -137,14 +137,14 @@ def _argmax(values: Sequence[float]) -> int:
 
 
 def perplexity(token_logprobs: Sequence[float]) -> float:
-    """exp(−mean logprob) of a token sequence (natural log)."""
+    """exp(-mean logprob) of a token sequence (natural log)."""
     if not token_logprobs:
         raise ValueError("perplexity needs at least one scored token")
     return math.exp(-sum(token_logprobs) / len(token_logprobs))
 
 
 def corpus_perplexity(logprob_sums: Sequence[float], token_counts: Sequence[int]) -> float:
-    """Perplexity over several texts: exp(−Σ logprob / Σ tokens)."""
+    """Perplexity over several texts: exp(-Σ logprob / Σ tokens)."""
     total = sum(token_counts)
     if total <= 0:
         raise ValueError("corpus perplexity needs at least one scored token")

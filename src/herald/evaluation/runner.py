@@ -1,4 +1,4 @@
-"""Running one evaluation: samples × engines against a target, items stored as they complete.
+"""Running one evaluation: samples x engines against a target, items stored as they complete.
 
 ``run_evaluation`` is what the ``evaluation.run`` job, the CLI's local mode and the training hook
 call. It is resumable: items already stored under the evaluation id are skipped, so a killed
@@ -131,10 +131,10 @@ def check_thresholds(
     for key, th in suite.thresholds.items():
         value = (metrics.get(key) or {}).get("value")
         ok = value is not None
-        if ok and th.min is not None:
+        if value is not None and th.min is not None:
             ok = value >= th.min
-        if ok and th.max is not None:
-            ok = value <= th.max
+        if value is not None and th.max is not None:
+            ok = ok and value <= th.max
         out[key] = {"min": th.min, "max": th.max, "value": value, "passed": ok}
     return out, (all(t["passed"] for t in out.values()) if out else None)
 
@@ -247,8 +247,14 @@ async def run_evaluation(
         elif todo:  # batch-only suites: make the rows exist so resumption sees them
             for i, s in todo:
                 await asyncio.to_thread(
-                    store.add_item, plan.evaluation_id, s.id, i,
-                    input=_message_input(s), output=None, scores={}, errors={},
+                    store.add_item,
+                    plan.evaluation_id,
+                    s.id,
+                    i,
+                    input=_message_input(s),
+                    output=None,
+                    scores={},
+                    errors={},
                 )
         for e in engines:
             if not e.batch:
@@ -264,8 +270,14 @@ async def run_evaluation(
                 errors = {e.name: {"error": r.error}} if r.error else {}
                 idx = next((i for i, s in enumerate(samples) if s.id == r.sample_id), -1)
                 await asyncio.to_thread(
-                    store.add_item, plan.evaluation_id, r.sample_id, idx,
-                    input=r.input, output=r.output, scores=scores, errors=errors,
+                    store.add_item,
+                    plan.evaluation_id,
+                    r.sample_id,
+                    idx,
+                    input=r.input,
+                    output=r.output,
+                    scores=scores,
+                    errors=errors,
                 )
             if progress is not None:
                 progress(total, total, counter["errors"])

@@ -35,8 +35,9 @@ class EvaluationSettings(BaseModel):
         "comma-separated, overrides). Empty: only tagged versions are evaluated.",
     )
     promotion: bool = Field(
-        True, description="evaluation.completed → promote to `promote_alias` when significantly "
-        "better than `champion_alias`."
+        True,
+        description="evaluation.completed → promote to `promote_alias` when significantly "
+        "better than `champion_alias`.",
     )
     champion_alias: str = Field("champion", description="Alias the candidate is compared with.")
     promote_alias: str = Field("challenger", description="Alias given to a significant winner.")

@@ -1,7 +1,7 @@
 """Bootstrap confidence intervals and paired bootstrap significance (pure Python, seeded).
 
 ``bootstrap_ci`` resamples the items of one evaluation; ``paired_bootstrap`` resamples the items
-two evaluations share and reports the mean difference B − A with its interval and a one-sided
+two evaluations share and reports the mean difference B - A with its interval and a one-sided
 p-value (the share of resamples where B does not beat A).
 """
 
@@ -29,7 +29,7 @@ class Estimate:
 
 @dataclass(frozen=True)
 class PairedResult:
-    """B − A over shared items: mean difference, its interval and a one-sided p-value."""
+    """B - A over shared items: mean difference, its interval and a one-sided p-value."""
 
     mean_a: float
     mean_b: float
@@ -105,7 +105,7 @@ def paired_bootstrap(
     resamples: int = 1000,
     seed: int = 0,
 ) -> PairedResult:
-    """Paired bootstrap of B − A over items scored by both (same order, same length)."""
+    """Paired bootstrap of B - A over items scored by both (same order, same length)."""
     _check(confidence, resamples)
     if len(a) != len(b):
         raise ValueError(f"paired samples differ in length ({len(a)} vs {len(b)})")

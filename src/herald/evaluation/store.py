@@ -192,21 +192,27 @@ class EvaluationStore:
 
     # reads --------------------------------------------------------------------------------
     def get(self, evaluation_id: str) -> dict[str, Any]:
-        row = self._connection().execute(
-            "SELECT * FROM evaluations WHERE id = ?", (evaluation_id,)
-        ).fetchone()
+        row = (
+            self._connection()
+            .execute("SELECT * FROM evaluations WHERE id = ?", (evaluation_id,))
+            .fetchone()
+        )
         if row is None:
             raise NotFound(f"evaluation {evaluation_id!r} not found")
         out = _row(row)
-        counts = self._connection().execute(
-            "SELECT COUNT(*), SUM(errors != '{}') FROM items WHERE evaluation_id = ?",
-            (evaluation_id,),
-        ).fetchone()
+        counts = (
+            self._connection()
+            .execute(
+                "SELECT COUNT(*), SUM(errors != '{}') FROM items WHERE evaluation_id = ?",
+                (evaluation_id,),
+            )
+            .fetchone()
+        )
         out["done"] = counts[0] or 0
         out["failed_items"] = counts[1] or 0
         return out
 
-    def list(
+    def list_evaluations(
         self,
         *,
         suite: str | None = None,
@@ -309,7 +315,7 @@ class EvaluationStore:
 
     def leaderboard(self, suite: str, *, metric: str | None = None) -> dict[str, Any]:
         """The latest completed evaluation of each target on ``suite``, best first."""
-        rows = self.list(suite=suite, status="completed", limit=10_000)
+        rows = self.list_evaluations(suite=suite, status="completed", limit=10_000)
         latest: dict[str, dict[str, Any]] = {}
         for r in rows:  # newest first
             key = r.get("model_version") or r["target"]
@@ -320,13 +326,13 @@ class EvaluationStore:
         metric = metric or first.get("primary_metric") or next(iter(first["metrics"]), None)
         higher = first.get("higher_is_better", {}).get(metric, True)
 
-        def key(r: dict[str, Any]) -> float:
+        def rank(r: dict[str, Any]) -> float:
             v = (r["metrics"].get(metric) or {}).get("value")
             if v is None:
                 return float("inf")
-            return -v if higher else v
+            return float(-v if higher else v)
 
-        ranked = sorted(latest.values(), key=key)
+        ranked = sorted(latest.values(), key=rank)
         return {
             "suite": suite,
             "metric": metric,

@@ -80,8 +80,10 @@ def parse_target(
     """Understand a target string (raises :class:`TargetError` with the accepted forms)."""
     t = (target or "").strip()
     if not t:
-        raise TargetError("target is empty: give models:/name@alias, a checkpoint folder, "
-                          "deployment:NAME or an http(s):// endpoint")
+        raise TargetError(
+            "target is empty: give models:/name@alias, a checkpoint folder, "
+            "deployment:NAME or an http(s):// endpoint"
+        )
     key = os.environ.get(api_key_env) if api_key_env else None
     if api_key_env and key is None:
         raise TargetError(f"api_key_env {api_key_env!r} is not set in the environment")
@@ -375,7 +377,10 @@ def build_pool(
         pool.registry = registry  # registry targets need it even if serving.registry is off
     if spec.kind == "checkpoint":
         pool.specs[spec.model] = ModelSpec(
-            spec.model, spec.backend or "transformers", spec.ref, dict(spec.backend_options),
+            spec.model,
+            spec.backend or "transformers",
+            spec.ref,
+            dict(spec.backend_options),
             source="settings",
         )
     elif spec.backend is not None:

@@ -9,7 +9,6 @@ the caller gives one. Reads come from the results store.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -54,7 +53,7 @@ def router(h: Herald) -> APIRouter:
         status: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
-        rows = store().list(
+        rows = store().list_evaluations(
             suite=suite, target=target, model_version=model_version, status=status, limit=limit
         )
         return {"data": rows}
@@ -98,9 +97,14 @@ def router(h: Herald) -> APIRouter:
         from herald.evaluation.jobs import prepare
         from herald.messages.envelope import new_id
 
-        suite, spec, version, registry = await asyncio.to_thread(
-            prepare, body.target, body.suite, model=body.model, limit=body.limit,
-            api_key_env=body.api_key_env, settings=h.settings,
+        suite, _spec, version, registry = await asyncio.to_thread(
+            prepare,
+            body.target,
+            body.suite,
+            model=body.model,
+            limit=body.limit,
+            api_key_env=body.api_key_env,
+            settings=h.settings,
         )
         correlationid = body.correlationid
         subject = None
@@ -112,16 +116,17 @@ def router(h: Herald) -> APIRouter:
                 correlationid = mv.lineage.get("correlationid")
         evaluation_id = new_id().replace("-", "")
         data = body.model_dump(exclude={"correlationid"}, exclude_none=True)
-        if suite.path and not Path(body.suite).is_file():
+        if suite.path:
             data["suite"] = suite.path  # the job resolves exactly this suite file
         data["evaluation_id"] = evaluation_id
-        env = h.envelope(
-            "evaluation.requested", data, subject=subject, correlationid=correlationid
-        )
+        env = h.envelope("evaluation.requested", data, subject=subject, correlationid=correlationid)
         [stored] = await h.publish(env)
         return JSONResponse(
-            {"evaluation_id": evaluation_id, "event": stored.model_dump(mode="json"),
-             "model_version": version},
+            {
+                "evaluation_id": evaluation_id,
+                "event": stored.model_dump(mode="json"),
+                "model_version": version,
+            },
             status_code=202,
         )
 

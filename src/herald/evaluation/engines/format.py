@@ -33,8 +33,19 @@ STOPWORDS = {
     "es": {"el", "la", "los", "las", "y", "es", "de", "un", "una", "para", "que", "en"},
 }
 KNOWN_CHECKS = {
-    "json", "json_schema", "min_words", "max_words", "min_chars", "max_chars", "keywords",
-    "forbidden", "language", "regex", "starts_with", "ends_with", "lowercase",
+    "json",
+    "json_schema",
+    "min_words",
+    "max_words",
+    "min_chars",
+    "max_chars",
+    "keywords",
+    "forbidden",
+    "language",
+    "regex",
+    "starts_with",
+    "ends_with",
+    "lowercase",
 }
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
@@ -83,7 +94,7 @@ def run_checks(text: str, checks: dict[str, Any]) -> dict[str, bool]:
             value, ok = None, False
         out["json"] = ok
         if "json_schema" in checks:
-            import jsonschema
+            import jsonschema  # type: ignore[import-untyped]
 
             try:
                 jsonschema.validate(value, checks["json_schema"])
@@ -120,7 +131,9 @@ def run_checks(text: str, checks: dict[str, Any]) -> dict[str, bool]:
 class FormatEngine(Engine):
     name = "format"
     known_metrics: ClassVar[tuple[str, ...]] = (
-        "instruction_following", "check_accuracy", "json_valid",
+        "instruction_following",
+        "check_accuracy",
+        "json_valid",
     )
     default_metrics = known_metrics
     options_model = FormatOptions

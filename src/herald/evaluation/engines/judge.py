@@ -29,8 +29,9 @@ DEFAULT_RUBRIC = (
     " (use the reference answer when one is given)."
 )
 _SCORE = re.compile(r"score\s*[:=]?\s*\**\s*(\d+(?:\.\d+)?)", re.I)
-_VERDICT = re.compile(r"\[\[(A|B|tie)\]\]|\b(?:verdict|winner|better)\s*[:=]?\s*\**\s*(A|B|tie)\b",
-                      re.I)
+_VERDICT = re.compile(
+    r"\[\[(A|B|tie)\]\]|\b(?:verdict|winner|better)\s*[:=]?\s*\**\s*(A|B|tie)\b", re.I
+)
 
 
 class JudgeOptions(BaseModel):
@@ -98,9 +99,7 @@ class JudgeEngine(Engine):
 
     async def setup(self, run: RunContext) -> None:
         o = self.options
-        self._judge = (
-            await run.open_client(o.judge, o.judge_model) if o.judge else run.client
-        )
+        self._judge = await run.open_client(o.judge, o.judge_model) if o.judge else run.client
 
     async def _ask(self, prompt: str) -> str:
         assert self._judge is not None

@@ -20,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -38,9 +38,7 @@ class LmEvalOptions(BaseModel):
     task_yaml: str | None = Field(None, description="custom task YAML (relative to the suite)")
     task: str | None = Field(None, description="task name (default: the YAML's 'task')")
     auto: Literal["generate_until", "multiple_choice"] | None = None
-    model_type: Literal["local-chat-completions", "local-completions"] = (
-        "local-chat-completions"
-    )
+    model_type: Literal["local-chat-completions", "local-completions"] = "local-chat-completions"
     num_concurrent: int = Field(1, ge=1, le=256)
     tokenizer: str | None = Field(None, description="local HF tokenizer folder (loglikelihood)")
     max_retries: int = Field(3, ge=0)
@@ -56,8 +54,9 @@ class LmEvalOptions(BaseModel):
 def _offline() -> Iterator[None]:
     keys = ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "TOKENIZERS_PARALLELISM")
     old = {k: os.environ.get(k) for k in keys}
-    os.environ.update({"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
-                       "TOKENIZERS_PARALLELISM": "false"})
+    os.environ.update(
+        {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    )
     try:
         yield
     finally:
@@ -137,8 +136,8 @@ class LmEvalEngine(Engine):
         if not path.is_file():
             raise ItemError(f"lm-eval task file not found: {path}")
         cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        name = o.task or cfg.get("task")
-        if not name:
+        task = o.task or cfg.get("task")
+        if not task:
             raise ItemError(f"{path}: no 'task' name (set options.task)")
         files = (cfg.get("dataset_kwargs") or {}).get("data_files")
         if isinstance(files, dict):  # local files are relative to the task file, not the cwd
@@ -147,7 +146,7 @@ class LmEvalEngine(Engine):
                 for split, f in files.items()
             }
         (folder / path.name).write_text(yaml.safe_dump(cfg), encoding="utf-8")
-        return str(name), folder
+        return str(task), folder
 
     def _model_args(self, run: RunContext) -> dict[str, Any]:
         o = self.options
@@ -160,8 +159,11 @@ class LmEvalEngine(Engine):
             "timeout": 300,
         }
         if o.tokenizer:
-            args |= {"tokenizer_backend": "huggingface", "tokenizer": o.tokenizer,
-                     "tokenized_requests": False}
+            args |= {
+                "tokenizer_backend": "huggingface",
+                "tokenizer": o.tokenizer,
+                "tokenized_requests": False,
+            }
         else:
             args |= {"tokenizer_backend": None, "tokenized_requests": False}
         return args
@@ -169,8 +171,8 @@ class LmEvalEngine(Engine):
     def evaluate(self, run: RunContext, doc_ids: list[int] | None) -> dict[str, Any]:
         """Run the harness (blocking) and return its raw result with per-sample logs."""
         try:
-            import lm_eval
-            from lm_eval.tasks import TaskManager
+            import lm_eval  # type: ignore[import-untyped]
+            from lm_eval.tasks import TaskManager  # type: ignore[import-untyped]
         except ImportError as exc:
             raise BackendUnavailable(
                 f'the lm-eval engine needs lm-evaluation-harness: pip install "herald[eval]" '
@@ -215,7 +217,9 @@ class LmEvalEngine(Engine):
                 continue
             scores = {m: float(row[m]) for m in self.metrics if isinstance(row.get(m), int | float)}
             resp = row.get("filtered_resps")
-            output = resp[0] if isinstance(resp, list) and resp and isinstance(resp[0], str) else None
+            output = (
+                resp[0] if isinstance(resp, list) and resp and isinstance(resp[0], str) else None
+            )
             missing = [m for m in self.metrics if m not in scores]
             out.append(
                 ItemScores(
@@ -223,8 +227,13 @@ class LmEvalEngine(Engine):
                     scores,
                     error=f"lm-eval reported no {', '.join(missing)}" if not scores else None,
                     output=output,
-                    input={"lm-eval": {"doc_id": row.get("doc_id"), "target": row.get("target"),
-                                       "output": output}},
+                    input={
+                        "lm-eval": {
+                            "doc_id": row.get("doc_id"),
+                            "target": row.get("target"),
+                            "output": output,
+                        }
+                    },
                 )
             )
         return out

@@ -25,10 +25,17 @@ class PerformanceOptions(BaseModel):
 class PerformanceEngine(Engine):
     name = "performance"
     known_metrics: ClassVar[tuple[str, ...]] = (
-        "latency_s", "ttft_s", "tokens_per_s", "completion_tokens", "cost_per_1k_tokens",
+        "latency_s",
+        "ttft_s",
+        "tokens_per_s",
+        "completion_tokens",
+        "cost_per_1k_tokens",
     )
     default_metrics: ClassVar[tuple[str, ...]] = (
-        "latency_s", "ttft_s", "tokens_per_s", "completion_tokens",
+        "latency_s",
+        "ttft_s",
+        "tokens_per_s",
+        "completion_tokens",
     )
     options_model = PerformanceOptions
     lower_is_better = frozenset({"latency_s", "ttft_s", "cost_per_1k_tokens"})

@@ -28,9 +28,43 @@ from herald.evaluation.errors import ItemError
 from herald.evaluation.targets import OpenAIClient
 
 STOP = {
-    "a", "an", "the", "is", "are", "was", "were", "of", "to", "in", "on", "and", "or", "for",
-    "with", "what", "which", "who", "how", "does", "do", "it", "its", "that", "this", "be", "by",
-    "as", "at", "from", "i", "you", "your", "we", "our", "please", "can",
+    "a",
+    "an",
+    "the",
+    "is",
+    "are",
+    "was",
+    "were",
+    "of",
+    "to",
+    "in",
+    "on",
+    "and",
+    "or",
+    "for",
+    "with",
+    "what",
+    "which",
+    "who",
+    "how",
+    "does",
+    "do",
+    "it",
+    "its",
+    "that",
+    "this",
+    "be",
+    "by",
+    "as",
+    "at",
+    "from",
+    "i",
+    "you",
+    "your",
+    "we",
+    "our",
+    "please",
+    "can",
 }
 
 
@@ -62,7 +96,10 @@ class RagOptions(BaseModel):
 class RagEngine(Engine):
     name = "rag"
     known_metrics: ClassVar[tuple[str, ...]] = (
-        "context_precision", "context_recall", "faithfulness", "answer_relevance",
+        "context_precision",
+        "context_recall",
+        "faithfulness",
+        "answer_relevance",
     )
     default_metrics = known_metrics
     options_model = RagOptions
@@ -102,9 +139,7 @@ class RagEngine(Engine):
 
     async def score(self, item: ItemContext) -> dict[str, float]:
         s = item.sample
-        question = " ".join(
-            str(m.get("content")) for m in s.chat() if m.get("role") == "user"
-        )
+        question = " ".join(str(m.get("content")) for m in s.chat() if m.get("role") == "user")
         answer = item.text
         contexts = await self._contexts(item, question)
         if not contexts:
@@ -152,11 +187,13 @@ class RagEngine(Engine):
         out = {}
         for metric, ask in asks.items():
             r = await self._judge.chat(
-                [{
-                    "role": "user",
-                    "content": f"Context:\n{ctx}\n\nQuestion: {question}\nAnswer: {answer}\n\n"
-                    f"{ask} Reply with one line: Score: N (1 = not at all, 5 = fully).",
-                }],
+                [
+                    {
+                        "role": "user",
+                        "content": f"Context:\n{ctx}\n\nQuestion: {question}\nAnswer: {answer}\n\n"
+                        f"{ask} Reply with one line: Score: N (1 = not at all, 5 = fully).",
+                    }
+                ],
                 stream=False,
                 max_tokens=32,
                 temperature=0,

@@ -14,15 +14,24 @@ from herald.evaluation import metrics as m
 from herald.evaluation.base import Engine, ItemContext
 from herald.evaluation.errors import ItemError
 
-GENERATION_METRICS = ("exact_match", "normalized_match", "contains", "regex", "f1", "bleu",
-                      "chrf", "rouge_l")
+GENERATION_METRICS = (
+    "exact_match",
+    "normalized_match",
+    "contains",
+    "regex",
+    "f1",
+    "bleu",
+    "chrf",
+    "rouge_l",
+)
 LOGLIK_METRICS = ("mc_accuracy", "mc_accuracy_norm", "perplexity")
 
 
 class ReferenceOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    regex: str | None = Field(None, description="pattern for the 'regex' metric (default: the "
-                              "sample's checks.regex)")
+    regex: str | None = Field(
+        None, description="pattern for the 'regex' metric (default: the sample's checks.regex)"
+    )
     strip_after: str | None = Field(
         None, description="cut the response at this marker first (e.g. a newline)"
     )
@@ -61,10 +70,11 @@ class ReferenceEngine(Engine):
         if "mc_accuracy" in self.metrics or "mc_accuracy_norm" in self.metrics:
             out |= await self._multiple_choice(item)
         if "perplexity" in self.metrics:
-            text = s.text if s.text is not None else (s.references() or [None])[0]
-            if not text:
+            refs = s.references()
+            scored_text = s.text if s.text is not None else (refs[0] if refs else None)
+            if not scored_text:
                 raise ItemError("perplexity needs 'text' (or a reference) on the sample")
-            _, logprobs, _ = await item.client.echo_logprobs(text)
+            _, logprobs, _ = await item.client.echo_logprobs(scored_text)
             scored = [lp for lp in logprobs if lp is not None]
             if not scored:
                 raise ItemError("the target scored no token of the text")

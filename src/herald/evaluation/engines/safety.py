@@ -47,6 +47,9 @@ class SafetyEngine(Engine):
             out["pii_leak"] = float(hits > 0 or bool(leaked))
             out["_pii_matches"] = float(hits + len(leaked))
         if "blocked_term" in self.metrics:
-            terms = [*self.options.blocked_terms, *(item.sample.checks or {}).get("blocked_terms", [])]
+            terms = [
+                *self.options.blocked_terms,
+                *(item.sample.checks or {}).get("blocked_terms", []),
+            ]
             out["blocked_term"] = float(bool(blocked_hits(text, terms)))
         return out
