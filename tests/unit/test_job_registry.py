@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pytest
+from pydantic import Field
 
 import herald
 from herald.errors import ConfigurationError, JobError
@@ -205,3 +206,16 @@ def test_parameter_names_that_shadow_basemodel_attributes(registry: JobRegistry)
         "json": "",
     }
     assert set(d.schema()["properties"]) == {"schema", "copy", "json"}
+
+
+def test_annotated_constraints_are_kept(registry: JobRegistry) -> None:
+    """``Annotated[int, Field(ge=1)]`` limits are part of the parameter schema."""
+
+    @herald.job(registry=registry)
+    def bounded(steps: Annotated[int, Field(ge=1, le=10)] = 2) -> None:
+        return None
+
+    d = registry.get("bounded")
+    assert d.schema()["properties"]["steps"]["minimum"] == 1
+    with pytest.raises(JobError, match="steps"):
+        d.validate({"steps": 0})

@@ -66,7 +66,7 @@ class JobDefinition:
 def _params_model(fn: Callable[..., Any], name: str) -> tuple[type[BaseModel], str | None]:
     sig = inspect.signature(fn)
     try:
-        hints = get_type_hints(fn)
+        hints = get_type_hints(fn, include_extras=True)
     except Exception:  # unresolvable forward references: fall back to Any
         hints = {}
     fields: dict[str, Any] = {}
