@@ -163,7 +163,7 @@ def lance_store(
     return build, search
 
 
-def ingestion(chunks: int) -> dict[str, Any]:
+def ingestion(chunks: int, threads: int | None) -> dict[str, Any]:
     """Chunks/s through Herald's ingestion (chunk + embed with the bundled MiniLM + store)."""
     from herald.rag.embeddings import open_embedder
     from herald.rag.service import RagService
@@ -175,14 +175,19 @@ def ingestion(chunks: int) -> dict[str, Any]:
         docs = Path(tmp) / "docs"
         docs.mkdir()
         n = 0
-        while n * 4 < chunks:  # each file gives ~4 chunks of <= 200 tokens
+        while n * 10 < chunks:  # each file gives ~10 chunks of <= 200 tokens
             (docs / f"doc{n}.md").write_text(f"# Copy {n}\n\n" + texts[n % len(texts)] * 2)
             n += 1
         svc = RagService(
-            RagSettings(store_url=f"local://{tmp}/vs", catalog_url=f"sqlite:///{tmp}/c.db"),
+            RagSettings(
+                store_url=f"local://{tmp}/vs",
+                catalog_url=f"sqlite:///{tmp}/c.db",
+                embedding_threads=threads,
+            ),
             home=Path(tmp),
         )
-        emb = open_embedder("all-minilm-l6-v2")
+        emb = open_embedder("all-minilm-l6-v2", svc.settings)
+        emb.threads = threads  # type: ignore[attr-defined]  # the embedder is cached per process
         emb.embed(["warm up"])
         svc.create_collection("bench")
         t0 = time.perf_counter()
@@ -194,6 +199,7 @@ def ingestion(chunks: int) -> dict[str, Any]:
         embed_only = len(sample) / (time.perf_counter() - t1)
         RagService.reset()
     row = {
+        "torch_threads": threads or "default",
         "files": n,
         "chunks": r.chunks,
         "seconds": round(dt, 1),
@@ -212,6 +218,9 @@ def main() -> None:
         "--skip", nargs="*", default=[], choices=["herald", "chroma", "lancedb", "ingest"]
     )
     ap.add_argument("--ingest-chunks", type=int, default=512)
+    ap.add_argument(
+        "--threads", type=int, nargs="*", default=[0, 1], help="torch threads (0 = default)"
+    )
     args = ap.parse_args()
 
     data, queries = make_data(args.n, args.queries)
@@ -237,7 +246,7 @@ def main() -> None:
     if "ingest" not in args.skip:
         report(
             "RAG ingestion throughput (bundled all-MiniLM-L6-v2, CPU)",
-            [ingestion(args.ingest_chunks)],
+            [ingestion(args.ingest_chunks, t or None) for t in args.threads],
         )
 
 

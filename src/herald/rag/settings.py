@@ -31,6 +31,13 @@ class RagSettings(BaseModel):
         "sentence-transformers:<path|hub id>, openai:<model>@<base url>, hash:<dim>.",
     )
     embedding_batch_size: int = Field(32, ge=1, le=4096, description="Texts per embedding call.")
+    embedding_threads: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="torch threads for batch embedding (default: torch's); queries use one "
+        "thread, which is fastest for a few short texts.",
+    )
     embeddings_api_key: str | None = Field(
         None, description="Bearer key for openai:<model>@<url> embedding models."
     )
