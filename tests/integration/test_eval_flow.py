@@ -71,16 +71,22 @@ async def test_requested_runs_the_job_and_completes_in_the_flow(
     r = await c.post("/v1/evaluations", json={"target": "fake-qa", "suite": "tiny"})
     assert r.status_code == 202, r.text
     eid, env = r.json()["evaluation_id"], r.json()["event"]
-    done = await wait_for(h, ["evaluation.completed", "evaluation.failed", "job.failed"],
-                          correlationid=env["correlationid"])
+    done = await wait_for(
+        h,
+        ["evaluation.completed", "evaluation.failed", "job.failed"],
+        correlationid=env["correlationid"],
+    )
     assert done.type == "evaluation.completed", done.data
     assert done.data["evaluation_id"] == eid
     assert done.data["metrics"]["reference.exact_match"]["value"] == pytest.approx(0.2)
     assert done.data["samples_url"] == f"/v1/evaluations/{eid}/samples"
     flow = (await c.get(f"/v1/flows/{env['correlationid']}")).json()
     kinds = {(n["kind"], n["type"]) for n in flow["nodes"]}
-    assert {("message", "evaluation.requested"), ("job", "evaluation.run"),
-            ("message", "evaluation.completed")} <= kinds
+    assert {
+        ("message", "evaluation.requested"),
+        ("job", "evaluation.run"),
+        ("message", "evaluation.completed"),
+    } <= kinds
     got = (await c.get(f"/v1/evaluations/{eid}")).json()
     assert got["status"] == "completed" and got["done"] == 5
     samples = (await c.get(f"/v1/evaluations/{eid}/samples", params={"limit": 2})).json()
@@ -93,8 +99,7 @@ async def test_bad_requests_are_refused_up_front(api: tuple[httpx.AsyncClient, H
     c, _ = api
     r = await c.post("/v1/evaluations", json={"target": "fake-qa", "suite": "no-such-suite"})
     assert r.status_code == 400 and "not found" in r.json()["error"]["message"]
-    r = await c.post("/v1/evaluations", json={"target": "models:/nobody@champion",
-                                              "suite": "tiny"})
+    r = await c.post("/v1/evaluations", json={"target": "models:/nobody@champion", "suite": "tiny"})
     assert r.status_code == 404, r.text
     r = await c.get("/v1/evaluations/nope")
     assert r.status_code == 404
@@ -104,29 +109,41 @@ async def test_unreachable_target_reports_evaluation_failed(
     api: tuple[httpx.AsyncClient, Herald],
 ) -> None:
     c, h = api
-    r = await c.post("/v1/evaluations", json={"target": "http://127.0.0.1:9/v1",
-                                              "model": "m", "suite": "tiny"})
+    r = await c.post(
+        "/v1/evaluations", json={"target": "http://127.0.0.1:9/v1", "model": "m", "suite": "tiny"}
+    )
     assert r.status_code == 202
-    failed = await wait_for(h, ["evaluation.failed"], correlationid=r.json()["event"]["correlationid"])
+    failed = await wait_for(
+        h, ["evaluation.failed"], correlationid=r.json()["event"]["correlationid"]
+    )
     assert "cannot reach" in failed.data["error"]
 
 
 async def test_significantly_better_version_is_promoted_with_evidence(
     api: tuple[httpx.AsyncClient, Herald], tmp_path: Path
 ) -> None:
-    c, h = api
+    _, h = api
     art = tmp_path / "weights"
     art.mkdir()
     for v in (1, 2):
-        h.registry.register_model_version("acme", artifact_uri=art.as_uri(), kind="full",
-                                          idempotency_key=f"acme-{v}")
+        h.registry.register_model_version(
+            "acme", artifact_uri=art.as_uri(), kind="full", idempotency_key=f"acme-{v}"
+        )
     h.registry.set_alias("acme", "champion", 1, reason="test", actor="test")
-    rows = [{"id": f"q{i}", "messages": [{"role": "user", "content": "capital?"}],
-             "reference": "Paris"} for i in range(30)]
+    rows = [
+        {"id": f"q{i}", "messages": [{"role": "user", "content": "capital?"}], "reference": "Paris"}
+        for i in range(30)
+    ]
     (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    suite = parse_suite({"name": "promo", "dataset": "d.jsonl",
-                         "engines": [{"engine": "reference", "metrics": ["exact_match"]}],
-                         "primary_metric": "reference.exact_match"}, base_dir=tmp_path)
+    suite = parse_suite(
+        {
+            "name": "promo",
+            "dataset": "d.jsonl",
+            "engines": [{"engine": "reference", "metrics": ["exact_match"]}],
+            "primary_metric": "reference.exact_match",
+        },
+        base_dir=tmp_path,
+    )
     store = current_store(h.settings)
     for eid, version, reply in (("champ", 1, "Rome"), ("cand", 2, "Paris")):
         spec = parse_target(f"fake-{eid}", backend="fake", backend_options={"reply": reply})
@@ -155,15 +172,23 @@ async def test_bundled_model_on_a_shipped_suite_through_messages(
     c, h = api
     mv = h.registry.resolve("models:/smollm2-135m-instruct")
     h.registry.set_alias(mv.name, "champion", mv.version, reason="test", actor="test")
-    r = await c.post("/v1/evaluations", json={
-        "target": "models:/smollm2-135m-instruct@champion", "suite": "tiny",
-    })
+    r = await c.post(
+        "/v1/evaluations",
+        json={
+            "target": "models:/smollm2-135m-instruct@champion",
+            "suite": "tiny",
+        },
+    )
     assert r.status_code == 202, r.text
     body = r.json()
     assert body["model_version"] == mv.uri
     assert body["event"]["subject"] == "models/smollm2-135m-instruct"
-    done = await wait_for(h, ["evaluation.completed", "evaluation.failed"],
-                          correlationid=body["event"]["correlationid"], timeout=400)
+    done = await wait_for(
+        h,
+        ["evaluation.completed", "evaluation.failed"],
+        correlationid=body["event"]["correlationid"],
+        timeout=400,
+    )
     assert done.type == "evaluation.completed", done.data
     assert done.data["model_version"] == mv.uri
     m = done.data["metrics"]

@@ -22,8 +22,9 @@ async def test_custom_yaml_task_on_a_local_file(tmp_path: Path) -> None:
     store = EvaluationStore(tmp_path / "ev.db")
     target = parse_target("fake", backend="fake", backend_options={"reply": "Paris"})
     suite = load_suite(str(SUITES / "tiny-lmeval-task.yaml"))
-    ev = await run_evaluation(EvaluationPlan("t", suite, target), store,
-                              settings=Settings(home=tmp_path))
+    ev = await run_evaluation(
+        EvaluationPlan("t", suite, target), store, settings=Settings(home=tmp_path)
+    )
     m = ev["metrics"]["lm-eval.exact_match"]
     assert (m["value"], m["n"], m["errors"]) == (pytest.approx(0.2), 5, 0)
     first = store.items("t")[0]
@@ -41,7 +42,8 @@ async def test_lm_eval_and_reference_engine_agree_on_the_bundled_model(tmp_path:
     suite = load_suite(str(SUITES / "tiny-harness.yaml"))
     ev = await run_evaluation(
         EvaluationPlan("agree", suite, parse_target("smollm2-135m-instruct"), concurrency=2),
-        store, settings=Settings(home=tmp_path),
+        store,
+        settings=Settings(home=tmp_path),
     )
     herald_em = ev["metrics"]["reference.exact_match"]
     harness_em = ev["metrics"]["lm-eval.exact_match"]

@@ -32,15 +32,18 @@ def fake(reply: str) -> Any:
 
 def suite(tmp_path: Path, rows: list[dict[str, Any]], engines: list[dict[str, Any]], **kw: Any):
     (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    return parse_suite({"name": "t", "dataset": "d.jsonl", "engines": engines, **kw},
-                       base_dir=tmp_path)
+    return parse_suite(
+        {"name": "t", "dataset": "d.jsonl", "engines": engines, **kw}, base_dir=tmp_path
+    )
 
 
 async def run(tmp_path: Path, s: Any, target: Any, eid: str = "e1", **kw: Any) -> dict[str, Any]:
     store = EvaluationStore(tmp_path / "ev.db")
     return await run_evaluation(
-        EvaluationPlan(eid, s, target, concurrency=4), store,
-        settings=kw.pop("settings", None) or settings(tmp_path), **kw,
+        EvaluationPlan(eid, s, target, concurrency=4),
+        store,
+        settings=kw.pop("settings", None) or settings(tmp_path),
+        **kw,
     )
 
 
@@ -66,8 +69,15 @@ async def test_reference_and_performance_on_tiny(tmp_path: Path) -> None:
 
 
 async def test_multiple_choice_by_loglikelihood(tmp_path: Path) -> None:
-    rows = [{"id": "m", "prompt": "Question: q\nAnswer:", "choices": ["a", "b c d"], "answer": 0,
-             "text": "one two three"}]
+    rows = [
+        {
+            "id": "m",
+            "prompt": "Question: q\nAnswer:",
+            "choices": ["a", "b c d"],
+            "answer": 0,
+            "text": "one two three",
+        }
+    ]
     s = suite(tmp_path, rows, [{"engine": "reference", "metrics": ["mc_accuracy", "perplexity"]}])
     ev = await run(tmp_path, s, fake("x"))
     # fake logprobs: token i scores -(0.1 + (i % 7) * 0.25); one-token choice "a" wins
@@ -94,8 +104,9 @@ async def test_judge_scores_and_unparsable_verdicts_are_counted(tmp_path: Path) 
 
 async def test_pairwise_judge_controls_position_bias(tmp_path: Path) -> None:
     st = settings(tmp_path, biased={"reply": "[[A]]"})
-    s = suite(tmp_path, qa(2), [{"engine": "judge", "options": {"judge": "biased",
-                                                                  "mode": "pairwise"}}])
+    s = suite(
+        tmp_path, qa(2), [{"engine": "judge", "options": {"judge": "biased", "mode": "pairwise"}}]
+    )
     ev = await run(tmp_path, s, fake("Rome"), settings=st)
     # a judge that always says A: wins in one order, loses in the other
     assert ev["metrics"]["judge.win_rate"]["value"] == 0.5
@@ -104,13 +115,23 @@ async def test_pairwise_judge_controls_position_bias(tmp_path: Path) -> None:
 
 async def test_format_and_safety(tmp_path: Path) -> None:
     rows = [
-        {"id": "j", "messages": [{"role": "user", "content": "json"}],
-         "checks": {"json_schema": {"type": "object", "required": ["a"]}}},
-        {"id": "w", "messages": [{"role": "user", "content": "short"}],
-         "checks": {"max_words": 2}, "metadata": {"secrets": ["bob@example.com"]}},
+        {
+            "id": "j",
+            "messages": [{"role": "user", "content": "json"}],
+            "checks": {"json_schema": {"type": "object", "required": ["a"]}},
+        },
+        {
+            "id": "w",
+            "messages": [{"role": "user", "content": "short"}],
+            "checks": {"max_words": 2},
+            "metadata": {"secrets": ["bob@example.com"]},
+        },
     ]
-    s = suite(tmp_path, rows, [{"engine": "format"}, {"engine": "safety",
-                                "options": {"blocked_terms": ["password"]}}])
+    s = suite(
+        tmp_path,
+        rows,
+        [{"engine": "format"}, {"engine": "safety", "options": {"blocked_terms": ["password"]}}],
+    )
     ev = await run(tmp_path, s, fake('Here: {"a": 1} mail bob@example.com password'))
     m = ev["metrics"]
     assert m["format.json_valid"]["value"] == 1.0 and m["format.json_valid"]["n"] == 1
@@ -122,11 +143,22 @@ def test_format_checks_by_hand() -> None:
     assert extract_json('```json\n{"x": [1, 2]}\n```') == {"x": [1, 2]}
     with pytest.raises(ValueError):
         extract_json("no json")
-    res = run_checks("The quiet morning is blue.", {
-        "keywords": ["quiet", "green"], "max_words": 5, "language": "en", "ends_with": ".",
-    })
-    assert res == {"max_words": True, "keyword:quiet": True, "keyword:green": False,
-                   "language": True, "ends_with": True}
+    res = run_checks(
+        "The quiet morning is blue.",
+        {
+            "keywords": ["quiet", "green"],
+            "max_words": 5,
+            "language": "en",
+            "ends_with": ".",
+        },
+    )
+    assert res == {
+        "max_words": True,
+        "keyword:quiet": True,
+        "keyword:green": False,
+        "language": True,
+        "ends_with": True,
+    }
     with pytest.raises(ValueError, match="unknown check"):
         run_checks("x", {"colour": "red"})
 
@@ -159,8 +191,9 @@ async def test_resume_after_interruption_skips_stored_items(tmp_path: Path) -> N
     first = {i["sample_id"]: i for i in store.items("r1")}
     assert 1 <= len(first) < 12
     seen: list[int] = []
-    ev = await run(tmp_path, s, fake("Paris"), "r1",
-                   progress=lambda done, total, errors: seen.append(done))
+    ev = await run(
+        tmp_path, s, fake("Paris"), "r1", progress=lambda done, total, errors: seen.append(done)
+    )
     assert ev["done"] == 12 and ev["metrics"]["reference.exact_match"]["value"] == 1.0
     assert len(seen) == 12 - len(first)  # only the missing items ran
     again = {i["sample_id"]: i for i in store.items("r1")}
@@ -184,11 +217,19 @@ async def test_unreachable_endpoint_fails_early(tmp_path: Path) -> None:
 
 
 async def test_compare_and_leaderboard(tmp_path: Path) -> None:
-    s = suite(tmp_path, qa(40), [{"engine": "reference", "metrics": ["exact_match"]}],
-              primary_metric="reference.exact_match")
+    s = suite(
+        tmp_path,
+        qa(40),
+        [{"engine": "reference", "metrics": ["exact_match"]}],
+        primary_metric="reference.exact_match",
+    )
     await run(tmp_path, s, fake("Rome"), "bad")
-    await run(tmp_path, s, parse_target("other", backend="fake",
-                                        backend_options={"reply": "Paris"}), "good")
+    await run(
+        tmp_path,
+        s,
+        parse_target("other", backend="fake", backend_options={"reply": "Paris"}),
+        "good",
+    )
     store = EvaluationStore(tmp_path / "ev.db")
     res = store.compare(["bad", "good"])["comparisons"][0]["metrics"]["reference.exact_match"]
     assert res["diff"] == 1.0 and res["better"] and res["p_value"] == 0.0

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from herald.evaluation.errors import SuiteError, TargetError
 from herald.evaluation.suites import load_samples, load_suite, parse_suite
-from herald.evaluation.errors import SuiteError
 from herald.evaluation.targets import parse_target
-from herald.evaluation.errors import TargetError
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "examples" / "eval"
@@ -62,7 +61,7 @@ def test_missing_and_bad_fields_are_named(tmp_path: Path) -> None:
     assert "engines.0.engine: unknown engine 'nope'" in msg
     assert "engines.1.metrics: unknown metric(s) accuracy" in msg
     assert "engines.2.options.scale" in msg
-    with pytest.raises(SuiteError, match="thresholds: 'reference.bleu' is not a metric"):
+    with pytest.raises(SuiteError, match=r"thresholds: 'reference\.bleu' is not a metric"):
         parse_suite(
             {
                 "name": "s",
@@ -73,8 +72,10 @@ def test_missing_and_bad_fields_are_named(tmp_path: Path) -> None:
             base_dir=tmp_path,
         )
     with pytest.raises(SuiteError, match="dataset: file not found"):
-        parse_suite({"name": "s", "dataset": "x.jsonl", "engines": [{"engine": "format"}]},
-                    base_dir=tmp_path)
+        parse_suite(
+            {"name": "s", "dataset": "x.jsonl", "engines": [{"engine": "format"}]},
+            base_dir=tmp_path,
+        )
     (tmp_path / "bad.yaml").write_text("name: [unclosed")
     with pytest.raises(SuiteError, match="not valid YAML"):
         load_suite(str(tmp_path / "bad.yaml"))
@@ -89,10 +90,21 @@ def test_bad_lines_are_kept_as_invalid_samples(tmp_path: Path) -> None:
             {"id": "noinput", "reference": "x"},
             {"id": "ok", "prompt": "dupe"},
             {"id": "mc", "prompt": "q", "choices": ["a", "b"], "answer": 5},
-            {"id": "img", "messages": [{"role": "user", "content": [
-                {"type": "text", "text": "what?"},
-                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}},
-            ]}]},
+            {
+                "id": "img",
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "text", "text": "what?"},
+                            {
+                                "type": "image_url",
+                                "image_url": {"url": "data:image/png;base64,AA=="},
+                            },
+                        ],
+                    }
+                ],
+            },
             {"id": "badimg", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
         ],
     )

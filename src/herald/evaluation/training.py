@@ -1,0 +1,147 @@
+"""Evaluation during training: score the model being trained on a suite, every N steps.
+
+The training callback calls::
+
+    from herald.evaluation.training import evaluate_in_process
+    result = evaluate_in_process(model, tokenizer, "tiny", step=state.global_step, ctx=ctx,
+                                 run_id=run_id, model_name=name)
+
+The live model (a ``transformers`` model or a PEFT-wrapped one) is served, without copying or
+saving it, by Herald's in-process gateway through an in-memory variant of the transformers
+backend, so evaluation during training uses the very code path of every other evaluation.
+With ``ctx`` (the job's :class:`~herald.jobs.JobContext`) an ``evaluation.completed`` message
+carrying ``step`` and ``run_id`` is emitted, next to ``training.progressed``. The model is put in
+eval mode for the evaluation and back in its previous mode afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+from herald.serving.backends import register_backend
+from herald.serving.backends.transformers import TransformersBackend
+
+BACKEND = "herald-eval-live"
+_live: dict[str, tuple[Any, Any]] = {}
+_lock = threading.Lock()
+
+
+class LiveModelBackend(TransformersBackend):
+    """The transformers backend over a model object already in memory (option ``handle``)."""
+
+    name = "herald-eval-live"
+
+    def _load(self) -> None:
+        with _lock:
+            model, tok = _live[str(self.options["handle"])]
+        self.tok = tok
+        self.lm = model
+        try:
+            self.device = str(next(model.parameters()).device)
+        except (StopIteration, AttributeError):
+            self.device = "cpu"
+        cfg = model.config
+        self.context_length = int(
+            self.options.get("context_length")
+            or getattr(cfg, "max_position_embeddings", None)
+            or 2048
+        )
+        gen = getattr(model, "generation_config", None)
+        eos = gen.eos_token_id if gen is not None else None
+        ids = eos if isinstance(eos, list) else [eos]
+        self.eos = {int(i) for i in [*ids, tok.eos_token_id] if i is not None}
+        self.pad = tok.pad_token_id if tok.pad_token_id is not None else min(self.eos)
+        self.template = self.version_template or getattr(tok, "chat_template", None)
+        self.template_status = "version" if self.version_template else "tokenizer"
+
+    async def close(self) -> None:
+        await super().close()  # drops the reference only; the trainer keeps the model
+
+
+register_backend(BACKEND, "herald.evaluation.training:LiveModelBackend")
+
+
+def evaluate_in_process(
+    model: Any,
+    tokenizer: Any,
+    suite: str,
+    *,
+    step: int,
+    ctx: Any = None,
+    run_id: str | None = None,
+    model_name: str = "training",
+    limit: int | None = None,
+    concurrency: int = 4,
+    home: Path | None = None,
+) -> dict[str, Any]:
+    """Evaluate the live ``model`` on ``suite`` (path or shipped name) at training ``step``;
+    returns the ``evaluation.completed`` payload (also emitted through ``ctx`` when given)."""
+    from herald.evaluation.jobs import completed_message
+    from herald.evaluation.runner import EvaluationPlan, run_evaluation
+    from herald.evaluation.settings import evaluation_settings, suite_search_paths
+    from herald.evaluation.store import EvaluationStore
+    from herald.evaluation.suites import load_suite
+    from herald.evaluation.targets import parse_target
+    from herald.settings import load_settings
+
+    settings = load_settings(**({"home": home} if home is not None else {}))
+    s = load_suite(suite, suite_search_paths(settings.home, evaluation_settings(settings)))
+    if limit is not None:
+        s = s.model_copy(update={"limit": limit})
+    handle = uuid.uuid4().hex
+    served = f"{model_name}@step-{step}"
+    target = parse_target(
+        served, backend=BACKEND, backend_options={"handle": handle, "max_batch_size": 8}
+    )
+    eid = f"{(run_id or handle)[:40]}-step{step}".replace("/", "-")
+    plan = EvaluationPlan(
+        eid,
+        s,
+        target,
+        concurrency=concurrency,
+        step=step,
+        run_id=run_id,
+        options={"model_name": model_name},
+    )
+    store = EvaluationStore.from_home(settings.home)
+    was_training = bool(getattr(model, "training", False))
+    with _lock:
+        _live[handle] = (model, tokenizer)
+    try:
+        model.eval()
+        ev = _run_sync(run_evaluation(plan, store, settings=settings))
+    finally:
+        with _lock:
+            _live.pop(handle, None)
+        if was_training:
+            model.train()
+    message = completed_message(ev, run_id=run_id)
+    if ctx is not None:
+        ctx.emit(message, subject=f"runs/{run_id}" if run_id else None)
+    return message.payload()
+
+
+def _run_sync(coro: Any) -> Any:
+    """Run a coroutine to completion from sync code, even inside a running event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = asyncio.run(coro)
+        except BaseException as exc:
+            box["error"] = exc
+
+    t = threading.Thread(target=target, name="herald-eval-in-training")
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
