@@ -25,7 +25,12 @@ from herald.registry import Registry
 from herald.registry.sensors import bind_registry
 from herald.sensors.base import SensorRegistry, default_registry
 from herald.sensors.runner import SensorRunner
+from herald.serving.deployments import DeploymentManager, DeploymentMetrics, DeploymentStore
+from herald.serving.deployments.sensors import bind_deployments
+from herald.serving.guardrails import GuardrailPipeline
+from herald.serving.keys import KeyStore
 from herald.serving.metrics import ServingMetrics
+from herald.serving.requestlog import RequestLog
 from herald.serving.pool import ModelPool
 from herald.settings import Settings
 
@@ -41,6 +46,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "herald.datasets.jobs",
     "herald.rag.jobs",
     "herald.evaluation.jobs",
+    "herald.serving.deployments.sensors",
+    "herald.serving.batch.job",
 )
 
 
@@ -76,6 +83,18 @@ class Herald:
         self.serving = ModelPool.from_settings(  # the OpenAI data plane's models (lazy loads)
             settings.serving, registry=self.registry, metrics=ServingMetrics(self.metrics.registry)
         )
+        self.deployments = DeploymentManager(  # deployments route before the static models
+            self.serving,
+            DeploymentStore(settings.home / "serving" / "state.db"),
+            registry=self.registry,
+            settings=settings.serving.deployments,
+            emit=self.emit,
+            metrics=DeploymentMetrics(self.metrics.registry),
+        )
+        bind_deployments(self.deployments)
+        self.guardrails = GuardrailPipeline.install(self.serving, self, settings.serving)
+        self.request_log = RequestLog.install(self.serving, settings)
+        self.keys = KeyStore(settings.home / "serving" / "state.db", settings.serving)
         self.runner: SensorRunner | None = None
         self.worker: Worker | None = None
         self.started_at: datetime | None = None
@@ -143,7 +162,10 @@ class Herald:
             await self.worker.stop()
         if self.runner is not None:
             await self.runner.stop()
+        await self.deployments.close()
+        await self.guardrails.close()
         await self.serving.close()
+        self.request_log.close()
         await self.log.close()
         self.registry.close()
 

@@ -84,6 +84,32 @@ class ServedModel(BaseModel):
     parent: str | None = Field(None, description="Base model name (LoRA adapters).")
 
 
+class DeploymentSettings(BaseModel):
+    """Deployments (``serving.deployments``): health checks, blue-green drains, alias moves."""
+
+    health_interval_s: float = Field(5.0, gt=0, description="Replica health-check period.")
+    drain_timeout_s: float = Field(
+        60.0, ge=0, description="Longest wait for an old version's requests to finish."
+    )
+    follow_aliases: bool = Field(
+        True, description="Redeploy deployments that follow an alias when it moves."
+    )
+
+
+class RequestLogSettings(BaseModel):
+    """Sampled, PII-redacted request logs under ``$HERALD_HOME/serving/requests/``."""
+
+    enabled: bool = Field(True, description="Write request logs.")
+    sample_rate: float = Field(1.0, ge=0, le=1, description="Fraction of requests logged.")
+    include_text: bool = Field(True, description="Log (redacted) prompts and completions.")
+    max_file_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Rotate files at this size.")
+    max_files: int = Field(10, ge=1, description="Rotated files kept.")
+    prices: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="USD per 1k tokens by model name (or '*'): {'prompt': x, 'completion': y}.",
+    )
+
+
 class ServingSettings(BaseModel):
     """The OpenAI-compatible data plane (``/v1/chat/completions``, ...)."""
 
@@ -103,6 +129,19 @@ class ServingSettings(BaseModel):
     max_batch_size: int = Field(16, ge=1, description="transformers: largest dynamic batch.")
     request_timeout_s: float | None = Field(
         600.0, gt=0, description="Longest generation (then 504, or an error event in a stream)."
+    )
+    deployments: DeploymentSettings = Field(default_factory=lambda: DeploymentSettings())
+    guardrails: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Default guardrail rules for models without a deployment-level pipeline "
+        "(see docs/guides/guardrails.md).",
+    )
+    guardrail_events_interval_s: float = Field(
+        2.0, gt=0, description="guardrail.triggered messages are aggregated over this window."
+    )
+    request_log: RequestLogSettings = Field(default_factory=lambda: RequestLogSettings())
+    rate_limit_per_minute: float = Field(
+        600.0, gt=0, description="Default requests per minute of a client API key."
     )
 
 

@@ -63,7 +63,10 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(
-        AuthMiddleware, api_key=api_key, max_body_bytes=h.settings.api.max_body_bytes
+        AuthMiddleware,
+        api_key=api_key,
+        max_body_bytes=h.settings.api.max_body_bytes,
+        keys=getattr(h, "keys", None),
     )
     errors.install(app)
     app.state.herald = h

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from herald.api.errors import error_response
@@ -10,11 +12,20 @@ from herald.auth import check_key
 PUBLIC = frozenset({"/healthz", "/readyz"})
 
 
+class ClientKeys(Protocol):
+    """Per-client keys (``herald.serving.keys.KeyStore``): scopes and rate limits."""
+
+    async def authorize(self, key: str, path: str) -> tuple[int, str, dict[str, str]] | None: ...
+
+
 class AuthMiddleware:
-    def __init__(self, app: ASGIApp, api_key: str, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, api_key: str, max_body_bytes: int, keys: ClientKeys | None = None
+    ) -> None:
         self.app = app
         self.api_key = api_key
         self.max_body = max_body_bytes
+        self.keys = keys  # client keys: the data plane by scope, rate-limited
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PUBLIC:
@@ -23,14 +34,20 @@ class AuthMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         auth = headers.get("authorization", "")
         scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not check_key(token.strip(), self.api_key):
-            msg = (
-                "missing API key: send 'Authorization: Bearer <key>'"
-                if not auth
-                else "invalid API key"
-            )
-            await error_response(401, msg, "unauthorized")(scope, receive, send)
-            return
+        is_admin = scheme.lower() == "bearer" and check_key(token.strip(), self.api_key)
+        if not is_admin:
+            refusal: tuple[int, str, dict[str, str]] | None = (401, "invalid API key", {})
+            if scheme.lower() == "bearer" and token.strip() and self.keys is not None:
+                refusal = await self.keys.authorize(token.strip(), scope["path"])
+            if refusal is not None:
+                status, msg, extra = refusal
+                if not auth:
+                    msg = "missing API key: send 'Authorization: Bearer <key>'"
+                codes = {401: "unauthorized", 403: "insufficient_scope", 429: "rate_limited"}
+                resp: Any = error_response(status, msg, codes.get(status, "unauthorized"))
+                resp.headers.update(extra)
+                await resp(scope, receive, send)
+                return
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
             await error_response(

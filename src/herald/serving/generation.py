@@ -107,6 +107,8 @@ class Generation:
             self.last = now
             if d.text and self._rewrite:
                 d.text = self.pool.hooks.run_delta(self.ctx, index, d.text)
+        if d.finish_reason is not None and self.pool.hooks.on_stream_end:
+            d.text += self.pool.hooks.run_end(self.ctx, index)  # held-back text
         if d.usage is not None:
             self.prompt_tokens = max(self.prompt_tokens, d.usage.prompt_tokens)
             self.completion_tokens += d.usage.completion_tokens

@@ -4,6 +4,8 @@
   refuse a request, or change ``body`` (a dict of the parsed request) in place;
 * ``on_stream_delta(ctx, index, text) -> text`` — may rewrite each generated text piece (also
   for non-streamed responses, which are assembled from the same pieces);
+* ``on_stream_end(ctx, index) -> text`` — text to append to a choice's last piece (flushes
+  what ``on_stream_delta`` held back, e.g. a possible PII string split over two pieces);
 * ``after_response(ctx, body)`` — sees (and may change) the final response dict;
 * ``on_request_log(record)`` — one :class:`RequestRecord` per finished request.
 """
@@ -51,6 +53,7 @@ BeforeRequest = Callable[[RequestContext, dict[str, Any]], Awaitable[None]]
 AfterResponse = Callable[[RequestContext, dict[str, Any]], Awaitable[None]]
 OnStreamDelta = Callable[[RequestContext, int, str], str]
 OnRequestLog = Callable[[RequestRecord], None]
+OnStreamEnd = Callable[[RequestContext, int], str]
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Hooks:
     on_stream_delta: list[OnStreamDelta] = field(default_factory=list)
     after_response: list[AfterResponse] = field(default_factory=list)
     on_request_log: list[OnRequestLog] = field(default_factory=list)
+    on_stream_end: list[OnStreamEnd] = field(default_factory=list)
 
     async def run_before(self, ctx: RequestContext, body: dict[str, Any]) -> None:
         for hook in self.before_request:
@@ -68,6 +72,12 @@ class Hooks:
         for hook in self.on_stream_delta:
             text = hook(ctx, index, text)
         return text
+
+    def run_end(self, ctx: RequestContext, index: int) -> str:
+        out = ""
+        for hook in self.on_stream_end:
+            out += hook(ctx, index)
+        return out
 
     async def run_after(self, ctx: RequestContext, body: dict[str, Any]) -> None:
         for hook in self.after_response:

@@ -133,6 +133,7 @@ class ModelPool:
         self.default_options = default_options or {}  # backend name → options for every model
         self.request_timeout_s = request_timeout_s  # whole generation, None: unbounded
         self.routers: list[RouteFn] = []
+        self.listers: list[Callable[[], list[ModelSpec]]] = []  # extra /v1/models entries
         self._loaded: OrderedDict[str, Replica] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -197,12 +198,18 @@ class ModelPool:
         )
 
     def _registry_spec(self, model: str) -> ModelSpec | None:
+        return self.spec_from_registry(model, self.registry)
+
+    def spec_from_registry(self, model: str, registry: Registry | None) -> ModelSpec | None:
+        """The spec of a registered version (deployments use it with ``serving.registry`` off)."""
+        if registry is None:
+            return None
         try:
             from herald.models import resolve_model
         except ImportError:  # pragma: no cover - herald.models is part of the package
             return None
         try:
-            src = resolve_model(model, self.registry)
+            src = resolve_model(model, registry)
         except HeraldError as exc:
             log.debug("registry lookup of %r failed: %s", model, exc)
             return None
@@ -317,6 +324,9 @@ class ModelPool:
     def listed(self) -> list[ModelSpec]:
         """Specs shown in ``/v1/models``: configured, bundled and loaded ones."""
         seen = dict(self.specs)
+        for lister in self.listers:
+            for spec in lister():
+                seen.setdefault(spec.name, spec)
         for r in self._loaded.values():
             seen.setdefault(r.spec.name, r.spec)
         return list(seen.values())

@@ -19,6 +19,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "herald.api.routes.registry",
     "herald.api.routes.rag",
     "herald.api.routes.evaluation",
+    "herald.api.routes.deployments",
 )
 
 

@@ -1,0 +1,1 @@
+"""Batch inference: OpenAI Batch JSONL in, results JSONL out, as a job."""

@@ -1,0 +1,156 @@
+"""Deployments as data: targets with weights, revisions, and the routing arithmetic
+(weighted choice, sticky users by consistent hashing)."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+
+from herald.errors import HeraldError, NotFound
+from herald.registry.models import parse_model_uri
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+Status = Literal["pending", "ready", "failed"]
+
+
+class InvalidDeployment(HeraldError):
+    """A deployment request is invalid (bad name, target, weights...)."""
+
+    code = "invalid_deployment"
+    status = 422
+
+
+class DeploymentNotFound(NotFound):
+    code = "deployment_not_found"
+
+
+class Target(BaseModel):
+    """One registry version (or alias) behind a deployment, with its traffic share."""
+
+    model: str = Field(description="models:/name@alias or models:/name/3 (as requested)")
+    weight: float = Field(100.0, ge=0, le=100, description="relative traffic share")
+    replicas: int = Field(1, ge=1, le=16, description="loaded copies (least-outstanding balanced)")
+    backend: str | None = Field(None, description="override the backend chosen for the version")
+    options: dict[str, Any] = Field(default_factory=dict, description="backend options")
+    version: str | None = Field(None, description="the resolved models:/name/N (set at deploy)")
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str) -> str:
+        v = v.strip()
+        if not v.startswith("models:/"):
+            raise ValueError(f"{v!r} is not a registry URI (models:/name@alias or models:/name/3)")
+        try:
+            parse_model_uri(v)
+        except HeraldError as exc:
+            raise ValueError(exc.message) from None
+        return v
+
+    @property
+    def alias(self) -> tuple[str, str] | None:
+        """(model name, alias) when the target follows an alias."""
+        ref = parse_model_uri(self.model)
+        return (ref.name, ref.alias) if ref.alias else None
+
+    @property
+    def key(self) -> str:
+        """The name traffic weights use: the resolved version, else the model URI."""
+        return self.version or self.model
+
+
+class Deployment(BaseModel):
+    """The desired state of one public model name (a new revision on every change)."""
+
+    name: str
+    targets: list[Target] = Field(min_length=1, max_length=8)
+    guardrails: list[dict[str, Any]] | None = None
+    follow_aliases: bool = True
+    revision: int = 0
+    status: Status = "pending"
+    error: str | None = None
+    reason: str = ""
+    history: list[list[Target]] = Field(default_factory=list, description="earlier targets")
+    cause: dict[str, str | None] = Field(default_factory=dict, description="causing event")
+    updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError(
+                f"invalid deployment name {v!r}: 1-128 letters, digits, '.', '_', ':' or '-'"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _weights(self) -> Deployment:
+        if sum(t.weight for t in self.targets) <= 0:
+            raise ValueError("at least one target needs a weight above 0")
+        keys = [t.model for t in self.targets]
+        if len(set(keys)) != len(keys):
+            raise ValueError("the same target model is listed twice")
+        return self
+
+    def summary(self) -> list[dict[str, Any]]:
+        return [t.model_dump(exclude_defaults=False, exclude={"options"}) for t in self.targets]
+
+
+def parse_deployment(data: dict[str, Any]) -> Deployment:
+    """Validate a deployment, turning pydantic errors into an actionable 422."""
+    try:
+        return Deployment.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'deployment'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        raise InvalidDeployment(f"invalid deployment: {problems}") from None
+
+
+def apply_weights(targets: Sequence[Target], weights: dict[str, float]) -> list[Target]:
+    """Targets with new weights; keys are a target's model URI or its resolved version."""
+    known = {t.model: i for i, t in enumerate(targets)}
+    known.update({t.version: i for i, t in enumerate(targets) if t.version})
+    unknown = [k for k in weights if k not in known]
+    if unknown:
+        raise InvalidDeployment(
+            f"unknown target(s) {', '.join(unknown)}; the deployment has "
+            + ", ".join(f"{t.model} ({t.version})" if t.version else t.model for t in targets)
+        )
+    out = [t.model_copy() for t in targets]
+    for k, w in weights.items():
+        if not 0 <= w <= 100:
+            raise InvalidDeployment(f"weight of {k} must be within 0..100, got {w}")
+        out[known[k]].weight = float(w)
+    if sum(t.weight for t in out) <= 0:
+        raise InvalidDeployment("at least one target needs a weight above 0")
+    return out
+
+
+def user_point(deployment: str, user: str) -> float:
+    """A stable point in [0, 1) for ``user`` (sticky routing: the same user, the same target
+    while the weights stay; moving weights moves only the users in the changed slice)."""
+    digest = hashlib.blake2b(f"{deployment}\x00{user}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def pick(weights: Sequence[float], point: float | None = None) -> int:
+    """Index chosen by ``weights`` at ``point`` (random when None); weights sum > 0."""
+    total = sum(weights)
+    x = (random.random() if point is None else point) * total
+    acc = 0.0
+    last = 0
+    for i, w in enumerate(weights):
+        if w <= 0:
+            continue
+        last = i
+        acc += w
+        if x < acc:
+            return i
+    return last

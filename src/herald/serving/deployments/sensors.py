@@ -1,0 +1,247 @@
+"""Built-in deployment sensors (a plugin: importing it is cheap).
+
+    deployment.requested        → resolve aliases, store a revision, apply → deployment.ready|failed
+    deployment.traffic.changed  → new weights as a revision (replicas reused) → deployment.ready
+    deployment.rollback         → the previous targets as a revision → deployment.rolledback
+    deployment.delete           → drain and unload → deployment.deleted
+    model.promoted              → deployment.requested for deployments following that alias
+
+The desired state is written to the deployment store; the process that serves HTTP applies it
+(in ``herald up`` this sensor applies it in-process and reports the outcome; with separate
+``herald worker`` / ``herald api`` processes the API processes apply it and report). A request
+that cannot work (bad target, unknown model version) ends in ``deployment.failed`` at once.
+Redelivered events are recognised by their id and do not create a second revision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from herald.errors import HeraldError
+from herald.messages.base import Message
+from herald.messages.lifecycle import ModelPromoted
+from herald.sensors.base import SensorContext, sensor
+from herald.serving.deployments.manager import DeploymentManager
+from herald.serving.deployments.messages import (
+    DeploymentDelete,
+    DeploymentDeleted,
+    DeploymentFailed,
+    DeploymentRequested,
+    DeploymentRollback,
+    DeploymentRolledBack,
+    DeploymentTrafficChanged,
+)
+from herald.serving.deployments.models import (
+    Deployment,
+    InvalidDeployment,
+    Target,
+    apply_weights,
+    parse_deployment,
+)
+from herald.serving.deployments.store import DeploymentStore
+
+_bound: DeploymentManager | None = None
+_store: DeploymentStore | None = None
+_lock = threading.Lock()
+
+
+def bind_deployments(manager: DeploymentManager | None) -> None:
+    """Make ``manager`` (and its store) the one the built-in sensors of this process use."""
+    global _bound, _store
+    with _lock:
+        _bound = manager
+        _store = manager.store if manager is not None else None
+
+
+def current_store() -> DeploymentStore:
+    global _store
+    with _lock:
+        if _store is None:
+            from herald.settings import load_settings
+
+            _store = DeploymentStore(load_settings().home / "serving" / "state.db")
+        return _store
+
+
+def follow_aliases_enabled() -> bool:
+    if _bound is not None:
+        return _bound.settings.follow_aliases
+    from herald.settings import load_settings
+
+    return load_settings().serving.deployments.follow_aliases
+
+
+def _serving_manager() -> DeploymentManager | None:
+    return _bound if _bound is not None and _bound.serving else None
+
+
+def resolve_targets(targets: list[Target]) -> list[Target]:
+    """Each target with ``version`` set to the concrete ``models:/name/N`` it means now."""
+    registry = _bound.registry if _bound is not None else None
+    if registry is None:
+        from herald.registry.sensors import current_registry
+
+        registry = current_registry()
+    out: list[Target] = []
+    for t in targets:
+        mv = registry.resolve(t.model)
+        if mv.status != "ready":
+            raise InvalidDeployment(f"{t.model} resolves to {mv.uri}, which is {mv.status}")
+        out.append(t.model_copy(update={"version": mv.uri}))
+    return out
+
+
+def _cause(ctx: SensorContext) -> dict[str, str | None]:
+    return {"id": ctx.event.id, "type": ctx.event.type, "correlationid": ctx.event.correlationid}
+
+
+async def _store_and_apply(dep: Deployment, ctx: SensorContext) -> Message | None:
+    """Write ``dep`` as a new revision (once per event) and apply it if this process serves."""
+    store = current_store()
+    mgr = _serving_manager()
+
+    async def write() -> Deployment:
+        existing = await asyncio.to_thread(store.find, dep.name)
+        if existing is not None and existing.cause.get("id") == ctx.event.id:
+            return existing  # a redelivered event: the revision exists
+        return await asyncio.to_thread(store.put, dep.model_copy(update={"cause": _cause(ctx)}))
+
+    if mgr is None:
+        await write()
+        return None  # the serving processes apply it and report
+    async with mgr.lock(dep.name):
+        stored = await write()
+        outcome = await mgr.apply_locked(dep.name)
+        if outcome is None:  # already applied (redelivery)
+            current = mgr.active.get(dep.name)
+            if current is None or current.revision != stored.revision:
+                return None
+        return outcome
+
+
+def _failed(name: str, exc: HeraldError) -> DeploymentFailed:
+    return DeploymentFailed(name=name, error=exc.message)
+
+
+@sensor(on=DeploymentRequested, name="herald.deployments.requested")
+async def on_deployment_requested(msg: DeploymentRequested, ctx: SensorContext) -> Any:
+    """Create or replace a deployment (blue-green: traffic moves once the new one is healthy)."""
+    try:
+        dep = parse_deployment(
+            {
+                "name": msg.name,
+                "targets": msg.targets,
+                "guardrails": msg.guardrails,
+                "follow_aliases": msg.follow_aliases,
+                "reason": msg.reason,
+            }
+        )
+        dep.targets = await asyncio.to_thread(resolve_targets, dep.targets)
+        previous = await asyncio.to_thread(current_store().find, msg.name)
+        if previous is not None:
+            dep.history = [*previous.history, previous.targets][-20:]
+    except HeraldError as exc:
+        return _failed(msg.name, exc)
+    return await _store_and_apply(dep, ctx)
+
+
+@sensor(on=DeploymentTrafficChanged, name="herald.deployments.traffic")
+async def on_traffic_changed(msg: DeploymentTrafficChanged, ctx: SensorContext) -> Any:
+    """Apply new weights (the loaded replicas are reused; nothing reloads)."""
+    try:
+        current = await asyncio.to_thread(current_store().get, msg.name)
+        if current.cause.get("id") == ctx.event.id:
+            return await _store_and_apply(current, ctx)
+        targets = apply_weights(current.targets, msg.weights)
+    except HeraldError as exc:
+        return _failed(msg.name, exc)
+    dep = current.model_copy(
+        update={
+            "targets": targets,
+            "history": [*current.history, current.targets][-20:],
+            "reason": msg.reason or "traffic changed",
+            "status": "pending",
+            "error": None,
+        }
+    )
+    return await _store_and_apply(dep, ctx)
+
+
+@sensor(on=DeploymentRollback, name="herald.deployments.rollback")
+async def on_rollback(msg: DeploymentRollback, ctx: SensorContext) -> Any:
+    """Restore the previous revision's targets and weights (as a new revision)."""
+    try:
+        current = await asyncio.to_thread(current_store().get, msg.name)
+        if current.cause.get("id") == ctx.event.id:
+            return None
+        if not current.history:
+            raise InvalidDeployment(
+                f"deployment {msg.name!r} has no earlier revision to roll back to"
+            )
+    except HeraldError as exc:
+        return _failed(msg.name, exc)
+    restored = current.history[-1]
+    dep = current.model_copy(
+        update={
+            "targets": restored,
+            "history": current.history[:-1],
+            "reason": msg.reason or "rollback",
+            "status": "pending",
+            "error": None,
+        }
+    )
+    outcome = await _store_and_apply(dep, ctx)
+    stored = await asyncio.to_thread(current_store().get, msg.name)
+    out: list[Message] = [
+        DeploymentRolledBack(
+            name=msg.name,
+            revision=stored.revision,
+            restored_revision=max(1, current.revision - 1),
+            targets=[t.model_dump(exclude={"options"}) for t in restored],
+            reason=msg.reason,
+        )
+    ]
+    if outcome is not None:
+        out.append(outcome)
+    return out
+
+
+@sensor(on=DeploymentDelete, name="herald.deployments.delete")
+async def on_delete(msg: DeploymentDelete, ctx: SensorContext) -> Any:
+    """Remove a deployment; its replicas drain and unload."""
+    store = current_store()
+    try:
+        dep = await asyncio.to_thread(store.delete, msg.name)
+    except HeraldError as exc:
+        return _failed(msg.name, exc)
+    mgr = _serving_manager()
+    if mgr is not None:
+        async with mgr.lock(msg.name):
+            await mgr.remove(msg.name)
+    return DeploymentDeleted(name=msg.name, revision=dep.revision)
+
+
+@sensor(on=ModelPromoted, name="herald.deployments.follow_alias")
+async def on_model_promoted(msg: ModelPromoted, ctx: SensorContext) -> list[DeploymentRequested]:
+    """Redeploy the deployments whose targets follow the alias that moved (disable with
+    ``serving.deployments.follow_aliases: false`` or per deployment)."""
+    if not follow_aliases_enabled():
+        return []
+    out: list[DeploymentRequested] = []
+    for dep in await asyncio.to_thread(current_store().list):
+        if not dep.follow_aliases:
+            continue
+        hit = any(t.alias == (msg.name, msg.alias) and t.version != msg.uri for t in dep.targets)
+        if hit:
+            out.append(
+                DeploymentRequested(
+                    name=dep.name,
+                    targets=[t.model_dump(exclude={"version"}) for t in dep.targets],
+                    guardrails=dep.guardrails,
+                    follow_aliases=True,
+                    reason=f"{msg.name}@{msg.alias} moved to version {msg.version}",
+                )
+            )
+    return out
