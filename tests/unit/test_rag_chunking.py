@@ -44,11 +44,11 @@ def test_paragraphs_are_kept_whole_when_they_fit() -> None:
 def test_markdown_chunks_carry_their_section() -> None:
     md = "# Leave\n\n## Sick\nCall before 10:00.\n\n## Vacation\n27 days."
     chunks = Chunker(size=50, overlap=5).split(md, markdown=True)
-    assert [(c.section, c.text.splitlines()[-1]) for c in chunks] == [
-        ("Leave", "# Leave"),
-        ("Leave > Sick", "Call before 10:00."),
-        ("Leave > Vacation", "27 days."),
+    assert [(c.section, c.text) for c in chunks] == [
+        ("Leave > Sick", "# Leave\n## Sick\nCall before 10:00."),  # a bare heading is carried
+        ("Leave > Vacation", "## Vacation\n27 days."),
     ]
+    assert [c.text for c in Chunker().split("# Only a title", markdown=True)] == ["# Only a title"]
 
 
 def test_custom_token_counter_and_bad_config() -> None:

@@ -19,6 +19,7 @@ Counter = Callable[[str], int]
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _SEPARATORS = (re.compile(r"\n\s*\n"), re.compile(r"\n"), re.compile(r"(?<=[.!?])\s+"))
+_JOINERS = ("\n\n", "\n", " ")
 
 
 @dataclass(frozen=True)
@@ -36,18 +37,27 @@ class Section:
 
 
 def markdown_sections(text: str) -> list[Section]:
-    """Split markdown at ATX headings (ignoring fenced code); the heading stays in its section."""
+    """Split markdown at ATX headings (ignoring fenced code); the heading stays in its section.
+
+    A heading with no text of its own (``# Title`` directly followed by ``## Part``) is carried
+    into the next section instead of becoming a chunk by itself."""
     sections: list[Section] = []
     path: list[tuple[int, str]] = []
     lines: list[str] = []
+    carry: list[str] = []
     current: tuple[str, ...] = ()
     in_fence = False
 
     def flush() -> None:
         body = "\n".join(lines).strip()
-        if body:
-            sections.append(Section(current, body))
         lines.clear()
+        if not body:
+            return
+        if len(body.splitlines()) == 1 and _HEADING.match(body):
+            carry.append(body)
+            return
+        sections.append(Section(current, "\n".join([*carry, body])))
+        carry.clear()
 
     for line in text.splitlines():
         if _FENCE.match(line):
@@ -60,6 +70,8 @@ def markdown_sections(text: str) -> list[Section]:
             current = tuple(p[1] for p in path)
         lines.append(line)
     flush()
+    if carry:
+        sections.append(Section(current, "\n".join(carry)))
     return sections
 
 
@@ -85,19 +97,26 @@ class Chunker:
         return out
 
     # recursive splitting --------------------------------------------------------------------
-    def _pieces(self, text: str, level: int) -> list[str]:
+    # A piece is (text, joiner): the separator that stood before it in the source, used again
+    # when pieces are packed into a chunk.
+    def _pieces(self, text: str, level: int, joiner: str = "\n\n") -> list[tuple[str, str]]:
         """Pieces of ``text`` that each fit the budget, split at the coarsest boundary."""
         text = text.strip()
         if not text:
             return []
         if self.count(text) <= self.size - self.overlap:  # room for the previous tail
-            return [text]
+            return [(text, joiner)]
         if level < len(_SEPARATORS):
             parts = [p for p in _SEPARATORS[level].split(text) if p.strip()]
             if len(parts) > 1:
-                return [q for p in parts for q in self._pieces(p, level + 1)]
-            return self._pieces(text, level + 1)
-        return self._words(text)
+                inner = _JOINERS[level]
+                out: list[tuple[str, str]] = []
+                for i, p in enumerate(parts):
+                    out += self._pieces(p, level + 1, joiner if i == 0 else inner)
+                return out
+            return self._pieces(text, level + 1, joiner)
+        words = self._words(text)
+        return [(w, joiner if i == 0 else " ") for i, w in enumerate(words)]
 
     def _words(self, text: str) -> list[str]:
         out: list[str] = []
@@ -114,30 +133,30 @@ class Chunker:
             out.append(" ".join(cur))
         return out
 
-    def _pack(self, pieces: list[str]) -> list[str]:
+    def _pack(self, pieces: list[tuple[str, str]]) -> list[str]:
         """Greedily join pieces up to the budget; start each chunk with the previous tail.
 
         Token counts of pieces are added up (one count per piece, not per join)."""
         chunks: list[str] = []
         cur: list[str] = []
         used = 0
-        for p in pieces:
+        for p, joiner in pieces:
             n = self.count(p)
             if cur and used + n > self.size:
-                chunks.append("\n".join(cur))
-                cur = self._tail(cur, n)
+                chunks.append("".join(cur))
+                cur = self._tail(chunks[-1], n)
                 used = sum(self.count(t) for t in cur)
-            cur.append(p)
+            cur.append(joiner + p if cur else p)
             used += n
         if cur:
-            chunks.append("\n".join(cur))
+            chunks.append("".join(cur))
         return chunks
 
-    def _tail(self, pieces: list[str], nxt: int) -> list[str]:
+    def _tail(self, chunk: str, nxt: int) -> list[str]:
         """Trailing words of the finished chunk to repeat at the start of the next one."""
         if not self.overlap:
             return []
-        words = "\n".join(pieces).split()
+        words = chunk.split()
         tail: list[str] = []
         for w in reversed(words[-4 * self.overlap :]):
             candidate = [w, *tail]
