@@ -69,5 +69,15 @@ def test_cli_create_ingest_query_docs_delete(
         assert [(c["name"], c["documents"]) for c in cols] == [("hb", 15)]
         run("rag", "delete", "hb", "--yes")
         assert "no collections yet" in run("rag", "list")
+
+        # ingesting into a missing collection creates it (bundled model) unless --no-create
+        one = tmp_path / "one"
+        one.mkdir()
+        (one / "note.md").write_text("# Parking\nBicycles go in the basement.")
+        no = CliRunner().invoke(app, ["rag", "ingest", str(one), "-c", "fresh", "--no-create"])
+        assert no.exit_code == 1 and "does not exist" in no.output
+        out = run("rag", "ingest", str(one), "-c", "fresh")
+        assert "created collection fresh (all-minilm-l6-v2, 384 dims)" in out
+        assert "1 ingested" in out
     finally:
         server.stop()

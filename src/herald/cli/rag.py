@@ -217,6 +217,10 @@ def ingest(
     prune: Annotated[
         bool, typer.Option("--prune", help="Delete documents no longer under SOURCE.")
     ] = False,
+    create: Annotated[
+        bool,
+        typer.Option("--create/--no-create", help="Create a missing collection with defaults."),
+    ] = True,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the result.")] = True,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 1800.0,
     json_out: JsonOpt = False,
@@ -232,7 +236,18 @@ def ingest(
     }
     c = _client()
     try:
-        env = c._request("POST", f"/v1/collections/{_seg(collection)}/documents", json=body)
+        try:
+            env = c._request("POST", f"/v1/collections/{_seg(collection)}/documents", json=body)
+        except HeraldError as exc:
+            if not create or exc.status != 404:
+                raise
+            col = c._request("POST", "/v1/collections", json={"name": collection})
+            if not json_out:
+                err.print(
+                    f"created collection {escape(collection)} ({col['embedding_model']}, "
+                    f"{col['dimension']} dims)"
+                )
+            env = c._request("POST", f"/v1/collections/{_seg(collection)}/documents", json=body)
         if not wait:
             if json_out:
                 return _print_json(env)
