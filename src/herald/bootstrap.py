@@ -30,8 +30,8 @@ from herald.serving.deployments.sensors import bind_deployments
 from herald.serving.guardrails import GuardrailPipeline
 from herald.serving.keys import KeyStore
 from herald.serving.metrics import ServingMetrics
-from herald.serving.requestlog import RequestLog
 from herald.serving.pool import ModelPool
+from herald.serving.requestlog import RequestLog
 from herald.settings import Settings
 
 log = logging.getLogger("herald")

@@ -362,7 +362,7 @@ class DeploymentManager:
             while time.monotonic() < deadline and (
                 r.outstanding > 0 or time.monotonic() - r.replica.last_used < grace_s
             ):  # Replica has no event for "idle": poll its counters
-                await asyncio.sleep(0.05)  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
             if r.outstanding:
                 log.warning(
                     "closing replica of %s with %d requests after the drain timeout",
