@@ -196,3 +196,10 @@ def test_drop_and_recreate_elsewhere_is_seen(store: VectorStore) -> None:
         other.close()
     assert store.dimension("c") == 4
     assert [h.id for h in store.search("c", [1.0, 0.0, 0.0, 0.0], 3)] == ["n"]
+
+
+@pytest.mark.parametrize("query", ["", "  ?!  ", "the a", "_ __ ' \" OR AND NOT ( ) * :"])
+def test_keyword_search_tolerates_odd_queries(store: VectorStore, query: str) -> None:
+    fill(store)
+    hits = store.keyword_search("c", query, 3)
+    assert isinstance(hits, list)
