@@ -211,3 +211,12 @@ def test_rrf_fuses_rankings() -> None:
     fused = rrf([[hit("a"), hit("b"), hit("c")], [hit("c"), hit("a")]])
     assert [h.id for h, _ in fused] == ["a", "c", "b"]
     assert fused[0][1] == pytest.approx(1 / 61 + 1 / 62)
+
+
+def test_served_reranker_needs_configuration(svc: RagService) -> None:
+    with pytest.raises(RagError, match="HERALD_RAG__RERANK_URL"):
+        svc.reranker()
+    svc.settings = svc.settings.model_copy(update={"rerank_url": "http://127.0.0.1:9/v1"})
+    from herald.rag.rerank import HttpReranker
+
+    assert isinstance(svc.reranker(), HttpReranker) and svc.reranker() is svc.reranker()

@@ -37,6 +37,7 @@ class RagService:
         self.home = home
         self.store_url = settings.store_url or default_store_url(home)
         self.catalog = Catalog(settings.catalog_url or default_catalog_url(home))
+        self._reranker: Any = None
 
     @classmethod
     def current(cls, settings: Any = None) -> RagService:
@@ -68,6 +69,8 @@ class RagService:
             _instances.clear()
         for s in services:
             s.catalog.close()
+            if s._reranker is not None:
+                s._reranker.close()
         close_cached_stores()
 
     # plumbing -------------------------------------------------------------------------------
@@ -224,6 +227,23 @@ class RagService:
         return out
 
     # retrieval ------------------------------------------------------------------------------
+    def reranker(self) -> Any:
+        """The configured served reranker (``HERALD_RAG__RERANK_URL``), created once."""
+        if self._reranker is None:
+            if not self.settings.rerank_url:
+                raise RagError(
+                    "no reranker configured: set HERALD_RAG__RERANK_URL to a server with "
+                    "/v1/rerank (and HERALD_RAG__RERANK_MODEL)"
+                )
+            from herald.rag.rerank import HttpReranker
+
+            self._reranker = HttpReranker(
+                self.settings.rerank_url,
+                self.settings.rerank_model,
+                api_key=self.settings.rerank_api_key,
+            )
+        return self._reranker
+
     def retrieve(self, collection: str, query: str, **kw: Any) -> list[Any]:
         from herald.rag.retrieval import retrieve
 

@@ -41,6 +41,13 @@ class RagSettings(BaseModel):
     embeddings_api_key: str | None = Field(
         None, description="Bearer key for openai:<model>@<url> embedding models."
     )
+    rerank_url: str | None = Field(
+        None,
+        description="Base URL of a served reranker speaking /v1/rerank (vLLM, TEI, Jina); "
+        "used by queries with rerank: true.",
+    )
+    rerank_model: str = Field("reranker", description="Model name sent to the reranker.")
+    rerank_api_key: str | None = Field(None, description="Bearer key for the reranker.")
     chunk_size: int = Field(200, ge=16, le=8192, description="Target chunk size in tokens.")
     chunk_overlap: int = Field(32, ge=0, le=4096, description="Tokens shared by neighbours.")
     max_file_bytes: int = Field(

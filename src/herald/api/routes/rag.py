@@ -71,6 +71,7 @@ class QueryBody(BaseModel):
     filters: dict[str, Any] | None = None
     mmr: bool = False
     mmr_lambda: float = Field(0.5, ge=0.0, le=1.0)
+    rerank: bool = Field(False, description="reorder with the served reranker (rerank_url)")
 
 
 def _col(c: Collection) -> dict[str, Any]:
@@ -190,8 +191,9 @@ def router(h: Herald) -> APIRouter:
     async def query(name: str, body: QueryBody) -> dict[str, Any]:
         if not body.query.strip():
             raise RagError("query must not be empty")
+        service = svc()
         hits = await run(
-            svc().retrieve,
+            service.retrieve,
             name,
             body.query,
             k=body.k,
@@ -199,6 +201,7 @@ def router(h: Herald) -> APIRouter:
             filters=body.filters,
             mmr=body.mmr,
             mmr_lambda=body.mmr_lambda,
+            rerank=service.reranker() if body.rerank else None,
         )
         return {
             "object": "list",
