@@ -68,10 +68,9 @@ def test_cli_emit_events_flow_sensors(server_factory) -> None:
     tree = herald_cli(server, "flow", env["correlationid"]).stdout
     assert "acme.order.placed" in tree and tree.count("acme.order.shipped") == 2
     sensors = json.loads(herald_cli(server, "sensors", "--json").stdout)
-    assert {s["name"]: s["kind"] for s in sensors} == {
-        "orders.ship": "python",
-        "flag-large-orders": "rule",
-    }
+    mine = ("orders.ship", "flag-large-orders")  # beside Herald's built-in sensors
+    loaded = {s["name"]: s["kind"] for s in sensors if s["name"] in mine}
+    assert loaded == {"orders.ship": "python", "flag-large-orders": "rule"}
     herald_cli(server, "sensors", "disable", "orders.ship")
     assert not next(
         s
@@ -208,21 +207,24 @@ def test_api_and_worker_processes_share_one_sqlite_database(server_factory, tmp_
     )
     try:
         with api.client() as c:
-            for _ in range(100):  # the worker registers its sensor cursor at start
-                if c.get("/v1/sensors").json()["data"][0].get("cursor") is not None:
+            for _ in range(300):  # the worker registers its sensor cursor at start
+                sensors = {s["name"]: s for s in c.get("/v1/sensors").json()["data"]}
+                if sensors.get("orders.ship", {}).get("cursor") is not None:
                     break
                 time.sleep(0.1)
             c.post(
                 "/v1/messages",
                 json={"type": "acme.order.placed", "data": {"order_id": "W", "amount": 1}},
             )
-            for _ in range(100):
+            for _ in range(300):
                 shipped = c.get("/v1/messages", params={"type": "acme.order.shipped"}).json()[
                     "data"
                 ]
                 if shipped:
                     break
                 time.sleep(0.05)
+            else:
+                pytest.fail("the worker process did not ship the order within 15 s")
         assert [e["data"]["order_id"] for e in shipped] == ["W"]
     finally:
         worker.terminate()
@@ -251,7 +253,7 @@ def test_python_client(server_factory) -> None:
             "acme.order.placed",
             "acme.order.shipped",
         ]
-        assert c.sensors()[0]["name"] == "orders.ship"
+        assert "orders.ship" in {s["name"] for s in c.sensors()}
         with pytest.raises(MessageValidationError) as info:
             c.emit("acme.order.placed", {"order_id": "P2"})
         assert info.value.status == 422 and info.value.details[0]["loc"] == ["amount"]
