@@ -96,6 +96,9 @@ async def test_finetune_message_trains_and_registers_a_version_with_lineage(
     job_id = done.data["job_id"]
     assert done.data["run_id"] == job_id  # deterministic run id per job
     assert done.data["dataset"]["fingerprint"]
+    # a data set given as a file is registered first, so lineage points at a version
+    [ds] = await wait_for(h, "dataset.registered", cid)
+    assert done.data["dataset"]["uri"] == ds.data["uri"] == f"datasets:/{DATA.stem}/1"
     assert done.data["base_model"]["ref"] == str(tiny)
     assert done.data["kind"] == "lora"
     assert "<|im_start|>" in done.data["chat_template"]
@@ -106,6 +109,7 @@ async def test_finetune_message_trains_and_registers_a_version_with_lineage(
     assert mv.run_id == job_id and mv.job_id == job_id
     assert mv.chat_template == done.data["chat_template"]
     assert mv.config["lora_r"] == 4
+    assert mv.dataset == ds.data["uri"]
 
     key = f"models/tiny-facts/{job_id}"
     assert mv.artifact_uri == h.artifacts.uri(key)

@@ -355,6 +355,32 @@ def load_model(source: Any, config: dict[str, Any]) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def _registered_dataset(config: dict[str, Any], ctx: JobContext | None) -> str:
+    """A data set given as a file is registered first (content-addressed: the same rows and
+    split are the same version), so the model's lineage points at ``datasets:/name/v``."""
+    import re
+
+    from herald.datasets.jobs import register_dataset
+    from herald.datasets.training import looks_like_file
+
+    ref = str(config["dataset"])
+    if not looks_like_file(ref):
+        return ref
+    stem = Path(ref.split("?", 1)[0].rstrip("/")).name.split(".", 1)[0]
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-._")[:128] or "dataset"
+    _say(ctx, f"registering data set file {ref!r} as {name!r}")
+    registered = register_dataset(
+        name=name,
+        source=ref,
+        validation_fraction=config["val_set_size"],
+        seed=config["seed"],
+        description=f"registered by fine-tuning {config['model_name']}",
+    )
+    if ctx is not None:
+        ctx.emit(registered)
+    return str(registered.uri)
+
+
 def run_finetune(
     config: dict[str, Any], ctx: JobContext | None, settings: Settings | None = None
 ) -> FinetuneCompleted:
@@ -383,9 +409,10 @@ def run_finetune(
     try:
         _say(ctx, f"run {run_id}: resolving base model {config['base_model']!r}")
         source = resolve_model(config["base_model"], registry)
-        _say(ctx, f"opening data set {config['dataset']!r}")
+        dataset_ref = _registered_dataset(config, ctx)
+        _say(ctx, f"opening data set {dataset_ref!r}")
         data = open_training_data(
-            config["dataset"],
+            dataset_ref,
             registry,
             validation_fraction=config["val_set_size"],
             seed=config["seed"],
