@@ -77,7 +77,9 @@ class ServedModel(BaseModel):
     backend: str = Field(
         description="Backend name: llamacpp, transformers, embeddings, openai, vllm, fake."
     )
-    model: str = Field(description="GGUF file, model folder, HF id, upstream model or models:/ URI.")
+    model: str = Field(
+        description="GGUF file, model folder, HF id, upstream model or models:/ URI."
+    )
     options: dict[str, Any] = Field(
         default_factory=dict, description="Backend options (n_ctx, adapter, base_url, ...)."
     )
@@ -145,6 +147,89 @@ class ServingSettings(BaseModel):
     )
 
 
+BUNDLED_EMBEDDER = "all-minilm-l6-v2"
+
+
+class RagSettings(BaseModel):
+    """Defaults for collections, ingestion and retrieval."""
+
+    store_url: str | None = Field(
+        None,
+        description="Vector store URL (local:///folder, postgresql://…, memory://); "
+        "default local://$HERALD_HOME/rag/stores.",
+    )
+    catalog_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the collection/document catalog; "
+        "default sqlite:///$HERALD_HOME/rag/catalog.db.",
+    )
+    embedding_model: str = Field(
+        BUNDLED_EMBEDDER,
+        description="Default embedding model of new collections: all-minilm-l6-v2 (bundled), "
+        "sentence-transformers:<path|hub id>, openai:<model>@<base url>, hash:<dim>.",
+    )
+    embedding_batch_size: int = Field(32, ge=1, le=4096, description="Texts per embedding call.")
+    embedding_threads: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="torch threads for batch embedding (default: torch's); queries use one "
+        "thread, which is fastest for a few short texts.",
+    )
+    embeddings_api_key: str | None = Field(
+        None, description="Bearer key for openai:<model>@<url> embedding models."
+    )
+    rerank_url: str | None = Field(
+        None,
+        description="Base URL of a served reranker speaking /v1/rerank (vLLM, TEI, Jina); "
+        "used by queries with rerank: true.",
+    )
+    rerank_model: str = Field("reranker", description="Model name sent to the reranker.")
+    rerank_api_key: str | None = Field(None, description="Bearer key for the reranker.")
+    chunk_size: int = Field(200, ge=16, le=8192, description="Target chunk size in tokens.")
+    chunk_overlap: int = Field(32, ge=0, le=4096, description="Tokens shared by neighbours.")
+    max_file_bytes: int = Field(
+        50 * 1024 * 1024, ge=1, description="Files larger than this are reported and skipped."
+    )
+    trust_remote_code: bool = Field(
+        False, description="Allow custom model code for sentence-transformers models."
+    )
+
+
+def _shipped_suites() -> list[str]:
+    """``examples/eval`` of a source checkout, when there is one."""
+    here = Path(__file__).resolve().parents[2] / "examples" / "eval"
+    return [str(here)] if here.is_dir() else []
+
+
+class EvaluationSettings(BaseModel):
+    """Defaults of evaluation runs and of the built-in evaluation sensors."""
+
+    suite_paths: list[str] = Field(
+        default_factory=_shipped_suites,
+        description="Folders searched for suites given by name (<name>.yaml); "
+        "$HERALD_HOME/evaluations/suites is always searched first.",
+    )
+    concurrency: int = Field(8, ge=1, le=256, description="Items evaluated at once (default).")
+    request_timeout_s: float = Field(300.0, gt=0, description="Per-request timeout.")
+    on_register: bool = Field(
+        True, description="model.registered → evaluate the version on its configured suites."
+    )
+    on_register_suites: list[str] = Field(
+        default_factory=list,
+        description="Suites run for every registered version (a version's tag 'eval_suites', "
+        "comma-separated, overrides). Empty: only tagged versions are evaluated.",
+    )
+    promotion: bool = Field(
+        True,
+        description="evaluation.completed → promote to `promote_alias` when significantly "
+        "better than `champion_alias`.",
+    )
+    champion_alias: str = Field("champion", description="Alias the candidate is compared with.")
+    promote_alias: str = Field("challenger", description="Alias given to a significant winner.")
+    confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Paired bootstrap confidence.")
+
+
 class Settings(BaseSettings):
     """Herald settings; every field maps to ``HERALD_<NAME>`` (nested with ``__``)."""
 
@@ -181,6 +266,8 @@ class Settings(BaseSettings):
     sensors: SensorSettings = Field(default_factory=SensorSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    rag: RagSettings = Field(default_factory=RagSettings)
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
 
     @field_validator("home")
     @classmethod
