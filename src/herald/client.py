@@ -233,6 +233,87 @@ class Client:
     def compare_runs(self, run_ids: list[str]) -> dict[str, Any]:
         return dict(self._request("GET", "/v1/runs/compare", params={"ids": ",".join(run_ids)}))
 
+    # deployments, batches, client keys (/v1/deployments, /v1/batches, /v1/keys) ---------------
+    def deployments(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", "/v1/deployments")["data"])
+
+    def deployment(self, name: str) -> dict[str, Any]:
+        """Desired state (targets, revision, status) and the live replicas of ``name``."""
+        return dict(self._request("GET", f"/v1/deployments/{_seg(name)}"))
+
+    def deploy(
+        self,
+        name: str,
+        targets: list[dict[str, Any]],
+        *,
+        guardrails: list[dict[str, Any]] | None = None,
+        follow_aliases: bool = True,
+        reason: str = "",
+    ) -> dict[str, Any]:
+        """Publish ``deployment.requested``; returns ``{"deployment", "message_id", ...}``."""
+        body: dict[str, Any] = {
+            "name": name,
+            "targets": targets,
+            "follow_aliases": follow_aliases,
+            "reason": reason,
+        }
+        if guardrails is not None:
+            body["guardrails"] = guardrails
+        return dict(self._request("POST", "/v1/deployments", json=body))
+
+    def set_traffic(
+        self, name: str, weights: dict[str, float], *, reason: str = ""
+    ) -> dict[str, Any]:
+        """Publish ``deployment.traffic.changed`` (keys: target URI or resolved version)."""
+        body = {"weights": weights, "reason": reason}
+        return dict(self._request("POST", f"/v1/deployments/{_seg(name)}/traffic", json=body))
+
+    def rollback_deployment(self, name: str, *, reason: str = "") -> dict[str, Any]:
+        """Publish ``deployment.rollback`` (back to the previous revision's targets)."""
+        path = f"/v1/deployments/{_seg(name)}/rollback"
+        return dict(self._request("POST", path, json={"reason": reason}))
+
+    def delete_deployment(self, name: str) -> dict[str, Any]:
+        """Publish ``deployment.delete``."""
+        return dict(self._request("DELETE", f"/v1/deployments/{_seg(name)}"))
+
+    def create_batch(
+        self,
+        input_file_id: str,
+        *,
+        endpoint: str = "/v1/chat/completions",
+        concurrency: int = 4,
+        metadata: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Start a batch over an OpenAI Batch JSONL in the artifact store (URI or key)."""
+        body: dict[str, Any] = {
+            "input_file_id": input_file_id,
+            "endpoint": endpoint,
+            "concurrency": concurrency,
+        }
+        if metadata is not None:
+            body["metadata"] = metadata
+        return dict(self._request("POST", "/v1/batches", json=body))
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        return dict(self._request("GET", f"/v1/batches/{_seg(batch_id)}"))
+
+    def api_keys(self) -> list[dict[str, Any]]:
+        """Client API keys (admin only; revoked ones included, secrets never)."""
+        return list(self._request("GET", "/v1/keys")["data"])
+
+    def create_api_key(
+        self, name: str, scopes: list[str] | None = None, rate_per_minute: float | None = None
+    ) -> dict[str, Any]:
+        """Create a client key; the returned ``key`` is the only time the secret is shown."""
+        body: dict[str, Any] = {"name": name, "scopes": scopes or ["inference"]}
+        if rate_per_minute is not None:
+            body["rate_per_minute"] = rate_per_minute
+        return dict(self._request("POST", "/v1/keys", json=body))
+
+    def revoke_api_key(self, key_id: str) -> dict[str, Any]:
+        return dict(self._request("DELETE", f"/v1/keys/{_seg(key_id)}"))
+
 
 def _seg(value: str) -> str:
     """One URL path segment, percent-encoded (the server validates the decoded name)."""

@@ -14,4 +14,6 @@ CLI_GROUPS: tuple[tuple[str, str], ...] = (
     ("chat", "herald.cli.serving"),
     ("rag", "herald.cli.rag"),
     ("eval", "herald.cli.evaluation"),
+    ("deploy", "herald.cli.deploy"),
+    ("keys", "herald.cli.keys"),
 )

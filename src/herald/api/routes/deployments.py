@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from herald.bus.base import EventQuery
 from herald.errors import NotFound
-from herald.serving.deployments.models import parse_deployment
+from herald.serving.deployments.models import apply_weights, parse_deployment
 
 if TYPE_CHECKING:
     from herald.bootstrap import Herald
@@ -96,7 +96,8 @@ def router(h: Herald) -> APIRouter:
 
     @r.post("/deployments/{name}/traffic", status_code=202, summary="Change traffic weights")
     async def traffic(name: str, body: TrafficBody) -> JSONResponse:
-        await asyncio.to_thread(h.deployments.store.get, name)  # 404 if unknown
+        dep = await asyncio.to_thread(h.deployments.store.get, name)  # 404 if unknown
+        apply_weights(dep.targets, body.weights)  # 422 early, naming the unknown target
         data = {"name": name, "weights": body.weights, "reason": body.reason}
         return JSONResponse(await publish("deployment.traffic.changed", data, name), 202)
 

@@ -1,0 +1,340 @@
+"""``herald deploy …`` and ``herald keys …``: deployments and client API keys over HTTP.
+
+Every command talks to a running Herald (``HERALD_URL``, ``HERALD_API_KEY``) through
+:class:`herald.Client`. Deployment changes are published as messages (``deployment.requested``,
+``deployment.traffic.changed``, ``deployment.rollback``, ``deployment.delete``) and applied by
+the deployment sensors; ``--wait`` polls until the new revision is ready or failed.
+``herald keys create`` prints the new key once: it is stored hashed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from herald.errors import HeraldError
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="Deployments: public model names served by registry versions (canary, A/B, rollback).",
+    no_args_is_help=True,
+)
+keys_app = typer.Typer(
+    help="Client API keys with scopes and rate limits (admin only).", no_args_is_help=True
+)
+
+out = Console()
+err = Console(stderr=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+WaitOpt = Annotated[
+    float,
+    typer.Option(
+        "--wait",
+        min=0,
+        help="Seconds to wait for the new revision to be ready or failed (0: do not wait).",
+    ),
+]
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (recorded in the message).")]
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _call(fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+    try:
+        return fn(*args, **kw)
+    except HeraldError as exc:
+        _fail(exc.message)
+
+
+def _client() -> Any:
+    from herald.client import Client
+
+    try:
+        return Client()
+    except HeraldError as exc:
+        _fail(exc.message)
+
+
+def _print_json(data: Any) -> None:
+    out.print_json(json.dumps(data, default=str))
+
+
+def parse_weights(text: str) -> dict[str, float]:
+    """``models:/x/1=90,models:/x/2=10`` → ``{"models:/x/1": 90.0, "models:/x/2": 10.0}``."""
+    weights: dict[str, float] = {}
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        key, sep, value = part.rpartition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{part!r} is not TARGET=WEIGHT (e.g. models:/x/2=10)")
+        try:
+            weight = float(value)
+        except ValueError:
+            raise typer.BadParameter(
+                f"weight of {key.strip()!r} is not a number: {value!r}"
+            ) from None
+        if not 0 <= weight <= 100:
+            raise typer.BadParameter(f"weight of {key.strip()!r} must be within 0..100")
+        if key.strip() in weights:
+            raise typer.BadParameter(f"{key.strip()!r} is listed twice")
+        weights[key.strip()] = weight
+    if not weights:
+        raise typer.BadParameter("give at least one TARGET=WEIGHT")
+    return weights
+
+
+def _revision(client: Any, name: str) -> int:
+    try:
+        return int(client.deployment(name)["revision"])
+    except HeraldError as exc:
+        if getattr(exc, "status", None) == 404:
+            return 0
+        _fail(exc.message)
+
+
+def _wait(client: Any, name: str, after: int, timeout: float, gone: bool = False) -> None:
+    """Poll until ``name`` has a revision above ``after`` that is ready/failed (or is gone)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            dep = client.deployment(name)
+        except HeraldError as exc:
+            if getattr(exc, "status", None) != 404:
+                _fail(exc.message)
+            dep = None
+        if gone and dep is None:
+            out.print(f"deployment {name} deleted")
+            return
+        if not gone and dep is not None and dep["revision"] > after:
+            if dep["status"] == "failed":
+                _fail(f"deployment {name} revision {dep['revision']} failed: {dep['error']}")
+            if dep["status"] == "ready":
+                out.print(f"deployment {name} revision {dep['revision']} ready")
+                return
+        if time.monotonic() > deadline:
+            _fail(f"deployment {name} did not settle within {timeout:g}s (see herald deploy show)")
+        time.sleep(0.2)
+
+
+def _requested(result: dict[str, Any], what: str) -> None:
+    out.print(f"{what} requested (message {result['message_id']})", highlight=False)
+
+
+# deployments -----------------------------------------------------------------------------------
+@app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="Public model name clients send.")],
+    target: Annotated[
+        str, typer.Option("--target", "-t", help="Stable version: models:/x@champion or /x/3.")
+    ],
+    canary: Annotated[
+        str | None, typer.Option("--canary", help="A second version taking --weight %.")
+    ] = None,
+    weight: Annotated[
+        float, typer.Option("--weight", "-w", min=0, max=100, help="Canary traffic share (%).")
+    ] = 10.0,
+    replicas: Annotated[int, typer.Option("--replicas", "-r", min=1, max=16)] = 1,
+    backend: Annotated[
+        str | None, typer.Option("--backend", help="Override the backend (e.g. transformers).")
+    ] = None,
+    follow_aliases: Annotated[
+        bool,
+        typer.Option("--follow-aliases/--no-follow-aliases", help="Redeploy when an alias moves."),
+    ] = True,
+    reason: ReasonOpt = "",
+    wait: WaitOpt = 0.0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create or replace deployment NAME (blue-green: traffic moves once it is healthy)."""
+    if canary is None and weight != 10.0:
+        _fail("--weight is the canary's share: give --canary too")
+
+    def one(model: str, share: float) -> dict[str, Any]:
+        t: dict[str, Any] = {"model": model, "weight": share, "replicas": replicas}
+        if backend is not None:
+            t["backend"] = backend
+        return t
+
+    targets = [one(target, 100.0 - weight if canary else 100.0)]
+    if canary is not None:
+        if canary == target:
+            _fail("--canary must differ from --target")
+        targets.append(one(canary, weight))
+    client = _client()
+    before = _revision(client, name) if wait else 0
+    result = _call(client.deploy, name, targets, follow_aliases=follow_aliases, reason=reason)
+    if json_out:
+        _print_json(result)
+    else:
+        _requested(result, f"deployment {name}")
+    if wait:
+        _wait(client, name, before, wait)
+
+
+@app.command("list")
+def list_(json_out: JsonOpt = False) -> None:
+    """List deployments with their targets, weights and status."""
+    rows = _call(_client().deployments)
+    if json_out:
+        return _print_json(rows)
+    if not rows:
+        out.print("no deployments yet (herald deploy create NAME --target models:/x@champion)")
+        return None
+    t = Table("name", "revision", "status", "targets (weight %)", "updated")
+    for d in rows:
+        targets = ", ".join(
+            f"{x.get('version') or x['model']} {x['weight']:g}%" for x in d["targets"]
+        )
+        t.add_row(d["name"], str(d["revision"]), d["status"], targets, d["updated_at"][:19])
+    out.print(t)
+    return None
+
+
+@app.command("show")
+def show(name: str, json_out: JsonOpt = False) -> None:
+    """One deployment: desired targets, status and the live replicas of this server."""
+    d = _call(_client().deployment, name)
+    if json_out:
+        return _print_json(d)
+    out.print(f"[bold]{escape(d['name'])}[/] revision {d['revision']} — {d['status']}")
+    if d.get("error"):
+        out.print(f"[red]error:[/] {escape(d['error'])}", highlight=False)
+    if d.get("reason"):
+        out.print(f"reason: {escape(d['reason'])}", highlight=False)
+    t = Table("target", "version", "weight %", "replicas")
+    for x in d["targets"]:
+        t.add_row(x["model"], x.get("version") or "—", f"{x['weight']:g}", str(x["replicas"]))
+    out.print(t)
+    live = d.get("live") or []
+    if live:
+        lt = Table("live version", "weight %", "replica", "healthy", "outstanding")
+        for g in live:
+            for r in g["replicas"]:
+                lt.add_row(
+                    g["version"],
+                    f"{g['weight']:g}",
+                    str(r.get("index", "")),
+                    str(r.get("healthy", "")),
+                    str(r.get("outstanding", "")),
+                )
+        out.print(lt)
+    return None
+
+
+@app.command("traffic")
+def traffic(
+    name: str,
+    weights: Annotated[
+        str,
+        typer.Option(
+            "--weights",
+            help="TARGET=WEIGHT,... (target URI or resolved version), e.g. "
+            "models:/x/1=90,models:/x/2=10",
+        ),
+    ],
+    reason: ReasonOpt = "",
+    wait: WaitOpt = 0.0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Change the traffic split (loaded replicas are reused: nothing reloads)."""
+    parsed = parse_weights(weights)
+    client = _client()
+    before = _revision(client, name) if wait else 0
+    result = _call(client.set_traffic, name, parsed, reason=reason)
+    if json_out:
+        _print_json(result)
+    else:
+        _requested(result, f"traffic change of {name}")
+    if wait:
+        _wait(client, name, before, wait)
+
+
+@app.command("rollback")
+def rollback(name: str, reason: ReasonOpt = "", wait: WaitOpt = 0.0) -> None:
+    """Go back to the previous revision's targets and weights."""
+    client = _client()
+    before = _revision(client, name) if wait else 0
+    _requested(_call(client.rollback_deployment, name, reason=reason), f"rollback of {name}")
+    if wait:
+        _wait(client, name, before, wait)
+
+
+@app.command("delete")
+def delete(name: str, wait: WaitOpt = 0.0) -> None:
+    """Stop serving NAME (replicas drain, then unload)."""
+    client = _client()
+    _requested(_call(client.delete_deployment, name), f"deletion of {name}")
+    if wait:
+        _wait(client, name, 0, wait, gone=True)
+
+
+# keys ------------------------------------------------------------------------------------------
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="Who the key is for (e.g. a team or service).")],
+    scope: Annotated[
+        list[str] | None,
+        typer.Option("--scope", "-s", help="inference, batch or admin (repeatable)."),
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option("--rate", min=0.001, help="Requests per minute (token bucket).")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create a client key; it is printed once (only its hash is stored)."""
+    rec = _call(_client().create_api_key, name, scope or ["inference"], rate)
+    if json_out:
+        return _print_json(rec)
+    out.print(
+        f"key {rec['id']} for {escape(rec['name'])} (scopes {', '.join(rec['scopes'])}, "
+        f"{rec['rate_per_minute']:g}/min) — store it now, it is not shown again:",
+        highlight=False,
+    )
+    print(rec["key"])
+    return None
+
+
+@keys_app.command("list")
+def keys_list(json_out: JsonOpt = False) -> None:
+    """List client keys (revoked ones too; never the secrets)."""
+    rows = _call(_client().api_keys)
+    if json_out:
+        return _print_json(rows)
+    if not rows:
+        out.print("no client keys (herald keys create NAME --scope inference)")
+        return None
+    t = Table("id", "name", "scopes", "rate/min", "created", "revoked")
+    for k in rows:
+        t.add_row(
+            k["id"],
+            k["name"],
+            ", ".join(k["scopes"]),
+            f"{k['rate_per_minute']:g}",
+            k["created_at"][:19],
+            (k["revoked_at"] or "—")[:19],
+        )
+    out.print(t)
+    return None
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a client key (every process refuses it within seconds)."""
+    rec = _call(_client().revoke_api_key, key_id)
+    out.print(f"key {rec['id']} ({escape(rec['name'])}) revoked at {rec['revoked_at']}")
+
+
+__all__ = ["app", "keys_app", "parse_weights"]
