@@ -21,6 +21,7 @@ from herald.messages.catalog import Catalog, default_catalog
 from herald.messages.envelope import Envelope, new_id
 from herald.metrics import Metrics
 from herald.plugins import load_plugins
+from herald.rag.chain_backend import RagChains
 from herald.registry import Registry
 from herald.registry.sensors import bind_registry
 from herald.sensors.base import SensorRegistry, default_registry
@@ -94,6 +95,7 @@ class Herald:
         bind_deployments(self.deployments)
         self.guardrails = GuardrailPipeline.install(self.serving, self, settings.serving)
         self.request_log = RequestLog.install(self.serving, settings)
+        self.rag_chains = RagChains.install(self.serving)  # rag/<collection>@<model> models
         self.keys = KeyStore(settings.home / "serving" / "state.db", settings.serving)
         self.runner: SensorRunner | None = None
         self.worker: Worker | None = None
