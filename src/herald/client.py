@@ -262,10 +262,16 @@ class Client:
         return dict(self._request("POST", "/v1/deployments", json=body))
 
     def set_traffic(
-        self, name: str, weights: dict[str, float], *, reason: str = ""
+        self,
+        name: str,
+        weights: dict[str, float] | None = None,
+        *,
+        add: list[dict[str, Any]] | None = None,
+        reason: str = "",
     ) -> dict[str, Any]:
-        """Publish ``deployment.traffic.changed`` (keys: target URI or resolved version)."""
-        body = {"weights": weights, "reason": reason}
+        """Publish ``deployment.traffic.changed``: new weights (keys: target URI or resolved
+        version) and targets to ``add`` (a canary: ``[{"model": "models:/x/3", "weight": 10}]``)."""
+        body = {"weights": weights or {}, "add": add or [], "reason": reason}
         return dict(self._request("POST", f"/v1/deployments/{_seg(name)}/traffic", json=body))
 
     def rollback_deployment(self, name: str, *, reason: str = "") -> dict[str, Any]:

@@ -102,7 +102,21 @@ def test_cli_deploy_and_keys_round_trip(tmp_path: Path, monkeypatch: pytest.Monk
         assert "--canary" in run(
             "deploy", "create", "x", "--target", "models:/m/1", "--weight", "20", code=1
         )
-        assert "deleted" in run("deploy", "delete", "chat", "--wait", "30")
+        # a canary added to a running deployment by a traffic change
+        run("deploy", "create", "solo", "-t", "models:/m@champion", "--backend", "fake",
+            "--wait", "30")  # fmt: skip
+        out = run("deploy", "traffic", "solo", "--add", "models:/m/2=10",
+                  "--weights", "models:/m@champion=90", "--wait", "30")  # fmt: skip
+        assert "revision 2 ready" in out
+        dep = wait_json("deploy", "show", "solo", until=lambda d: len(d["live"]) == 2)
+        assert [(t["version"], t["weight"], t["backend"]) for t in dep["targets"]] == [
+            ("models:/m/1", 90.0, "fake"),
+            ("models:/m/2", 10.0, "fake"),
+        ]
+        assert "listed twice" in run("deploy", "traffic", "solo", "--add", "models:/m/2=5", code=1)
+        assert "give --weights" in run("deploy", "traffic", "solo", code=1)
+        for name in ("chat", "solo"):
+            assert "deleted" in run("deploy", "delete", name, "--wait", "30")
         assert wait_json("deploy", "list", until=lambda d: d == []) == []
 
         # client keys: printed once, listed without the secret, revoked

@@ -238,22 +238,41 @@ def show(name: str, json_out: JsonOpt = False) -> None:
 def traffic(
     name: str,
     weights: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--weights",
             help="TARGET=WEIGHT,... (target URI or resolved version), e.g. "
             "models:/x/1=90,models:/x/2=10",
         ),
-    ],
+    ] = None,
+    add: Annotated[
+        str | None,
+        typer.Option(
+            "--add",
+            help="Targets to add with their weight, e.g. models:/x/3=10 (a canary; replicas "
+            "and backend as in the deployment's first target).",
+        ),
+    ] = None,
     reason: ReasonOpt = "",
     wait: WaitOpt = 0.0,
     json_out: JsonOpt = False,
 ) -> None:
-    """Change the traffic split (loaded replicas are reused: nothing reloads)."""
-    parsed = parse_weights(weights)
+    """Change the traffic split (loaded replicas are reused: nothing reloads) or add a canary."""
+    parsed = parse_weights(weights) if weights else {}
+    added = parse_weights(add) if add else {}
+    if not parsed and not added:
+        _fail("give --weights TARGET=WEIGHT,... and/or --add TARGET=WEIGHT")
     client = _client()
+    new: list[dict[str, Any]] = []
+    if added:
+        first = _call(client.deployment, name)["targets"][0]
+        for model, w in added.items():
+            t: dict[str, Any] = {"model": model, "weight": w, "replicas": first["replicas"]}
+            if first.get("backend"):
+                t["backend"] = first["backend"]
+            new.append(t)
     before = _revision(client, name) if wait else 0
-    result = _call(client.set_traffic, name, parsed, reason=reason)
+    result = _call(client.set_traffic, name, parsed, add=new, reason=reason)
     if json_out:
         _print_json(result)
     else:

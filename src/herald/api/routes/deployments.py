@@ -29,7 +29,8 @@ class DeploymentBody(BaseModel):
 
 
 class TrafficBody(BaseModel):
-    weights: dict[str, float]
+    weights: dict[str, float] = Field(default_factory=dict)
+    add: list[dict[str, Any]] = Field(default_factory=list, description="targets to add")
     reason: str = ""
 
 
@@ -97,8 +98,11 @@ def router(h: Herald) -> APIRouter:
     @r.post("/deployments/{name}/traffic", status_code=202, summary="Change traffic weights")
     async def traffic(name: str, body: TrafficBody) -> JSONResponse:
         dep = await asyncio.to_thread(h.deployments.store.get, name)  # 404 if unknown
-        apply_weights(dep.targets, body.weights)  # 422 early, naming the unknown target
-        data = {"name": name, "weights": body.weights, "reason": body.reason}
+        targets = apply_weights(dep.targets, body.weights)  # 422 early, naming the problem
+        if body.add:
+            added = parse_deployment({"name": name, "targets": body.add}).targets
+            parse_deployment({"name": name, "targets": [*targets, *added]})
+        data = {"name": name, "weights": body.weights, "add": body.add, "reason": body.reason}
         return JSONResponse(await publish("deployment.traffic.changed", data, name), 202)
 
     @r.post("/deployments/{name}/rollback", status_code=202, summary="Roll back one revision")

@@ -359,7 +359,7 @@ class DeploymentManager:
         """Wait for the requests of replicas leaving rotation, then close them."""
         deadline = time.monotonic() + self.settings.drain_timeout_s
         for r in replicas:
-            while time.monotonic() < deadline and (
+            while time.monotonic() < deadline and (  # noqa: ASYNC110
                 r.outstanding > 0 or time.monotonic() - r.replica.last_used < grace_s
             ):  # Replica has no event for "idle": poll its counters
                 await asyncio.sleep(0.05)

@@ -56,7 +56,14 @@ class DeploymentTrafficChanged(Message, type="deployment.traffic.changed"):
     """New weights for a deployment's targets (by target model URI or resolved version)."""
 
     name: str
-    weights: dict[str, float] = Field(description="{'models:/x/3': 100, 'models:/x@champion': 0}")
+    weights: dict[str, float] = Field(
+        default_factory=dict, description="{'models:/x/3': 100, 'models:/x@champion': 0}"
+    )
+    add: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="targets to add with this change (a canary), with their own weight: "
+        "[{'model': 'models:/x/3', 'weight': 10, 'replicas': 1}]",
+    )
     reason: str = ""
 
 

@@ -149,12 +149,18 @@ async def on_deployment_requested(msg: DeploymentRequested, ctx: SensorContext) 
 
 @sensor(on=DeploymentTrafficChanged, name="herald.deployments.traffic")
 async def on_traffic_changed(msg: DeploymentTrafficChanged, ctx: SensorContext) -> Any:
-    """Apply new weights (the loaded replicas are reused; nothing reloads)."""
+    """Apply new weights (the loaded replicas are reused; nothing reloads) and add the targets
+    in ``add`` (a canary: loaded and health-checked before it takes traffic)."""
     try:
         current = await asyncio.to_thread(current_store().get, msg.name)
         if current.cause.get("id") == ctx.event.id:
             return await _store_and_apply(current, ctx)
         targets = apply_weights(current.targets, msg.weights)
+        if msg.add:
+            added = parse_deployment({"name": msg.name, "targets": msg.add}).targets
+            # duplicates, the 8-target limit and the weight sum are checked on the whole set
+            parse_deployment({"name": msg.name, "targets": [*targets, *added]})
+            targets = [*targets, *await asyncio.to_thread(resolve_targets, added)]
     except HeraldError as exc:
         return _failed(msg.name, exc)
     dep = current.model_copy(
