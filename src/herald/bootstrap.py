@@ -49,6 +49,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "herald.evaluation.jobs",
     "herald.serving.deployments.sensors",
     "herald.serving.batch.job",
+    "herald.monitoring.sensors",
 )
 
 

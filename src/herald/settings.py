@@ -230,6 +230,52 @@ class EvaluationSettings(BaseModel):
     confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Paired bootstrap confidence.")
 
 
+class RetrainSettings(BaseModel):
+    """The default drift → retrain sensors (``herald.monitoring.sensors``)."""
+
+    enabled: bool = Field(True, description="React to drift.detected by retraining.")
+    require_approval: bool = Field(
+        False, description="Ask for approval.requested before registering the data set."
+    )
+    cooldown_s: float = Field(6 * 3600, ge=0, description="At most one retraining per period.")
+    max_runs_per_day: int = Field(2, ge=0, description="Retrainings per model per 24 h.")
+    min_score: float = Field(
+        0.5, ge=0, le=1, description="Feedback score at which an answer counts as accepted."
+    )
+    require_feedback: bool = Field(
+        True, description="Only train on answers with accepted feedback (else all successes)."
+    )
+    min_rows: int = Field(8, ge=1, description="Fewer accepted answers: skip, say why.")
+    max_rows: int = Field(2000, ge=1, description="Most recent accepted answers kept.")
+    dataset_prefix: str = Field("traffic-", description="Data set name = prefix + model.")
+    base_model: str | None = Field(
+        None, description="What to fine-tune (default: models:/<served model name>)."
+    )
+    model_name: str | None = Field(
+        None, description="Registry name of the result (default: the served model name)."
+    )
+    finetune: dict[str, Any] = Field(
+        default_factory=dict, description="Extra finetune.requested parameters (max_steps, ...)."
+    )
+
+
+class MonitoringSettings(BaseModel):
+    """Monitors, threshold rules and the closed loop (``herald.monitoring``)."""
+
+    enabled: bool = Field(True, description="Evaluate the rules on their schedule.")
+    rules_file: Path | None = Field(
+        None, description="YAML threshold rules (default: the built-in rules)."
+    )
+    embedder: str = Field(
+        "all-minilm-l6-v2", description="Embedding model of prompt drift (hash:<dim> is cheap)."
+    )
+    min_samples: int = Field(30, ge=2, description="Fewer requests per window: no verdict.")
+    max_samples: int = Field(500, ge=2, description="Requests per window used by drift tests.")
+    permutations: int = Field(300, ge=10, description="Permutations of the MMD test.")
+    seed: int = Field(0, description="Seed of subsampling and permutations.")
+    retrain: RetrainSettings = Field(default_factory=RetrainSettings)
+
+
 class Settings(BaseSettings):
     """Herald settings; every field maps to ``HERALD_<NAME>`` (nested with ``__``)."""
 
@@ -266,6 +312,7 @@ class Settings(BaseSettings):
     sensors: SensorSettings = Field(default_factory=SensorSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     rag: RagSettings = Field(default_factory=RagSettings)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
 

@@ -14,6 +14,8 @@ CLI_GROUPS: tuple[tuple[str, str], ...] = (
     ("chat", "herald.cli.serving"),
     ("rag", "herald.cli.rag"),
     ("eval", "herald.cli.evaluation"),
+    ("monitors", "herald.cli.monitoring"),
+    ("approvals", "herald.cli.approvals"),
     ("deploy", "herald.cli.deploy"),
     ("keys", "herald.cli.keys"),
 )

@@ -20,6 +20,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "herald.api.routes.rag",
     "herald.api.routes.evaluation",
     "herald.api.routes.deployments",
+    "herald.api.routes.monitoring",
 )
 
 

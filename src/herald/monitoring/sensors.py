@@ -1,0 +1,267 @@
+"""Built-in monitoring sensors (a built-in plugin; each can be disabled in settings):
+
+- ``monitoring.schedule`` (cron, every 5 min) and ``monitors.evaluate`` → evaluate the rules →
+  ``drift.detected`` / ``quality.degraded`` / ``slo.breached`` / ``budget.exceeded``
+- ``guardrail.triggered`` → counted for the ``guardrail_rate`` metric
+- ``drift.detected`` → recent redacted traffic with accepted answers written as a chat JSONL →
+  ``dataset.register`` (or ``approval.requested`` first), within a cooldown and a daily budget;
+  otherwise ``retrain.skipped`` with the reason
+- ``approval.granted`` → the approved message
+- ``dataset.registered`` of a retraining data set → ``finetune.requested``; the lifecycle sensors
+  take it from there (register → evaluate → promote → deploy).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from herald.messages.base import Message
+from herald.messages.catalog import default_catalog
+from herald.messages.lifecycle import DatasetRegister, DatasetRegistered
+from herald.monitoring.messages import (
+    ApprovalGranted,
+    ApprovalRequested,
+    DriftDetected,
+    MonitorsEvaluate,
+    RetrainSkipped,
+)
+from herald.monitoring.rules import Context, Outcome, evaluate, load_rules
+from herald.monitoring.store import MonitoringStore
+from herald.sensors.base import SensorContext, SensorRegistry, default_registry, sensor
+from herald.sensors.cron import schedule
+from herald.serving.guardrails.messages import GuardrailTriggered
+from herald.settings import Settings
+
+_settings: Settings | None = None
+_stores: dict[Path, MonitoringStore] = {}
+_lock = threading.Lock()
+last_outcomes: list[dict[str, Any]] = []
+
+
+def bind_monitoring(settings: Settings | None) -> None:
+    """Use ``settings`` (the running Herald's) in the monitoring sensors of this process."""
+    global _settings
+    with _lock:
+        _settings = settings
+
+
+def current_settings() -> Settings:
+    global _settings
+    with _lock:
+        if _settings is None:
+            from herald.settings import load_settings
+
+            _settings = load_settings()
+        return _settings
+
+
+def store_for(settings: Settings) -> MonitoringStore:
+    path = settings.home / "monitoring" / "state.db"
+    with _lock:
+        if path not in _stores:
+            _stores[path] = MonitoringStore(path)
+        return _stores[path]
+
+
+def request_log_folder(settings: Settings) -> Path:
+    return settings.home / "serving" / "requests"
+
+
+def read_records(settings: Settings) -> list[dict[str, Any]]:
+    from herald.serving.requestlog import read_request_log
+
+    return list(read_request_log(request_log_folder(settings)))
+
+
+def evaluate_now(
+    settings: Settings | None = None, *, only: list[str] | None = None, now: float | None = None
+) -> list[Outcome]:
+    """Evaluate the configured rules once; updates cooldowns; returns every outcome."""
+    s = settings or current_settings()
+    m = s.monitoring
+    rules = load_rules(m.rules_file)
+    if only:
+        rules = [r for r in rules if r.name in only]
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        from herald.rag.embeddings.base import open_embedder
+
+        return open_embedder(m.embedder).embed(texts)
+
+    ctx = Context(
+        records=read_records(s),
+        store=store_for(s),
+        embed=embed,
+        min_samples=m.min_samples,
+        max_samples=m.max_samples,
+        permutations=m.permutations,
+        seed=m.seed,
+    )
+    outcomes = evaluate(rules, ctx, now)
+    last_outcomes[:] = [{**o.as_dict(), "time": time.time()} for o in outcomes]
+    return outcomes
+
+
+def _alerts(outcomes: list[Outcome]) -> list[Message]:
+    return [o.message for o in outcomes if o.message is not None]
+
+
+def on_schedule(ctx: SensorContext) -> list[Message]:
+    """Evaluate the monitoring rules (every 5 minutes; off with monitoring.enabled=false)."""
+    if not current_settings().monitoring.enabled:
+        return []
+    return _alerts(evaluate_now())
+
+
+def on_evaluate(msg: MonitorsEvaluate, ctx: SensorContext) -> list[Message]:
+    """Evaluate the monitoring rules now."""
+    return _alerts(evaluate_now(only=msg.rules or None))
+
+
+def on_guardrail(msg: GuardrailTriggered, ctx: SensorContext) -> None:
+    """Count guardrail hits for the guardrail_rate metric."""
+    store_for(current_settings()).add_guardrail(msg.model, msg.count, msg.requests, msg.window_end)
+
+
+_ROLE = re.compile(r"^(system|user|assistant|tool): ", re.MULTILINE)
+
+
+def parse_input(text: str) -> list[dict[str, str]]:
+    """The request log's ``role: content`` lines back into chat messages."""
+    parts = _ROLE.split(text)
+    if len(parts) < 3:
+        return [{"role": "user", "content": text.strip()}]
+    return [
+        {"role": parts[i], "content": parts[i + 1].rstrip("\n")} for i in range(1, len(parts), 2)
+    ]
+
+
+def accepted_rows(
+    records: list[dict[str, Any]], scores: dict[str, float], model: str, settings: Settings
+) -> list[dict[str, Any]]:
+    """Chat rows of ``model``'s successful, logged answers that users accepted."""
+    r = settings.monitoring.retrain
+    rows: list[dict[str, Any]] = []
+    for rec in records:
+        if rec.get("model") != model or int(rec.get("status", 0)) != 200:
+            continue
+        inp, outp = rec.get("input"), rec.get("output")
+        if not isinstance(inp, str) or not isinstance(outp, str) or not outp.strip():
+            continue
+        score = scores.get(str(rec.get("request_id")))
+        if (score is None and r.require_feedback) or (score is not None and score < r.min_score):
+            continue
+        rows.append({"messages": [*parse_input(inp), {"role": "assistant", "content": outp}]})
+    return rows[-r.max_rows :]
+
+
+def on_drift(msg: DriftDetected, ctx: SensorContext) -> Message | None:
+    """Drift → a data set of recent accepted traffic → dataset.register (cooldown, budget,
+    optional approval)."""
+    s = current_settings()
+    r = s.monitoring.retrain
+    if not r.enabled:
+        return None
+    store = store_for(s)
+    now = ctx.event.time.timestamp()
+    model = msg.model
+    runs = [t for t in store.retrain_runs_since(model, now - 86400.0) if t < now]
+    if runs and now - runs[-1] < r.cooldown_s:
+        return RetrainSkipped(
+            model=model, reason=f"cooldown: last retraining {now - runs[-1]:.0f}s ago "
+            f"(cooldown {r.cooldown_s:.0f}s)", drift_event_id=ctx.event.id,
+        )  # fmt: skip
+    if len(runs) >= r.max_runs_per_day:
+        return RetrainSkipped(
+            model=model, reason=f"budget: {len(runs)} retrainings in 24 h "
+            f"(max_runs_per_day {r.max_runs_per_day})", drift_event_id=ctx.event.id,
+        )  # fmt: skip
+    rows = accepted_rows(read_records(s), store.scores_by_response(), model, s)
+    if len(rows) < r.min_rows:
+        return RetrainSkipped(
+            model=model,
+            reason=f"only {len(rows)} accepted answers in the request log (min_rows {r.min_rows})",
+            drift_event_id=ctx.event.id,
+        )
+    name = f"{r.dataset_prefix}{model}"[:128]
+    folder = s.home / "monitoring" / "datasets"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}-{ctx.event.id}.jsonl"
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), "utf-8")
+    store.add_retrain_run(ctx.event.id, model, now)
+    store.save_plan(
+        name,
+        {
+            "base_model": r.base_model or f"models:/{model}",
+            "model_name": r.model_name or model,
+            "finetune": r.finetune,
+            "drift_event_id": ctx.event.id,
+        },
+    )
+    register = DatasetRegister(
+        name=name,
+        source=str(path),
+        format="chat",
+        description=f"accepted traffic of {model} after {msg.rule} ({msg.metric}={msg.value:.3g})",
+        tags={"herald.monitoring.drift_event": ctx.event.id, "model": model},
+    )
+    if r.require_approval:
+        return ApprovalRequested(
+            action_type=register.message_type,
+            action=register.payload(),
+            reason=f"retrain {model}: {msg.rule} fired ({msg.metric}={msg.value:.3g})",
+            requested_by="monitoring.retrain",
+        )
+    return register
+
+
+def on_approval_granted(msg: ApprovalGranted, ctx: SensorContext) -> Message | None:
+    """Emit the approved message."""
+    if not msg.action_type:
+        return None
+    return default_catalog.validate(msg.action_type, msg.action)
+
+
+def on_dataset_registered(msg: DatasetRegistered, ctx: SensorContext) -> Message | None:
+    """A retraining data set is registered → finetune.requested with the configured settings."""
+    s = current_settings()
+    if not msg.name.startswith(s.monitoring.retrain.dataset_prefix):
+        return None
+    plan = store_for(s).plan(msg.name)
+    if plan is None:
+        return None
+    from herald.training.job import FinetuneRequested
+
+    return FinetuneRequested(
+        **{
+            **plan["finetune"],
+            "base_model": plan["base_model"],
+            "dataset": msg.uri,
+            "model_name": plan["model_name"],
+        }
+    )
+
+
+SENSORS = (
+    (on_evaluate, MonitorsEvaluate, "monitoring.evaluate"),
+    (on_guardrail, GuardrailTriggered, "monitoring.guardrails"),
+    (on_drift, DriftDetected, "monitoring.retrain"),
+    (on_approval_granted, ApprovalGranted, "monitoring.approval_granted"),
+    (on_dataset_registered, DatasetRegistered, "monitoring.finetune"),
+)
+
+
+def install(registry: SensorRegistry, *, cron: bool = True) -> None:
+    """Add the monitoring sensors to ``registry`` (the default one gets them on import)."""
+    for fn, on, name in SENSORS:
+        sensor(on=on, name=name, registry=registry)(fn)
+    if cron:
+        schedule("*/5 * * * *", name="monitoring.schedule", registry=registry)(on_schedule)
+
+
+install(default_registry)
