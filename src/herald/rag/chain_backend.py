@@ -182,18 +182,20 @@ class RagChains:
         self._pending[ctx.request_id] = _Pending(ctx, dict(options))
 
     async def after_response(self, ctx: RequestContext, body: dict[str, Any]) -> None:
-        pending = self._pending.get(ctx.request_id)
+        pending = self._pending.pop(ctx.request_id, None)
         if pending is None or pending.packed is None:
             return
         resp = body["response"]
-        answer = " ".join(c.message.content or "" for c in resp.choices)
+        footer = sources_footer(pending.packed.citations)
+        answer = " ".join((c.message.content or "").replace(footer, "") for c in resp.choices)
         cites = mark_cited(pending.packed.citations, answer)
         body["response"] = RagChatCompletionResponse(
             **resp.model_dump(), citations=[c.to_dict() for c in cites]
         )
 
     def forget(self, record: RequestRecord) -> None:
-        self._pending.pop(record.request_id, None)
+        if record.stream or record.status != 200:  # else after_response (next) pops it
+            self._pending.pop(record.request_id, None)
 
     # the chain ---------------------------------------------------------------------------------
     def template_for(self, collection: str, options: Mapping[str, Any]) -> ChainTemplate:

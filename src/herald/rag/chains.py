@@ -43,10 +43,13 @@ TEMPLATE_FIELDS = (
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _MARKER = re.compile(r"\[(\d{1,3})\]")
+_REFERRING = [
+    *("it", "its", "they", "them", "their", "that", "this", "those", "these", "he", "she"),
+    *("his", "her", "there", "then", "also", "and", "more"),
+]
+# case-sensitive (lower or capitalised) so that acronyms such as "IT" do not count
 _FOLLOW_UP = re.compile(
-    r"\b(it|its|they|them|their|that|this|those|these|he|she|his|her|there|then|also|"
-    r"what about|and|more)\b",
-    re.IGNORECASE,
+    r"\b(" + "|".join(f"[{w[0]}{w[0].upper()}]{w[1:]}" for w in _REFERRING) + r")\b"
 )
 
 
