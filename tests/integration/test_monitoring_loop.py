@@ -1,0 +1,103 @@
+"""Closed loop on an in-process Herald: monitors.evaluate → drift.detected → dataset.register
+of accepted traffic → (dataset.registered) → finetune.requested; a drift flood retrains once;
+approvals gate the data set."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from herald.messages.lifecycle import DatasetRegistered
+from herald.monitoring import sensors as monitoring
+from herald.monitoring.messages import MonitorsEvaluate
+
+from .conftest import Env
+
+RULES = """rules:
+  - name: prompt-length
+    metric: prompt_length_drift
+    comparison: "<"
+    threshold: 0.01
+    window: 1h
+    reference_window: 1h
+    cooldown: 0s
+"""
+
+
+def seed_traffic(home: Path) -> None:
+    folder = home / "serving" / "requests"
+    folder.mkdir(parents=True)
+    now = time.time()
+    rows: list[dict[str, Any]] = []
+    for i in range(40):  # reference: short questions; live: long ones
+        rows.append({"time": now - 5400 + i, "model": "m", "status": 200, "latency_s": 0.1,
+                     "request_id": f"ref{i}", "input": f"user: q{i}?", "output": f"a{i}"})  # fmt: skip
+        rows.append({"time": now - 600 + i, "model": "m", "status": 200, "latency_s": 0.1,
+                     "request_id": f"live{i}", "input": "user: " + "long question " * 20 + str(i),
+                     "output": f"answer {i}"})  # fmt: skip
+    (folder / "requests.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+async def start(env: Env, **retrain: Any) -> Any:
+    monitoring.install(env.sensors, cron=False)
+    rules = env.tmp / "rules.yaml"
+    rules.write_text(RULES)
+    seed_traffic(env.tmp / "home")
+    h = await env.start(
+        monitoring={"rules_file": str(rules), "min_samples": 30,
+                    "retrain": {"min_rows": 5, "finetune": {"max_steps": 2}, **retrain}},
+    )  # fmt: skip
+    monitoring.bind_monitoring(h.settings)
+    store = monitoring.store_for(h.settings)
+    for i in range(10):
+        store.add_feedback(f"live{i}", 1.0, thumbs="up")
+    store.add_feedback("live11", 0.0, thumbs="down")
+    return h
+
+
+async def test_drift_to_finetune_requested(env: Env) -> None:
+    h = await start(env)
+    first = await h.emit(MonitorsEvaluate())
+    [drift] = await env.wait_for("drift.detected")
+    assert drift.causationid == first.id and drift.data["model"] == "m"
+    assert drift.data["evidence"]["test"]["test"] == "ks"
+    [register] = await env.wait_for("dataset.register")
+    assert register.causationid == drift.id
+    rows = Path(register.data["source"]).read_text().splitlines()
+    assert len(rows) == 10  # only accepted answers
+    assert json.loads(rows[0])["messages"][-1] == {"role": "assistant", "content": "answer 0"}
+    done = await h.emit(
+        DatasetRegistered(name=register.data["name"], version=1, uri="datasets:/traffic-m/1",
+                          fingerprint="f", format="chat", artifact_uri="file:///x", rows=10),
+        correlationid=register.correlationid, causationid=register.id,
+    )  # fmt: skip
+    [ft] = await env.wait_for("finetune.requested")
+    assert ft.causationid == done.id and ft.correlationid == first.correlationid
+    assert ft.data["base_model"] == "models:/m" and ft.data["max_steps"] == 2
+    assert ft.data["dataset"] == "datasets:/traffic-m/1"
+
+
+async def test_drift_flood_retrains_once(env: Env) -> None:
+    h = await start(env)
+    for _ in range(4):
+        await h.emit(MonitorsEvaluate())
+    await env.wait_for("drift.detected", n=4)
+    skipped = await env.wait_for("retrain.skipped", n=3)
+    assert len(await env.wait_for("dataset.register", timeout=0.5)) == 1
+    assert all("cooldown" in e.data["reason"] for e in skipped)
+
+
+async def test_approval_gates_the_dataset(env: Env) -> None:
+    h = await start(env, require_approval=True)
+    await h.emit(MonitorsEvaluate())
+    [req] = await env.wait_for("approval.requested")
+    assert req.data["action_type"] == "dataset.register"
+    assert await env.wait_for("dataset.register", timeout=0.3) == []
+    env_ = h.envelope("approval.granted", {"approval_id": req.id, "action_type":
+                      req.data["action_type"], "action": req.data["action"]},
+                      correlationid=req.correlationid, causationid=req.id)  # fmt: skip
+    await h.publish(env_)
+    [register] = await env.wait_for("dataset.register")
+    assert register.data["name"] == "traffic-m"
