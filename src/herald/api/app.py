@@ -27,6 +27,8 @@ from herald.api.security import AuthMiddleware
 from herald.bootstrap import Herald
 from herald.bus.base import EventQuery
 from herald.bus.memory import matches
+from herald.dashboard import Sessions
+from herald.dashboard import mount as mount_dashboard
 from herald.errors import Conflict, NotFound
 from herald.messages.envelope import Envelope
 
@@ -62,11 +64,13 @@ def create_app(
         description="Event-driven LLMOps: typed messages, sensors and jobs.",
         lifespan=lifespan,
     )
+    sessions = Sessions(api_key)  # the dashboard's cookie sessions
     app.add_middleware(
         AuthMiddleware,
         api_key=api_key,
         max_body_bytes=h.settings.api.max_body_bytes,
         keys=getattr(h, "keys", None),
+        sessions=sessions,
     )
     errors.install(app)
     app.state.herald = h
@@ -75,6 +79,7 @@ def create_app(
     app.include_router(_control(h), prefix="/v1")
     for router in capability_routers(h):
         app.include_router(router, prefix="/v1")
+    mount_dashboard(app, h, sessions, api_key)
     return app
 
 

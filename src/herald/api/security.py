@@ -1,7 +1,13 @@
-"""Bearer-key authentication and request-size limits for every route but the probes."""
+"""Bearer-key authentication and request-size limits for every route but the probes.
+
+With a :class:`SessionAuth` (the dashboard's signed session cookie), requests without an
+``Authorization`` header may authenticate by cookie instead; unsafe methods then also need the
+CSRF token. Bearer keys work exactly as before.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -18,23 +24,50 @@ class ClientKeys(Protocol):
     async def authorize(self, key: str, path: str) -> tuple[int, str, dict[str, str]] | None: ...
 
 
+class SessionAuth(Protocol):
+    """Cookie sessions (``herald.dashboard.session.Sessions``)."""
+
+    def is_public(self, path: str) -> bool: ...
+
+    def has_session(self, headers: Mapping[str, str]) -> bool: ...
+
+    def authenticate(
+        self, headers: Mapping[str, str], method: str
+    ) -> tuple[int, str, str] | None: ...
+
+
 class AuthMiddleware:
     def __init__(
-        self, app: ASGIApp, api_key: str, max_body_bytes: int, keys: ClientKeys | None = None
+        self,
+        app: ASGIApp,
+        api_key: str,
+        max_body_bytes: int,
+        keys: ClientKeys | None = None,
+        sessions: SessionAuth | None = None,
     ) -> None:
         self.app = app
         self.api_key = api_key
         self.max_body = max_body_bytes
         self.keys = keys  # client keys: the data plane by scope, rate-limited
+        self.sessions = sessions  # dashboard cookie sessions (admin, CSRF-checked)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PUBLIC:
             await self.app(scope, receive, send)
             return
+        if self.sessions is not None and self.sessions.is_public(scope["path"]):
+            await self.app(scope, receive, send)  # dashboard pages check the session themselves
+            return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         auth = headers.get("authorization", "")
         scheme, _, token = auth.partition(" ")
         is_admin = scheme.lower() == "bearer" and check_key(token.strip(), self.api_key)
+        if not auth and self.sessions is not None and self.sessions.has_session(headers):
+            denied = self.sessions.authenticate(headers, scope["method"])
+            if denied is not None:
+                await error_response(*denied)(scope, receive, send)
+                return
+            is_admin = True
         if not is_admin:
             refusal: tuple[int, str, dict[str, str]] | None = (401, "invalid API key", {})
             if scheme.lower() == "bearer" and token.strip() and self.keys is not None:

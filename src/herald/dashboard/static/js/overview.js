@@ -1,0 +1,87 @@
+// Overview: the live event stream with filters, sensors with status and lag, jobs by state.
+import { api, follow, query } from "./api.js";
+import { el, clear, ago, throttle } from "./dom.js";
+
+const MAX_ROWS = 200; // the stream never grows the page without bound
+
+function eventRow(e) {
+  return el("tr", { dataset: { id: e.id } },
+    el("td", { class: "muted", title: e.time }, new Date(e.time).toLocaleTimeString()),
+    el("td", {}, el("code", { class: "type" }, e.type)),
+    el("td", {}, e.subject || ""),
+    el("td", {}, e.correlationid
+      ? el("a", { href: `#/flow/${encodeURIComponent(e.correlationid)}`, class: "corr" }, e.correlationid.slice(0, 12))
+      : ""),
+    el("td", { class: "muted" }, e.source || ""));
+}
+
+export function renderOverview(root) {
+  const filters = { type: "", subject: "", correlationid: "" };
+  const form = el("form", { class: "filters" },
+    el("input", { name: "type", placeholder: "type (comma separated)", "aria-label": "type filter" }),
+    el("input", { name: "subject", placeholder: "subject", "aria-label": "subject filter" }),
+    el("input", { name: "correlationid", placeholder: "correlation id", "aria-label": "correlation filter" }),
+    el("button", { type: "submit" }, "Filter"));
+  const body = el("tbody", { id: "events" });
+  const sensors = el("tbody", { id: "sensors" });
+  const jobs = el("div", { id: "jobs-summary" });
+  root.append(
+    el("div", { class: "grid" },
+      el("section", { class: "card wide" },
+        el("h2", {}, "Live events"), form,
+        el("table", { class: "events" },
+          el("thead", {}, el("tr", {}, ["time", "type", "subject", "flow", "source"].map((h) => el("th", {}, h)))),
+          body)),
+      el("section", { class: "card" },
+        el("h2", {}, "Sensors"),
+        el("table", {}, el("thead", {}, el("tr", {}, ["sensor", "on", "status", "lag"].map((h) => el("th", {}, h)))), sensors)),
+      el("section", { class: "card" }, el("h2", {}, "Jobs"), jobs)));
+
+  let close = null;
+  async function load() {
+    if (close) close();
+    clear(body);
+    const res = await api(`/messages${query({ ...filters, order: "desc", limit: 50 })}`);
+    for (const e of res.data) body.append(eventRow(e));
+    close = follow({ ...filters, after: res.head }, (e) => {
+      body.prepend(eventRow(e));
+      while (body.children.length > MAX_ROWS) body.lastChild.remove();
+      refresh();
+    });
+  }
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const fd = new FormData(form);
+    for (const k of Object.keys(filters)) filters[k] = fd.get(k).trim();
+    load();
+  });
+
+  async function loadSensors() {
+    const res = await api("/sensors");
+    clear(sensors);
+    for (const s of res.data) {
+      const status = !s.enabled ? "disabled" : s.last_error ? "error" : "ok";
+      sensors.append(el("tr", {},
+        el("td", {}, s.name),
+        el("td", { class: "muted" }, (s.on || []).join(", ")),
+        el("td", {}, el("span", { class: `pill ${status}`, title: s.last_error || "" }, status)),
+        el("td", {}, s.lag ?? "–")));
+    }
+    if (!res.data.length) sensors.append(el("tr", {}, el("td", { colspan: 4, class: "muted" }, "no sensors")));
+  }
+  async function loadJobs() {
+    const groups = await Promise.all(["running", "queued", "failed"].map(async (st) => [st, (await api(`/jobs?status=${st}&limit=10`)).data]));
+    clear(jobs);
+    for (const [st, list] of groups) {
+      jobs.append(el("h3", {}, `${st} `, el("span", { class: `pill ${st}` }, list.length)));
+      const ul = el("ul", { class: "jobs" });
+      for (const j of list) ul.append(el("li", {}, el("a", { href: `#/jobs/${j.id}` }, j.name), " ", el("span", { class: "muted" }, ago(j.created_at))));
+      jobs.append(ul);
+    }
+  }
+  const refresh = throttle(() => { loadSensors(); loadJobs(); }, 1000);
+  load();
+  refresh();
+  const timer = setInterval(refresh, 5000);
+  return () => { if (close) close(); clearInterval(timer); };
+}
