@@ -15,12 +15,25 @@ import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from numpy.typing import NDArray
+from herald.errors import ConfigurationError
 
-Array = NDArray[np.float64]
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    Array = NDArray[np.float64]
+
+
+def _np() -> Any:
+    try:
+        import numpy
+    except ImportError:  # pragma: no cover - numpy ships with the monitoring extra
+        raise ConfigurationError(
+            'drift statistics need numpy and scipy: pip install "herald[monitoring]"'
+        ) from None
+    return numpy
 
 
 @dataclass
@@ -53,7 +66,7 @@ def _too_few(test: str, n_ref: int, n_live: int, min_samples: int) -> DriftResul
     )
 
 
-def _subsample(x: Array, cap: int, rng: np.random.Generator) -> Array:
+def _subsample(x: Array, cap: int, rng: Any) -> Array:
     return x if len(x) <= cap else x[rng.choice(len(x), cap, replace=False)]
 
 
@@ -67,6 +80,7 @@ def mmd_test(
     seed: int = 0,
 ) -> DriftResult:
     """MMD² between two sets of vectors with a permutation-test p-value."""
+    np = _np()
     x = np.asarray(reference, dtype=np.float64)
     y = np.asarray(live, dtype=np.float64)
     if x.ndim != 2 or y.ndim != 2 or (len(x) and len(y) and x.shape[1] != y.shape[1]):
@@ -84,7 +98,7 @@ def mmd_test(
     k = np.exp(-d2 / median)
     n, m = len(x), len(y)
 
-    def mmd2(idx: NDArray[np.intp]) -> float:
+    def mmd2(idx: Any) -> float:
         a, b = idx[:n], idx[n:]
         kxx = k[np.ix_(a, a)]
         kyy = k[np.ix_(b, b)]
@@ -113,6 +127,7 @@ def ks_test(
     reference: Sequence[float], live: Sequence[float], *, min_samples: int = 20
 ) -> DriftResult:
     """Two-sample Kolmogorov-Smirnov test on a numeric feature."""
+    np = _np()
     short = _too_few("ks", len(reference), len(live), min_samples)
     if short is not None:
         return short
@@ -136,6 +151,7 @@ def chi2_test(
     reference: Sequence[str], live: Sequence[str], *, min_samples: int = 20
 ) -> DriftResult:
     """Chi-square test of homogeneity on a categorical feature."""
+    np = _np()
     short = _too_few("chi2", len(reference), len(live), min_samples)
     if short is not None:
         return short

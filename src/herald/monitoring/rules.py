@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -214,6 +213,8 @@ class Context:
 
 def compute(ctx: Context, metric: str, model: str, rule: Rule, now: float) -> MetricValue:
     """The value of ``metric`` for ``model`` over the rule's window ending at ``now``."""
+    import numpy as np
+
     start = now - rule.window
     live = ctx.window(model, start, now)
     ev: dict[str, Any] = {"window": [start, now], "requests": len(live)}
