@@ -87,11 +87,11 @@ def router(h: Herald) -> APIRouter:
         [stored] = await h.publish(env)
         return JSONResponse({"event": stored.model_dump(mode="json")}, status_code=202)
 
-    async def _decided(approval_id: str) -> set[str]:
+    async def _decided(approval_id: str) -> bool:
         got = await h.log.query(
             EventQuery(types=["approval.granted", "approval.denied"], limit=10000)
         )
-        return {e.data.get("approval_id", "") for e in got} & {approval_id}
+        return any(e.data.get("approval_id") == approval_id for e in got)
 
     @r.get("/approvals", summary="Pending approval requests")
     async def approvals() -> dict[str, Any]:
