@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from herald.bus.base import EventQuery
 from herald.errors import NotFound
+from herald.serving.batch.job import BATCH_JOB
 from herald.serving.deployments.models import apply_weights, parse_deployment
 
 if TYPE_CHECKING:
@@ -117,16 +118,29 @@ def router(h: Herald) -> APIRouter:
         return JSONResponse(await publish("deployment.delete", {"name": name}, name), 202)
 
     # batches -----------------------------------------------------------------------------------
-    def batch_object(batch_id: str, requested: Any, completed: Any) -> dict[str, Any]:
+    # A batch's state is read from its own flow through indexed columns: batch.requested by
+    # subject (= batch id), then the newest job/batch events of its correlation id.
+    def batch_object(
+        batch_id: str, requested: Any, outcome: Any = None, progress: Any = None
+    ) -> dict[str, Any]:
         req = requested.data
-        status = "in_progress"
+        status = "validating"
         counts = {"total": 0, "completed": 0, "failed": 0}
         out: dict[str, Any] = {}
-        if completed is not None:
-            d = completed.data
+        if progress is not None:
+            status = "in_progress"
+            m = progress.data.get("metrics") or {}
+            if "total" in m:
+                done, failed = int(m.get("done", 0)), int(m.get("failed", 0))
+                counts = {"total": int(m["total"]), "completed": done - failed, "failed": failed}
+        if outcome is not None and outcome.type == "batch.completed":
+            d = outcome.data
             status = d["status"]
             counts = {"total": d["total"], "completed": d["completed"], "failed": d["failed"]}
             out = {"output_file_id": d.get("output_uri"), "errors": d.get("error")}
+        elif outcome is not None:  # job.failed / job.cancelled
+            status = "cancelled" if outcome.type == "job.cancelled" else "failed"
+            out = {"errors": outcome.data.get("error") or outcome.data.get("reason")}
         return {
             "id": batch_id,
             "object": "batch",
@@ -140,10 +154,11 @@ def router(h: Herald) -> APIRouter:
             **out,
         }
 
-    async def find(type_: str, batch_id: str) -> Any:
-        events = await h.log.query(EventQuery(types=[type_], limit=10000))
-        for e in reversed(events):
-            if e.data.get("batch_id") == batch_id:
+    async def newest(types: list[str], **where: Any) -> Any:
+        """The newest event of ``types`` in an indexed slice (job events: the batch job's)."""
+        q = EventQuery(types=types, limit=50, descending=True, **where)
+        for e in await h.log.query(q):
+            if not e.type.startswith("job.") or e.data.get("name") == BATCH_JOB:
                 return e
         return None
 
@@ -163,10 +178,20 @@ def router(h: Herald) -> APIRouter:
 
     @r.get("/batches/{batch_id}", summary="A batch's status and output file")
     async def get_batch(batch_id: str) -> dict[str, Any]:
-        requested = await find("batch.requested", batch_id)
-        if requested is None:
-            raise NotFound(f"no batch {batch_id!r}")
-        return batch_object(batch_id, requested, await find("batch.completed", batch_id))
+        requested = await newest(["batch.requested"], subject=batch_id)
+        if requested is None or requested.data.get("batch_id") != batch_id:
+            raise NotFound(
+                f"no batch {batch_id!r} (batches are found by the subject of their "
+                "batch.requested message: POST /v1/batches sets it)"
+            )
+        cid = requested.correlationid
+        outcome = await newest(
+            ["batch.completed", "job.failed", "job.cancelled"], correlationid=cid
+        )
+        progress = (
+            None if outcome else await newest(["job.started", "job.progressed"], correlationid=cid)
+        )
+        return batch_object(batch_id, requested, outcome, progress)
 
     # keys ----------------------------------------------------------------------------------------
     @r.get("/keys", summary="List client API keys (admin)")

@@ -4,8 +4,12 @@ Input: OpenAI Batch JSONL — ``{"custom_id": "r1", "method": "POST", "url":
 "/v1/chat/completions", "body": {...}}`` per line — read from the artifact store. Output
 (``batches/<batch_id>/output.jsonl``): ``{"id", "custom_id", "response": {"status_code",
 "request_id", "body"}, "error": null}`` per line in input order; a request the gateway refuses
-keeps its OpenAI error object as the body with its status code. Requests go through the same
-pool, deployments, guardrails and metrics as online traffic (``stream`` is forced off).
+keeps its OpenAI error object as the body with its status code; a line that is no valid request
+(not JSON, no or a duplicate ``custom_id``, another URL) gets ``"response": null, "error":
+{"code": "invalid_request", "message": "line N: ..."}`` and the other lines still run. Progress
+(``job.progressed`` metrics ``done``/``failed``/``total``) feeds ``GET /v1/batches/{id}``.
+Requests go through the same pool, deployments, guardrails and metrics as online traffic
+(``stream`` is forced off).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import asyncio
 import json
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from herald.jobs.context import JobContext
@@ -26,42 +31,63 @@ MAX_LINES = 50_000
 
 
 class BatchInputError(ValueError):
-    """The input file is not valid Batch JSONL."""
+    """The input file as a whole is unusable (not UTF-8, no requests, too many)."""
 
 
-def parse_batch(data: bytes, endpoint: str) -> list[dict[str, Any]]:
-    """Validate the input lines (custom_id unique, url = endpoint, body an object)."""
-    lines: list[dict[str, Any]] = []
+@dataclass
+class BatchLine:
+    """One input line: a request to run, or the reason it cannot run (reported per line)."""
+
+    line: int
+    custom_id: str | None
+    body: dict[str, Any] | None = None
+    error: str | None = None
+
+
+def parse_batch(data: bytes, endpoint: str) -> list[BatchLine]:
+    """Validate the input lines. A bad line (not JSON, no ``custom_id``, a duplicate id, another
+    URL, no body) becomes a :class:`BatchLine` with ``error`` and does not stop the others."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BatchInputError(f"the input file is not UTF-8 text ({exc})") from None
+    lines: list[BatchLine] = []
     seen: set[str] = set()
-    for n, raw in enumerate(data.decode("utf-8").splitlines(), 1):
+    for n, raw in enumerate(text.splitlines(), 1):
         if not raw.strip():
             continue
-        try:
-            item = json.loads(raw)
-        except ValueError as exc:
-            raise BatchInputError(f"line {n}: not JSON ({exc})") from None
-        if not isinstance(item, dict):
-            raise BatchInputError(f"line {n}: expected a JSON object")
-        cid = item.get("custom_id")
-        if not isinstance(cid, str) or not cid:
-            raise BatchInputError(f"line {n}: 'custom_id' (a non-empty string) is required")
-        if cid in seen:
-            raise BatchInputError(f"line {n}: duplicate custom_id {cid!r}")
-        seen.add(cid)
-        if item.get("method", "POST") != "POST":
-            raise BatchInputError(f"line {n}: method must be POST")
-        if item.get("url", endpoint) != endpoint:
-            raise BatchInputError(
-                f"line {n}: url {item.get('url')!r} differs from the batch endpoint {endpoint}"
-            )
-        if not isinstance(item.get("body"), dict):
-            raise BatchInputError(f"line {n}: 'body' must be a JSON object")
-        lines.append(item)
-        if len(lines) > MAX_LINES:
+        if len(lines) >= MAX_LINES:
             raise BatchInputError(f"at most {MAX_LINES} requests per batch")
+        lines.append(_line(n, raw, endpoint, seen))
     if not lines:
         raise BatchInputError("the input file has no requests")
     return lines
+
+
+def _line(n: int, raw: str, endpoint: str, seen: set[str]) -> BatchLine:
+    try:
+        item = json.loads(raw)
+    except ValueError as exc:
+        return BatchLine(n, None, error=f"line {n}: not JSON ({exc})")
+    if not isinstance(item, dict):
+        return BatchLine(n, None, error=f"line {n}: expected a JSON object")
+    cid = item.get("custom_id")
+    if not isinstance(cid, str) or not cid:
+        return BatchLine(n, None, error=f"line {n}: 'custom_id' (a non-empty string) is required")
+    if cid in seen:
+        return BatchLine(n, cid, error=f"line {n}: duplicate custom_id {cid!r}")
+    seen.add(cid)
+    if item.get("method", "POST") != "POST":
+        return BatchLine(n, cid, error=f"line {n}: method must be POST")
+    if item.get("url", endpoint) != endpoint:
+        return BatchLine(
+            n,
+            cid,
+            error=f"line {n}: url {item.get('url')!r} differs from the batch endpoint {endpoint}",
+        )
+    if not isinstance(item.get("body"), dict):
+        return BatchLine(n, cid, error=f"line {n}: 'body' must be a JSON object")
+    return BatchLine(n, cid, body=item["body"])
 
 
 async def run_one(pool: Any, endpoint: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -124,23 +150,40 @@ async def run_batch(
     done = 0
     failed = 0
 
-    async def one(i: int, item: dict[str, Any]) -> None:
+    async def one(i: int, item: BatchLine) -> None:
         nonlocal done, failed
-        async with sem:
-            if ctx is not None and ctx.cancelled:
-                status, body = 499, {"error": {"message": "batch cancelled", "code": "cancelled"}}
-            else:
-                status, body = await run_one(pool, endpoint, item["body"])
-        failed += status != 200
-        done += 1
-        results[i] = {
+        result: dict[str, Any] = {
             "id": f"batch_req_{uuid.uuid4().hex}",
-            "custom_id": item["custom_id"],
-            "response": {"status_code": status, "request_id": body.get("id", ""), "body": body},
-            "error": None,
+            "custom_id": item.custom_id,
         }
+        if item.body is None:  # reported per line, like OpenAI's error file
+            failed += 1
+            result |= {
+                "response": None,
+                "error": {"code": "invalid_request", "message": item.error},
+            }
+        else:
+            async with sem:
+                if ctx is not None and ctx.cancelled:
+                    status, body = (
+                        499,
+                        {"error": {"message": "batch cancelled", "code": "cancelled"}},
+                    )
+                else:
+                    status, body = await run_one(pool, endpoint, item.body)
+            failed += status != 200
+            response = {"status_code": status, "request_id": body.get("id", ""), "body": body}
+            result |= {"response": response, "error": None}
+        done += 1
+        results[i] = result
         if ctx is not None and (done % 10 == 0 or done == len(lines)):
-            ctx.progress(done / len(lines), f"{done}/{len(lines)} requests", failed=float(failed))
+            ctx.progress(
+                done / len(lines),
+                f"{done}/{len(lines)} requests",
+                done=float(done),
+                failed=float(failed),
+                total=float(len(lines)),
+            )
 
     await asyncio.gather(*(one(i, item) for i, item in enumerate(lines)))
     out = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results)
