@@ -50,6 +50,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "herald.serving.deployments.sensors",
     "herald.serving.batch.job",
     "herald.monitoring.sensors",
+    "herald.prompts",  # prompt.registered / prompt.promoted message types
 )
 
 

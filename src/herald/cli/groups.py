@@ -18,4 +18,5 @@ CLI_GROUPS: tuple[tuple[str, str], ...] = (
     ("approvals", "herald.cli.approvals"),
     ("deploy", "herald.cli.deploy"),
     ("keys", "herald.cli.keys"),
+    ("prompts", "herald.cli.prompts"),
 )

@@ -21,6 +21,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "herald.api.routes.evaluation",
     "herald.api.routes.deployments",
     "herald.api.routes.monitoring",
+    "herald.api.routes.prompts",
 )
 
 
