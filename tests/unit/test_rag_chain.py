@@ -234,3 +234,31 @@ async def test_deleted_document_leaves_the_citations(pool: ModelPool, rag: RagSe
 def test_models_are_listed(pool: ModelPool) -> None:
     names = {s.name for s in pool.listed()}
     assert {"rag/handbook@fake", "rag/handbook@tiny"} <= names
+
+
+async def test_a_registered_prompt_is_the_system_prompt(
+    pool: ModelPool, rag: RagService, tmp_path: Path
+) -> None:
+    from herald.prompts import open_prompt_store
+
+    store = open_prompt_store(tmp_path)
+    store.register("hr", "HR bot for {{ collection }}. {{ citation_instructions }}")
+    store.register("bad", "Hello {{ customer }}")
+    store.promote("hr", "production", 1)
+    store.close()
+    seen: list[list[dict[str, Any]]] = []
+    replica = await pool.route("fake")
+    original = replica.backend.chat_prompt
+
+    def spy(messages: list[dict[str, Any]]) -> Any:
+        seen.append(messages)
+        return original(messages)
+
+    replica.backend.chat_prompt = spy  # type: ignore[method-assign]
+    resp, _ = await ChatService(pool).create(request(rag={"template": "prompts:/hr@production"}))
+    assert isinstance(resp, RagChatCompletionResponse) and resp.citations
+    assert seen[-1][0]["content"].startswith("HR bot for handbook. After each statement")
+    with pytest.raises(BadParameter, match="customer"):
+        await ChatService(pool).create(request(rag={"template": "prompts:/bad/1"}))
+    with pytest.raises(BadParameter, match="does not exist"):
+        await ChatService(pool).create(request(rag={"template": "prompts:/nope"}))

@@ -205,12 +205,39 @@ class RagChains:
             raise ChainError("rag.template must be a template name")
         if name is None:  # a template named after the collection, else the default
             name = collection if any((d / f"{collection}.yaml").is_file() for d in dirs) else None
+        if name is not None and name.startswith("prompts:/"):
+            return self._prompt_template(name, collection).with_overrides(
+                k=options.get("k"),
+                mode=options.get("mode"),
+                sources_footer=options.get("sources_footer"),
+            )
         template = load_template(name or "default", dirs)
         return template.with_overrides(
             k=options.get("k"),
             mode=options.get("mode"),
             sources_footer=options.get("sources_footer"),
         )
+
+    def _prompt_template(self, ref: str, collection: str) -> ChainTemplate:
+        """The default template with its system prompt from the prompt registry; the prompt
+        may use the variables ``collection`` and ``citation_instructions``."""
+        from herald.prompts import open_prompt_store
+
+        store = open_prompt_store(_service().home)
+        try:
+            prompt = store.get(ref)
+        finally:
+            store.close()
+        base = ChainTemplate()
+        offered = {"collection": collection, "citation_instructions": base.citation_instructions}
+        unknown = sorted(set(prompt.variables) - set(offered))
+        if unknown:
+            raise ChainError(
+                f"{prompt.uri} uses variable(s) {', '.join(unknown)}; a chain's system prompt "
+                f"may use {', '.join(offered)}"
+            )
+        system = prompt.render({k: v for k, v in offered.items() if k in prompt.variables})
+        return base.with_overrides(name=prompt.uri, system=system)
 
     async def prepare(self, model: str, request: GenerationRequest, inner: Backend) -> Packed:
         """Retrieve and pack once per request (``n`` choices share the passages)."""
