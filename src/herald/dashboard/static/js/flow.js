@@ -20,7 +20,7 @@ export function renderFlow(root, correlationid) {
 
   function show(n) {
     selected = n.id;
-    clear(detail).append(
+    clear(detail).append(...[
       el("h3", {}, label(n)),
       el("dl", {},
         ...[["id", n.id], ["kind", n.kind], ["status", n.status], ["subject", n.subject],
@@ -28,7 +28,8 @@ export function renderFlow(root, correlationid) {
           .filter(([, v]) => v !== undefined && v !== null)
           .flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))])),
       n.kind === "job" ? el("a", { href: `#/jobs/${n.id.replace(/^job:/, "")}` }, "job detail and logs") : null,
-      n.data !== undefined ? el("pre", { class: "payload" }, JSON.stringify(n.data, null, 2)) : null);
+      n.data !== undefined ? el("pre", { class: "payload" }, JSON.stringify(n.data, null, 2)) : null,
+    ].filter(Boolean));
     draw();
   }
 

@@ -1,0 +1,113 @@
+"""The dashboard in a real headless Chromium against a real `herald up`: log in, watch a message
+arrive live, open its flow, emit from the generated form and see the server's 422 inline."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PLUGIN = str(Path(__file__).with_name("dashboard_plugin.py"))
+CHROMIUM = Path("/usr/bin/chromium")
+# the docs' screenshots are refreshed with HERALD_UPDATE_SCREENSHOTS=1; otherwise they go to tmp
+DOC_SHOTS = ROOT / "docs" / "screenshots"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def page() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install it with 'apt-get install -y chromium'")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        pg = browser.new_page(viewport={"width": 1280, "height": 800})
+        pg.set_default_timeout(20_000)
+        try:
+            yield pg
+        finally:
+            browser.close()
+
+
+def test_login_live_overview_flow_and_emit_form(
+    server_factory: Any, page: Any, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    server = server_factory([PLUGIN])
+    server.start()
+    shots = DOC_SHOTS if os.environ.get("HERALD_UPDATE_SCREENSHOTS") == "1" else tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
+
+    page.goto(server.url + "/")
+    expect(page).to_have_url(server.url + "/login")
+    page.fill("input[name=api_key]", "not-the-key")
+    page.click("button[type=submit]")
+    expect(page.locator("p.error")).to_contain_text("invalid API key")
+    page.screenshot(path=str(shots / "login.png"))
+    page.fill("input[name=api_key]", server.key)
+    page.click("button[type=submit]")
+    expect(page.locator("#events")).to_be_attached()
+    cookie = next(c for c in page.context.cookies() if c["name"] == "herald_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    expect(page.locator("#live.on")).to_be_visible()
+
+    # a message published through the API appears live, and so does the one its sensor emits
+    with server.client() as api:
+        r = api.post("/v1/messages", json={"type": "demo.ping", "data": {"name": "live"}})
+        assert r.status_code == 202, r.text
+        env = r.json()
+    row = page.locator(f'#events tr[data-id="{env["id"]}"]')
+    expect(row).to_be_visible()
+    expect(page.locator("#events code.type", has_text="demo.pong")).to_be_visible()
+    expect(page.locator("#sensors")).to_contain_text("pong")
+    page.screenshot(path=str(shots / "overview.png"), full_page=True)
+
+    # its flow: ping -> pong laid out left to right; a click shows the payload
+    row.locator("a.corr").click()
+    ping = page.locator('#flow-canvas g.node[data-type="demo.ping"]')
+    pong = page.locator('#flow-canvas g.node[data-type="demo.pong"]')
+    expect(pong).to_be_visible()
+    assert ping.bounding_box()["x"] < pong.bounding_box()["x"]
+    pong.click()
+    expect(page.locator("#flow-detail pre.payload")).to_contain_text('"name": "live"')
+    page.screenshot(path=str(shots / "flow.png"), full_page=True)
+
+    # the generated form: a value the schema refuses comes back as the server's 422, inline
+    page.goto(server.url + "/#/emit/demo.ping")
+    expect(page.locator("#f-count")).to_be_visible()
+    page.fill("#f-name", "from-form")
+    page.fill("#f-count", "0")
+    page.click("#emit-form button[type=submit]")
+    expect(page.locator('[data-wrap="count"] .error')).to_contain_text("greater than or equal to 1")
+    expect(page.locator("#emit-error")).to_contain_text("invalid 'demo.ping' payload")
+    page.screenshot(path=str(shots / "emit-error.png"), full_page=True)
+    page.fill("#f-name", "")
+    page.click("#emit-form button[type=submit]")
+    expect(page.locator('[data-wrap="name"] .error')).to_have_text("required")
+
+    # a good value is emitted and opens its flow, where the sensor's pong shows up live
+    page.fill("#f-name", "from-form")
+    page.fill("#f-count", "3")
+    page.click("#emit-form button[type=submit]")
+    expect(page).to_have_url(re.compile(r"#/flow/"))
+    expect(page.locator('#flow-canvas g.node[data-type="demo.pong"]')).to_be_visible()
+    with server.client() as api:
+        flow_id = page.url.split("#/flow/")[1]
+        events = api.get("/v1/messages", params={"correlationid": flow_id}).json()["data"]
+    assert [e["data"] for e in events if e["type"] == "demo.ping"] == [
+        {"name": "from-form", "count": 3}
+    ]
+    page.goto(server.url + "/#/jobs")
+    expect(page.locator("#jobs")).to_be_attached()
+    page.screenshot(path=str(shots / "jobs.png"), full_page=True)
