@@ -16,6 +16,7 @@ CLI_GROUPS: tuple[tuple[str, str], ...] = (
     ("eval", "herald.cli.evaluation"),
     ("monitors", "herald.cli.monitoring"),
     ("approvals", "herald.cli.approvals"),
+    ("demo", "herald.cli.demo"),
     ("deploy", "herald.cli.deploy"),
     ("keys", "herald.cli.keys"),
     ("prompts", "herald.cli.prompts"),

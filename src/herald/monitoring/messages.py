@@ -26,6 +26,9 @@ class _Alert(Message):
     threshold: float
     window_s: float = Field(description="length of the live window in seconds")
     evidence: dict[str, Any] = Field(default_factory=dict)
+    retrain: dict[str, Any] = Field(
+        default_factory=dict, description="finetune.requested overrides the rule asks for"
+    )
 
 
 class DriftDetected(_Alert, type="drift.detected"):
@@ -92,6 +95,10 @@ class MonitorsEvaluate(Message, type="monitors.evaluate"):
     """Evaluate the monitoring rules now (the schedule does this every 5 minutes)."""
 
     rules: list[str] = Field(default_factory=list, description="only these rules (default all)")
+    inline_rules: list[dict[str, Any]] = Field(
+        default_factory=list, description="evaluate these rules (YAML rule objects) instead"
+    )
+    at: float | None = Field(None, description="evaluate as of this epoch time (default: now)")
 
 
 ALERTS: dict[str, type[_Alert]] = {

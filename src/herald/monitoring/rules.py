@@ -91,6 +91,9 @@ class Rule(BaseModel):
         Literal["drift.detected", "quality.degraded", "slo.breached", "budget.exceeded"] | None
     ) = None
     enabled: bool = True
+    retrain: dict[str, Any] = Field(
+        default_factory=dict, description="finetune.requested overrides for the retrain sensor"
+    )
 
     @field_validator("window", "reference_window", "cooldown", mode="before")
     @classmethod
@@ -352,6 +355,7 @@ def evaluate(rules: list[Rule], ctx: Context, now: float | None = None) -> list[
                 threshold=rule.threshold,
                 window_s=rule.window,
                 evidence=mv.evidence,
+                retrain=rule.retrain,
             )
             out.append(Outcome(rule.name, model, rule.metric, mv.value, True, "fired", msg))
     return out

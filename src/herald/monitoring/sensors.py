@@ -79,12 +79,17 @@ def read_records(settings: Settings) -> list[dict[str, Any]]:
 
 
 def evaluate_now(
-    settings: Settings | None = None, *, only: list[str] | None = None, now: float | None = None
+    settings: Settings | None = None,
+    *,
+    only: list[str] | None = None,
+    inline: list[dict[str, Any]] | None = None,
+    now: float | None = None,
 ) -> list[Outcome]:
-    """Evaluate the configured rules once; updates cooldowns; returns every outcome."""
+    """Evaluate the configured (or ``inline``) rules once; updates cooldowns; returns every
+    outcome."""
     s = settings or current_settings()
     m = s.monitoring
-    rules = load_rules(m.rules_file)
+    rules = load_rules(inline if inline else m.rules_file)
     if only:
         rules = [r for r in rules if r.name in only]
 
@@ -120,7 +125,9 @@ def on_schedule(ctx: SensorContext) -> list[Message]:
 
 def on_evaluate(msg: MonitorsEvaluate, ctx: SensorContext) -> list[Message]:
     """Evaluate the monitoring rules now."""
-    return _alerts(evaluate_now(only=msg.rules or None))
+    return _alerts(
+        evaluate_now(only=msg.rules or None, inline=msg.inline_rules or None, now=msg.at)
+    )
 
 
 def on_guardrail(msg: GuardrailTriggered, ctx: SensorContext) -> None:
@@ -199,7 +206,7 @@ def on_drift(msg: DriftDetected, ctx: SensorContext) -> Message | None:
         {
             "base_model": r.base_model or f"models:/{model}",
             "model_name": r.model_name or model,
-            "finetune": r.finetune,
+            "finetune": {**r.finetune, **msg.retrain},
             "drift_event_id": ctx.event.id,
         },
     )

@@ -41,6 +41,8 @@ class DecisionBody(BaseModel):
 class EvaluateBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     rules: list[str] = Field(default_factory=list)
+    inline_rules: list[dict[str, Any]] = Field(default_factory=list)
+    at: float | None = None
 
 
 def router(h: Herald) -> APIRouter:
@@ -83,7 +85,10 @@ def router(h: Herald) -> APIRouter:
 
     @r.post("/monitors/evaluate", status_code=202, summary="Publish monitors.evaluate")
     async def evaluate(body: EvaluateBody | None = None) -> JSONResponse:
-        env = h.envelope("monitors.evaluate", {"rules": body.rules if body else []})
+        body = body or EvaluateBody()
+        if body.inline_rules:
+            load_rules(body.inline_rules)  # refuse a bad rule now, not in the sensor
+        env = h.envelope("monitors.evaluate", body.model_dump())
         [stored] = await h.publish(env)
         return JSONResponse({"event": stored.model_dump(mode="json")}, status_code=202)
 
