@@ -190,6 +190,12 @@ async def test_streaming_puts_sources_in_the_final_chunk(pool: ModelPool) -> Non
     last = chunks[-1]["choices"][0]
     assert last["finish_reason"] == "stop" and "Sources:" in last["delta"]["content"]
     assert json.loads(headers[CITATIONS_HEADER])[0]["index"] == 1
+    # structured citations ride on the finishing chunk, as on a non-streamed response
+    assert [c["index"] for c in chunks[-1]["citations"]] == list(
+        range(1, len(chunks[-1]["citations"]) + 1)
+    )
+    assert chunks[-1]["citations"][0]["source"]
+    assert all("citations" not in c for c in chunks[:-1])
 
 
 async def test_request_options_pick_template_and_k(pool: ModelPool) -> None:

@@ -288,6 +288,7 @@ class RagChains:
                 [c.to_dict() for c in packed.citations], ensure_ascii=True, separators=(",", ":")
             )
             pending.ctx.headers["x-herald-rag-query"] = json.dumps(query, ensure_ascii=True)
+            pending.ctx.extra["citations"] = [c.to_dict() for c in packed.citations]
             return packed
 
 

@@ -146,6 +146,11 @@ class ChatService:
                     )
                 ],
             )
+            if d is not None and d.finish_reason and gen.ctx.extra.get("citations"):
+                # RAG chains: structured citations ride on the finishing chunk of a stream
+                body = c.model_dump(mode="json", exclude=exclude, exclude_none=False)
+                body["citations"] = gen.ctx.extra["citations"]
+                return b"data: " + json.dumps(body, ensure_ascii=False).encode() + b"\n\n"
             return (
                 b"data: "
                 + c.model_dump_json(exclude=exclude, exclude_none=False).encode()
