@@ -108,6 +108,19 @@ def test_login_live_overview_flow_and_emit_form(
     assert [e["data"] for e in events if e["type"] == "demo.ping"] == [
         {"name": "from-form", "count": 3}
     ]
+
+    # a job's detail: progress, live log tail and training curves from training.progressed
+    with server.client() as api:
+        r = api.post("/v1/messages", json={"type": "demo.train", "data": {"steps": 6}})
+        assert r.status_code == 202, r.text
     page.goto(server.url + "/#/jobs")
-    expect(page.locator("#jobs")).to_be_attached()
+    link = page.locator("#jobs a", has_text="demo.curves")
+    expect(link).to_be_visible()
     page.screenshot(path=str(shots / "jobs.png"), full_page=True)
+    link.click()
+    expect(page.locator("#job-logs")).to_contain_text("step 6 loss 0.333")
+    expect(page.locator("h2 .pill")).to_have_text("succeeded")
+    expect(page.locator('[data-chart="loss"] path.series')).to_be_attached()
+    expect(page.locator('[data-chart="loss"] circle')).to_have_count(6)
+    expect(page.locator('[data-chart="learning rate"]')).to_be_visible()
+    page.screenshot(path=str(shots / "job.png"), full_page=True)

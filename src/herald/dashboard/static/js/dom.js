@@ -21,11 +21,19 @@ export function svg(tag, attrs = {}, ...children) {
   return node;
 }
 
-function append(node, children) {
+export function append(node, ...children) {
+  children = children.flat();
   for (const c of children.flat()) {
     if (c === undefined || c === null || c === false) continue;
     node.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
+}
+
+// Replace a node's children (null/false children are skipped).
+export function fill(node, ...children) {
+  clear(node);
+  append(node, children);
+  return node;
 }
 
 export function clear(node) {

@@ -1,6 +1,6 @@
 // Flow view: the causal graph of one correlation id, redrawn live as its messages arrive.
 import { api, follow } from "./api.js";
-import { el, svg, clear, throttle } from "./dom.js";
+import { el, svg, clear, fill, throttle } from "./dom.js";
 import { layout } from "./layout.js";
 
 function label(n) {
@@ -20,7 +20,7 @@ export function renderFlow(root, correlationid) {
 
   function show(n) {
     selected = n.id;
-    clear(detail).append(...[
+    fill(detail,
       el("h3", {}, label(n)),
       el("dl", {},
         ...[["id", n.id], ["kind", n.kind], ["status", n.status], ["subject", n.subject],
@@ -28,8 +28,7 @@ export function renderFlow(root, correlationid) {
           .filter(([, v]) => v !== undefined && v !== null)
           .flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))])),
       n.kind === "job" ? el("a", { href: `#/jobs/${n.id.replace(/^job:/, "")}` }, "job detail and logs") : null,
-      n.data !== undefined ? el("pre", { class: "payload" }, JSON.stringify(n.data, null, 2)) : null,
-    ].filter(Boolean));
+      n.data !== undefined ? el("pre", { class: "payload" }, JSON.stringify(n.data, null, 2)) : null);
     draw();
   }
 

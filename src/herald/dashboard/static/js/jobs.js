@@ -1,6 +1,7 @@
 // Jobs: list by status, detail with progress, a live log tail, cancel and retry.
 import { api, follow, query } from "./api.js";
-import { el, clear, ago, throttle } from "./dom.js";
+import { el, clear, fill, ago, throttle } from "./dom.js";
+import { lineChart } from "./chart.js";
 
 export function renderJobs(root) {
   const picker = el("select", { "aria-label": "status" },
@@ -32,21 +33,57 @@ export function renderJob(root, id) {
   const head = el("div");
   const logs = el("pre", { class: "logs", id: "job-logs" });
   const error = el("div", { class: "error", role: "alert" });
-  root.append(el("section", { class: "card" }, head, error, el("h3", {}, "Logs"), logs));
+  const charts = el("div", { class: "charts", id: "job-charts" });
+  root.append(el("section", { class: "card" }, head, error, charts, el("h3", {}, "Logs"), logs));
   let after = 0;
+  let closeStream = null;
+  let curves = false;
+  let gone = false;
+  const steps = new Map(); // step -> training.progressed data, from the log then live
+
+  function drawCharts() {
+    clear(charts);
+    if (!steps.size) return;
+    const rows = [...steps.values()].sort((a, b) => a.step - b.step);
+    for (const [key, title] of [["loss", "loss"], ["learning_rate", "learning rate"],
+      ["tokens_per_second", "tokens/s"], ["eval_loss", "eval loss"]]) {
+      const pts = rows.filter((r) => r[key] != null).map((r) => ({ x: r.step, y: r[key] }));
+      if (pts.length) charts.append(lineChart(title, pts));
+    }
+  }
+  function addProgress(e) {
+    if (e.type === "training.progressed" && e.data.job_id === id) { steps.set(e.data.step, e.data); return true; }
+    return false;
+  }
+  async function startCurves(correlationid) {
+    let res = { data: [], next_after: 0 };
+    for (let page = 0; page < 20; page++) { // up to 20k steps of history, then live
+      res = await api(`/messages${query({ type: "training.progressed", correlationid, after: res.next_after, limit: 1000 })}`);
+      res.data.forEach(addProgress);
+      if (res.data.length < 1000) break;
+    }
+    drawCharts();
+    const redraw = throttle(drawCharts, 500);
+    if (gone) return;
+    closeStream = follow({ type: "training.progressed", correlationid, after: res.head }, (e) => { if (addProgress(e)) redraw(); });
+  }
+
   async function load() {
     const j = await api(`/jobs/${encodeURIComponent(id)}`);
+    if (!curves) { curves = true; startCurves(j.correlationid); }
     const act = (verb) => el("button", { onclick: async () => {
       error.textContent = "";
       try { await api(`/jobs/${encodeURIComponent(id)}/${verb}`, { method: "POST" }); load(); } catch (err) { error.textContent = err.message; }
     } }, verb);
-    clear(head).append(
+    fill(head,
       el("h2", {}, `Job ${j.name} `, el("span", { class: `pill ${j.status}` }, j.status)),
       el("p", { class: "muted" }, `${j.id} · attempt ${j.attempt}/${j.max_attempts} · ${j.executor} · `,
         el("a", { href: `#/flow/${encodeURIComponent(j.correlationid)}` }, "flow")),
-      j.progress != null ? el("progress", { max: 1, value: j.progress }) : null,
+      j.progress != null || j.status === "succeeded"
+        ? el("progress", { max: 1, value: j.status === "succeeded" ? 1 : j.progress }) : null,
       j.progress_message ? el("p", {}, j.progress_message) : null,
       j.error ? el("pre", { class: "error" }, j.error) : null,
+      j.result != null ? el("details", {}, el("summary", {}, "result"), el("pre", {}, JSON.stringify(j.result, null, 2))) : null,
       el("div", { class: "actions" }, ["queued", "running"].includes(j.status) ? act("cancel") : null,
         ["failed", "cancelled"].includes(j.status) ? act("retry") : null),
       el("details", {}, el("summary", {}, "parameters"), el("pre", {}, JSON.stringify(j.params, null, 2))));
@@ -57,5 +94,5 @@ export function renderJob(root, id) {
   }
   load();
   const timer = setInterval(load, 2000); // logs are not messages: tail them by polling
-  return () => clearInterval(timer);
+  return () => { gone = true; clearInterval(timer); if (closeStream) closeStream(); };
 }
