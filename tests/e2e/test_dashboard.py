@@ -124,3 +124,22 @@ def test_login_live_overview_flow_and_emit_form(
     expect(page.locator('[data-chart="loss"] circle')).to_have_count(6)
     expect(page.locator('[data-chart="learning rate"]')).to_be_visible()
     page.screenshot(path=str(shots / "job.png"), full_page=True)
+
+    # registry: versions from model.register; promote and archive publish messages
+    with server.client() as api:
+        for v in (1, 2):
+            reg = {"name": "demo-model", "artifact_uri": f"file:///models/demo/{v}"}
+            reg["metrics"] = {"accuracy": 0.5 + v / 10}
+            r = api.post("/v1/messages", json={"type": "model.register", "data": reg})
+            assert r.status_code == 202, r.text
+    page.goto(server.url + "/#/registry")
+    page.locator("#models a", has_text="demo-model").click()
+    expect(page.locator('#versions tr[data-version="2"]')).to_be_visible()
+    page.locator('#versions tr[data-version="1"] button[data-action=promote]').click()
+    expect(page.locator("#registry-error a")).to_have_text("model.promote")
+    expect(page.locator("#alias-history")).to_contain_text("champion")
+    expect(page.locator('#versions tr[data-version="1"]')).to_contain_text("champion")
+    page.once("dialog", lambda d: d.accept())
+    page.locator('#versions tr[data-version="2"] button[data-action=archive]').click()
+    expect(page.locator('#versions tr[data-version="2"] .pill')).to_have_text("archived")
+    page.screenshot(path=str(shots / "registry.png"), full_page=True)

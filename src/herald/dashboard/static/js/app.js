@@ -5,6 +5,7 @@ import { renderOverview } from "./overview.js";
 import { renderFlow } from "./flow.js";
 import { renderEmit } from "./emit.js";
 import { renderJobs, renderJob } from "./jobs.js";
+import { renderRegistry, renderModel } from "./registry.js";
 
 const routes = [
   [/^#?\/?$/, "overview", renderOverview],
@@ -12,6 +13,8 @@ const routes = [
   [/^#\/emit(?:\/(.+))?$/, "emit", renderEmit],
   [/^#\/jobs\/(.+)$/, "jobs", renderJob],
   [/^#\/jobs$/, "jobs", renderJobs],
+  [/^#\/registry\/(.+)$/, "registry", renderModel],
+  [/^#\/registry$/, "registry", renderRegistry],
 ];
 
 let cleanup = null;
