@@ -5,6 +5,7 @@
   ``content_policy_violation``) or flagged;
 * output (``on_stream_delta`` + ``on_stream_end``): the same text rules on generated text, also
   when streamed. Text is held back by up to ``holdback_chars`` (and never cut inside a match)
+  and released in steps of at least ``RELEASE_STEP`` characters
   so a PII string split over two deltas is still caught; the rest is flushed on finish;
 * every hit is counted (``herald_guardrail_triggers_total``) and reported as aggregated
   ``guardrail.triggered`` messages (one per model/rule/action/direction per window).
@@ -40,6 +41,7 @@ Emit = Callable[[Message], Awaitable[Any]]
 RulesFor = Callable[[str], list[dict[str, Any]] | None]
 HOLDBACK = 64  # longest PII string expected in one piece (IBAN with spaces: 42)
 MAX_KEYS = 100  # distinct (model, rule, ...) keys per window
+RELEASE_STEP = 16  # held-back text is released once it exceeds the holdback by this much
 
 
 class Policy:
@@ -164,11 +166,12 @@ class StreamFilter:
         self.policy = policy
         self.ctx = ctx
         self.buf = ""
+        self.scan_at = pipeline.holdback + RELEASE_STEP
 
     def feed(self, text: str) -> str:
         self.buf += text
-        if len(self.buf) <= self.pipeline.holdback:
-            return ""
+        if len(self.buf) < self.scan_at:
+            return ""  # release in steps: one scan per few words, not per token
         cut = len(self.buf) - self.pipeline.holdback
         ws = max(self.buf.rfind(" ", 0, cut + 1), self.buf.rfind("\n", 0, cut + 1))
         if ws > 0:
@@ -177,7 +180,9 @@ class StreamFilter:
             if s < cut < e:
                 cut = s
         out, self.buf = self.buf[:cut], self.buf[cut:]
-        return self.pipeline.check_output(self.ctx, self.policy, out)
+        # a match kept whole leaves a long buffer: scan again after the next step, not per delta
+        self.scan_at = max(self.pipeline.holdback, len(self.buf)) + RELEASE_STEP
+        return self.pipeline.check_output(self.ctx, self.policy, out) if out else ""
 
     def flush(self) -> str:
         out, self.buf = self.buf, ""

@@ -90,7 +90,18 @@ def parse_rules(items: list[dict[str, Any]] | None) -> list[Rule]:
     return rules
 
 
+_NONE: Counter[str] = Counter()  # shared "no match" result (never mutated)
 Finder = Callable[[str], list[tuple[int, int, str]]]
+_DIGIT = re.compile(r"\d")
+# the character a PII kind cannot match without (None: a digit); see herald.datasets.pii
+_TRIGGERS: dict[str, str | None] = {
+    "email": "@",
+    "ipv6": ":",
+    "iban": None,
+    "credit_card": None,
+    "ipv4": None,
+    "phone": None,
+}
 
 
 class CompiledRule:
@@ -104,8 +115,18 @@ class CompiledRule:
             detectors = [d for d in PII_RULES if d[0] in kinds]
 
             def find_pii(text: str) -> list[tuple[int, int, str]]:
+                # every detector needs a trigger character: skip those that cannot match
+                # (most streamed pieces have no digit, '@' or ':'; this keeps them cheap)
+                digit = _DIGIT.search(text) is not None
+                if not digit and "@" not in text and ":" not in text:
+                    return []
                 spans: list[tuple[int, int, str]] = []
                 for kind, pattern, check in detectors:
+                    trigger = _TRIGGERS.get(kind)
+                    if trigger is not None and trigger not in text:
+                        continue
+                    if trigger is None and not digit:
+                        continue
                     for m in pattern.finditer(text):
                         if check is not None and not check(m.group(0)):
                             continue
@@ -140,7 +161,9 @@ class CompiledRule:
 
     def apply(self, text: str) -> tuple[str, Counter[str]]:
         """(text with matches replaced when the action is redact, counts per kind)."""
-        spans = self.find(text)
+        spans = self.find(text) if text else []
+        if not spans:
+            return text, _NONE
         counts: Counter[str] = Counter(kind for _, _, kind in spans)
         if not spans or self.rule.action != "redact":
             return text, counts
