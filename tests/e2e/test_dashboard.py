@@ -143,3 +143,38 @@ def test_login_live_overview_flow_and_emit_form(
     page.locator('#versions tr[data-version="2"] button[data-action=archive]').click()
     expect(page.locator('#versions tr[data-version="2"] .pill')).to_have_text("archived")
     page.screenshot(path=str(shots / "registry.png"), full_page=True)
+
+    # deployments: a traffic slider publishes deployment.traffic.changed; the new split is served
+    with server.client() as api:
+        reg = {"name": "demo-model", "artifact_uri": "file:///models/demo/3"}
+        assert api.post("/v1/messages", json={"type": "model.register", "data": reg}).is_success
+        fake = {"backend": "fake", "options": {"reply": "Hello from the canary"}}
+        targets = [
+            {"model": "models:/demo-model/1", "weight": 90, **fake},
+            {"model": "models:/demo-model/3", "weight": 10, **fake},
+        ]
+        r = api.post("/v1/deployments", json={"name": "demo", "targets": targets})
+        assert r.status_code == 202, r.text
+    page.goto(server.url + "/#/deployments")
+    dep = page.locator('[data-deployment="demo"]')
+    expect(dep.locator(".pill")).to_have_text("ready")
+    dep.locator('input[data-target="models:/demo-model/3"]').fill("50")
+    expect(dep).to_contain_text("35.7% of traffic")  # 50 of 90 + 50
+    dep.locator("button[data-action=apply-traffic]").click()
+    expect(page.locator('[data-deployment="demo"]')).to_contain_text("revision 2")
+    slider = page.locator('[data-deployment="demo"] input[data-target="models:/demo-model/3"]')
+    expect(slider).to_have_value("50")
+    page.screenshot(path=str(shots / "deployments.png"), full_page=True)
+    with server.client() as api:
+        weights = [t["weight"] for t in api.get("/v1/deployments/demo").json()["targets"]]
+    assert weights == [90, 50]
+
+    # playground: a streamed chat with the deployment
+    page.goto(server.url + "/#/playground")
+    expect(page.locator("#pg-model option", has_text="demo")).to_be_attached()
+    page.select_option("#pg-model", "demo")
+    page.fill("#pg-prompt", "Who are you?")
+    page.click("#pg-form button[type=submit]")
+    expect(page.locator("#pg-transcript .assistant .answer")).to_have_text("Hello from the canary")
+    expect(page.locator("#pg-usage")).to_contain_text("completion tokens")
+    page.screenshot(path=str(shots / "playground.png"), full_page=True)

@@ -6,6 +6,8 @@ import { renderFlow } from "./flow.js";
 import { renderEmit } from "./emit.js";
 import { renderJobs, renderJob } from "./jobs.js";
 import { renderRegistry, renderModel } from "./registry.js";
+import { renderDeployments } from "./deployments.js";
+import { renderPlayground } from "./playground.js";
 
 const routes = [
   [/^#?\/?$/, "overview", renderOverview],
@@ -15,6 +17,8 @@ const routes = [
   [/^#\/jobs$/, "jobs", renderJobs],
   [/^#\/registry\/(.+)$/, "registry", renderModel],
   [/^#\/registry$/, "registry", renderRegistry],
+  [/^#\/deployments$/, "deployments", renderDeployments],
+  [/^#\/playground$/, "playground", renderPlayground],
 ];
 
 let cleanup = null;
