@@ -57,6 +57,12 @@ class SensorSettings(BaseModel):
     idle_poll_s: float = Field(
         1.0, gt=0, description="Safety re-check interval when idle (pushes arrive sooner)."
     )
+    ownership_retry_s: float = Field(
+        2.0,
+        gt=0,
+        description="How often a worker re-checks that it owns a sensor, or tries to take over "
+        "a sensor another worker owns (the failover delay when that worker dies).",
+    )
 
 
 class JobSettings(BaseModel):

@@ -331,3 +331,76 @@ async def test_concurrent_appends_keep_a_gapless_total_order(event_log: EventLog
     await asyncio.gather(*(event_log.append([ev(), ev()]) for _ in range(50)))
     seqs = [e.seq for e in await event_log.read(0, limit=1000)]
     assert seqs == list(range(1, 101))
+
+
+# sensor ownership: one worker per sensor on a shared database ---------------------------------
+async def _second_log(log_url: str) -> EventLog:
+    from herald.bus import open_event_log
+
+    other = open_event_log(log_url)
+    await other.start()
+    return other
+
+
+async def test_sensor_ownership_is_exclusive_and_moves_on_release(
+    event_log: EventLog, log_url: str
+) -> None:
+    assert await event_log.try_own("ship")
+    assert await event_log.try_own("ship")  # confirming is idempotent
+    if log_url.startswith("memory"):
+        return  # one process per memory log: it owns every sensor
+    other = await _second_log(log_url)
+    try:
+        assert not await other.try_own("ship")
+        assert await other.try_own("bill")  # ownership is per sensor
+        assert not await event_log.try_own("bill")
+        await event_log.release("ship")
+        await event_log.release("ship")  # releasing twice is harmless
+        assert await other.try_own("ship")
+        assert not await event_log.try_own("ship")
+    finally:
+        await other.close()  # closing releases everything it owned
+    assert await event_log.try_own("ship")
+    assert await event_log.try_own("bill")
+
+
+async def test_sensor_ownership_is_freed_when_the_owner_is_killed(
+    event_log: EventLog, log_url: str
+) -> None:
+    if log_url.startswith("memory"):
+        pytest.skip("a memory log lives in one process")
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    code = (
+        "import asyncio, sys, time\n"
+        "from herald.bus import open_event_log\n"
+        "async def main():\n"
+        "    log = open_event_log(sys.argv[1]); await log.start()\n"
+        "    print(await log.try_own('ship'), flush=True)\n"
+        "    await asyncio.sleep(600)\n"
+        "asyncio.run(main())\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, log_url], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        assert (await asyncio.to_thread(proc.stdout.readline)).strip() == "True"
+        assert not await event_log.try_own("ship")
+        os.kill(proc.pid, signal.SIGKILL)
+        await asyncio.to_thread(proc.wait, 10)
+        for _ in range(100):  # PostgreSQL ends the dead client's session asynchronously
+            if await event_log.try_own("ship"):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("ownership was not freed after the owner was killed")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()

@@ -179,6 +179,20 @@ class EventLog(abc.ABC):
     async def wait(self, after: int, timeout: float) -> int:
         """Return the head as soon as it is past ``after`` (push), or after ``timeout``."""
 
+    # sensor ownership ----------------------------------------------------------------------
+    async def try_own(self, sensor: str) -> bool:
+        """Become, or confirm still being, the one process that runs ``sensor``.
+
+        Several workers on one database call this periodically; at most one gets ``True`` per
+        sensor at a time. Ownership ends with :meth:`release`, :meth:`close` or the death of the
+        process (the database or the OS frees it), after which another caller gets it. The
+        default (one process per log, e.g. memory) always owns every sensor.
+        """
+        return True
+
+    async def release(self, sensor: str) -> None:
+        """Give up ownership of ``sensor`` (no-op if not owned)."""
+
     # sensors --------------------------------------------------------------------------------
     @abc.abstractmethod
     async def register_sensor(self, name: str, start: Literal["latest", "earliest"]) -> SensorState:

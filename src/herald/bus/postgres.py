@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import threading
 from typing import Any
@@ -12,12 +13,19 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import make_url
 
 from herald.bus.sql import SQLEventLog
-from herald.errors import BackendUnavailable
+from herald.errors import BackendError, BackendUnavailable
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "herald_events"
 APPEND_LOCK = 0x4E52414C44  # any constant shared by every Herald process on this database
+SENSOR_LOCK_SPACE = 0x48534E53  # first key of the two-key advisory locks owning sensors
+
+
+def sensor_lock_key(sensor: str) -> int:
+    """A stable signed 32-bit key per sensor name (same in every process and version)."""
+    digest = hashlib.blake2b(f"herald-sensor:{sensor}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 class PostgresEventLog(SQLEventLog):
@@ -40,6 +48,9 @@ class PostgresEventLog(SQLEventLog):
         self._listener: threading.Thread | None = None
         self._stop = threading.Event()
         self._dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._owner_conn: Any = None  # psycopg.Connection holding the sensor advisory locks
+        self._owned: set[str] = set()
+        self._owner_lock = threading.Lock()
 
     def lock_for_append(self, conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": APPEND_LOCK})
@@ -57,6 +68,7 @@ class PostgresEventLog(SQLEventLog):
         self._listener.start()
 
     async def close(self) -> None:
+        await asyncio.to_thread(self._drop_owner_conn)
         self._stop.set()
         if self._listener is not None:
             await asyncio.to_thread(self._listener.join, 5)
@@ -83,3 +95,78 @@ class PostgresEventLog(SQLEventLog):
                     return
                 log.warning("LISTEN connection lost (%s); reconnecting", exc)
                 self._stop.wait(1.0)
+
+    # sensor ownership: session-level advisory locks on one dedicated connection --------------
+    async def try_own(self, sensor: str) -> bool:
+        return await asyncio.to_thread(self._try_own, sensor)
+
+    async def release(self, sensor: str) -> None:
+        await asyncio.to_thread(self._release, sensor)
+
+    def _try_own(self, sensor: str) -> bool:
+        import psycopg
+
+        key = sensor_lock_key(sensor)
+        with self._owner_lock:
+            conn = self._owner_conn
+            if conn is not None:
+                try:
+                    if sensor in self._owned:
+                        # session locks are re-entrant: never take one twice, only check that
+                        # the session (and with it the lock) is still alive
+                        conn.execute("SELECT 1")
+                        return True
+                except psycopg.Error as exc:
+                    log.warning("sensor ownership connection lost (%s); reconnecting", exc)
+                    self._drop_owner_conn_locked()
+                    conn = None
+            if conn is None:
+                self._owned.clear()
+                try:
+                    conn = psycopg.connect(
+                        self._dsn, autocommit=True, application_name="herald-sensor-owner"
+                    )
+                except psycopg.Error as exc:
+                    raise BackendError(
+                        f"cannot reach PostgreSQL at {self.safe_url} to own sensors: {exc}"
+                    ) from exc
+                self._owner_conn = conn
+            try:
+                row = conn.execute(
+                    "SELECT pg_try_advisory_lock(%s::int4, %s::int4)", (SENSOR_LOCK_SPACE, key)
+                ).fetchone()
+            except psycopg.Error as exc:
+                self._drop_owner_conn_locked()
+                raise BackendError(f"cannot take the lock of sensor {sensor!r}: {exc}") from exc
+            got = bool(row and row[0])
+            if got:
+                self._owned.add(sensor)
+            return got
+
+    def _release(self, sensor: str) -> None:
+        import psycopg
+
+        with self._owner_lock:
+            if sensor not in self._owned or self._owner_conn is None:
+                return
+            self._owned.discard(sensor)
+            try:
+                self._owner_conn.execute(
+                    "SELECT pg_advisory_unlock(%s::int4, %s::int4)",
+                    (SENSOR_LOCK_SPACE, sensor_lock_key(sensor)),
+                )
+            except psycopg.Error:  # the session is gone, and with it the lock
+                self._drop_owner_conn_locked()
+
+    def _drop_owner_conn(self) -> None:
+        with self._owner_lock:
+            self._drop_owner_conn_locked()
+
+    def _drop_owner_conn_locked(self) -> None:
+        conn, self._owner_conn = self._owner_conn, None
+        self._owned.clear()
+        if conn is not None:
+            try:
+                conn.close()  # ends the session: PostgreSQL frees every lock it held
+            except Exception:
+                log.debug("closing the sensor ownership connection failed", exc_info=True)

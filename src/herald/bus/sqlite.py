@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
+import re
 import sqlite3
 import threading
 from pathlib import Path
@@ -58,6 +61,13 @@ class SQLiteEventLog(SQLEventLog):
         self.path = path
         self._watcher: threading.Thread | None = None
         self._stop = threading.Event()
+        self._owned: dict[str, int] = {}  # sensor -> file descriptor holding its flock
+        self._owner_lock = threading.Lock()
+
+    @property
+    def lock_dir(self) -> Path:
+        """Where the per-sensor ownership lock files live: beside the database file."""
+        return self.path.with_name(self.path.name + ".locks")
 
     async def start(self) -> None:
         await super().start()
@@ -68,6 +78,8 @@ class SQLiteEventLog(SQLEventLog):
         self._watcher.start()
 
     async def close(self) -> None:
+        for sensor in list(self._owned):
+            await self.release(sensor)
         self._stop.set()
         if self._watcher is not None:
             await asyncio.to_thread(self._watcher.join, 5)
@@ -97,3 +109,49 @@ class SQLiteEventLog(SQLEventLog):
 
     def greatest(self, a: Any, b: Any) -> Any:
         return func.max(a, b)
+
+    # sensor ownership: one exclusive flock per sensor, freed by the OS when the process dies --
+    def _lock_path(self, sensor: str) -> Path:
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", sensor)[:80]
+        digest = hashlib.blake2b(sensor.encode(), digest_size=6).hexdigest()
+        return self.lock_dir / f"{safe}-{digest}.lock"
+
+    async def try_own(self, sensor: str) -> bool:
+        return await asyncio.to_thread(self._try_own, sensor)
+
+    async def release(self, sensor: str) -> None:
+        await asyncio.to_thread(self._release, sensor)
+
+    def _try_own(self, sensor: str) -> bool:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: one worker per database file
+            return True
+        with self._owner_lock:
+            if sensor in self._owned:
+                return True
+            path = self._lock_path(sensor)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"cannot create the sensor lock file {path}: {exc}; check that the directory "
+                    "beside the database is writable"
+                ) from exc
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            except OSError:
+                os.close(fd)
+                raise
+            self._owned[sensor] = fd
+            return True
+
+    def _release(self, sensor: str) -> None:
+        with self._owner_lock:
+            fd = self._owned.pop(sensor, None)
+            if fd is not None:
+                os.close(fd)  # closing the only descriptor frees the flock

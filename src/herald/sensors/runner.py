@@ -49,6 +49,8 @@ class _Sensor:
         self.task: asyncio.Task[None] | None = None
         self.last_error: str | None = None
         self.last_event_at: datetime | None = None
+        self.owned = False  # this process runs the sensor (see EventLog.try_own)
+        self.owned_checked = 0.0  # time.monotonic() of the last confirmation
 
 
 class SensorRunner:
@@ -101,11 +103,17 @@ class SensorRunner:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for s in self._sensors.values():
-            if s.cursor > s.persisted:
+            if s.owned and s.cursor > s.persisted:
                 try:
                     await self.log.advance_cursor(s.spec.name, s.cursor)
                 except Exception:  # shutting down; the cursor is an optimisation only
                     log.debug("could not persist cursor of %s", s.spec.name, exc_info=True)
+            if s.owned:
+                s.owned = False
+                try:
+                    await self.log.release(s.spec.name)
+                except Exception:  # the lock dies with the connection or process anyway
+                    log.debug("could not release sensor %s", s.spec.name, exc_info=True)
 
     # state for the API ----------------------------------------------------------------------
     def status(self) -> list[dict[str, Any]]:
@@ -119,6 +127,7 @@ class SensorRunner:
                     "lag": max(self._head - s.cursor, 0),
                     "last_error": s.last_error,
                     "running": bool(s.task and not s.task.done()),
+                    "owned": s.owned,
                     "name": name,
                 }
             )
@@ -137,7 +146,7 @@ class SensorRunner:
     async def fire_tick(self, spec: SensorSpec, tick: datetime) -> None:
         """Run a cron sensor for one tick (deduplicated per tick)."""
         s = self._sensors[spec.name]
-        if not s.enabled:
+        if not s.enabled or not await self._own(s):
             return
         await self._handle(s, tick_envelope(spec, tick).with_seq(int(tick.timestamp())))
 
@@ -146,6 +155,36 @@ class SensorRunner:
         for s in self._sensors.values():
             s.wake.set()
 
+    # ownership ------------------------------------------------------------------------------
+    async def _own(self, s: _Sensor) -> bool:
+        """Whether this process runs ``s`` now: only one worker on a database runs a sensor.
+
+        Confirmed at most every ``ownership_retry_s``; a worker that does not own a sensor tries
+        to take it over at that interval, so the sensor moves on when its owner dies. On taking
+        over, the cursor is reloaded: the previous owner has moved it.
+        """
+        now = time.monotonic()
+        if s.owned and now - s.owned_checked < self.settings.ownership_retry_s:
+            return True
+        try:
+            owned = await self.log.try_own(s.spec.name)
+        except Exception:
+            if s.owned:
+                log.warning("sensor %s: cannot confirm ownership; pausing it", s.spec.name)
+            s.owned = False
+            raise
+        if owned and not s.owned:
+            for state in await self.log.sensors():
+                if state.name == s.spec.name:
+                    s.cursor = s.persisted = state.cursor
+                    s.enabled = state.enabled
+            log.info("sensor %s: owned by this worker from event %d", s.spec.name, s.cursor)
+        elif s.owned and not owned:
+            log.warning("sensor %s: ownership lost to another worker", s.spec.name)
+        s.owned = owned
+        s.owned_checked = now
+        return owned
+
     # the loop -------------------------------------------------------------------------------
     async def _run(self, s: _Sensor) -> None:
         name = s.spec.name
@@ -153,6 +192,15 @@ class SensorRunner:
         idle_rounds = 0
         while not self._stopping:
             try:
+                if not s.owned or time.monotonic() - s.owned_checked >= (
+                    self.settings.ownership_retry_s
+                ):
+                    was_owned = s.owned
+                    if not await self._own(s):
+                        await self._sleep(s, self.settings.ownership_retry_s)
+                        continue
+                    if not was_owned:
+                        seen = s.cursor
                 if not s.enabled:
                     await self._sleep(s, self.settings.idle_poll_s)
                     await self._refresh_enabled(s)
