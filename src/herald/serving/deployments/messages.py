@@ -4,6 +4,7 @@ deployment.requested ──▶ deployment.ready | deployment.failed
 deployment.traffic.changed (new weights) ──▶ deployment.ready (the new revision)
 deployment.rollback ──▶ deployment.rolledback      deployment.delete ──▶ deployment.deleted
 model.promoted (an alias a deployment follows moved) ──▶ deployment.requested (redeploy)
+evaluation.completed (a canary version regressed) ──▶ deployment.rollback (away_from the canary)
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ class DeploymentRequested(Message, type="deployment.requested"):
         None, description="guardrail rules of this deployment (None: the serving defaults)"
     )
     follow_aliases: bool = Field(True, description="redeploy when a target's alias moves")
+    canary: dict[str, Any] | None = Field(
+        None,
+        description="canary rollback policy: {'enabled': True, 'compare_with_stable': True, "
+        "'min_scores': {'exact_match': 0.6}, 'on_failed_thresholds': True}",
+    )
     reason: str = ""
 
 
@@ -72,6 +78,11 @@ class DeploymentRollback(Message, type="deployment.rollback"):
 
     name: str
     reason: str = ""
+    away_from: str | None = Field(
+        None,
+        description="a version (models:/x/3) to leave: go back to the newest earlier revision "
+        "that does not serve it, or, if there is none, set its weight to 0",
+    )
 
 
 class DeploymentRolledBack(Message, type="deployment.rolledback"):

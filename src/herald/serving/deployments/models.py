@@ -64,6 +64,25 @@ class Target(BaseModel):
         return self.version or self.model
 
 
+class CanaryPolicy(BaseModel):
+    """When an evaluation of a deployment's canary version rolls the canary back
+    (the ``herald.deployments.canary_regression`` sensor; disable it for every deployment with
+    ``POST /v1/sensors/herald.deployments.canary_regression/disable``)."""
+
+    enabled: bool = Field(True, description="Roll this deployment's canary back on regression.")
+    compare_with_stable: bool = Field(
+        True,
+        description="Regression = worse than the stable version beyond the 95 % paired-bootstrap "
+        "interval on the suite's primary metric (the stable version is evaluated if needed).",
+    )
+    min_scores: dict[str, float] = Field(
+        default_factory=dict, description="metric → lowest acceptable value of the canary"
+    )
+    on_failed_thresholds: bool = Field(
+        True, description="A canary evaluation that fails the suite's own thresholds regressed."
+    )
+
+
 class Deployment(BaseModel):
     """The desired state of one public model name (a new revision on every change)."""
 
@@ -71,6 +90,7 @@ class Deployment(BaseModel):
     targets: list[Target] = Field(min_length=1, max_length=8)
     guardrails: list[dict[str, Any]] | None = None
     follow_aliases: bool = True
+    canary: CanaryPolicy = Field(default_factory=CanaryPolicy)
     revision: int = 0
     status: Status = "pending"
     error: str | None = None
@@ -131,6 +151,19 @@ def apply_weights(targets: Sequence[Target], weights: dict[str, float]) -> list[
     if sum(t.weight for t in out) <= 0:
         raise InvalidDeployment("at least one target needs a weight above 0")
     return out
+
+
+def canary_of(dep: Deployment, version: str) -> tuple[Target, Target] | None:
+    """(canary, stable) when ``version`` takes a smaller, non-zero share of ``dep``'s traffic
+    than another version; the stable one is the version with the largest share."""
+    live = [t for t in dep.targets if t.weight > 0]
+    mine = [t for t in live if t.version == version]
+    others = [t for t in live if t.version != version]
+    if not mine or not others:
+        return None
+    canary = mine[0]
+    stable = max(others, key=lambda t: t.weight)
+    return (canary, stable) if canary.weight < stable.weight else None
 
 
 def user_point(deployment: str, user: str) -> float:

@@ -5,6 +5,7 @@
     deployment.rollback         → the previous targets as a revision → deployment.rolledback
     deployment.delete           → drain and unload → deployment.deleted
     model.promoted              → deployment.requested for deployments following that alias
+    evaluation.completed        → deployment.rollback when a canary regressed (canary.py)
 
 The desired state is written to the deployment store; the process that serves HTTP applies it
 (in ``herald up`` this sensor applies it in-process and reports the outcome; with separate
@@ -23,6 +24,7 @@ from herald.errors import HeraldError
 from herald.messages.base import Message
 from herald.messages.lifecycle import ModelPromoted
 from herald.sensors.base import SensorContext, sensor
+from herald.serving.deployments import canary  # noqa: F401  (registers its sensor)
 from herald.serving.deployments.manager import DeploymentManager
 from herald.serving.deployments.messages import (
     DeploymentDelete,
@@ -136,6 +138,7 @@ async def on_deployment_requested(msg: DeploymentRequested, ctx: SensorContext) 
                 "guardrails": msg.guardrails,
                 "follow_aliases": msg.follow_aliases,
                 "reason": msg.reason,
+                **({"canary": msg.canary} if msg.canary is not None else {}),
             }
         )
         dep.targets = await asyncio.to_thread(resolve_targets, dep.targets)
@@ -182,17 +185,22 @@ async def on_rollback(msg: DeploymentRollback, ctx: SensorContext) -> Any:
         current = await asyncio.to_thread(current_store().get, msg.name)
         if current.cause.get("id") == ctx.event.id:
             return None
-        if not current.history:
+        if msg.away_from is not None:
+            if not any(t.version == msg.away_from and t.weight > 0 for t in current.targets):
+                return None  # already left (a second verdict on the same canary)
+            restored, history = _away_from(current, msg.away_from)
+        elif not current.history:
             raise InvalidDeployment(
                 f"deployment {msg.name!r} has no earlier revision to roll back to"
             )
+        else:
+            restored, history = current.history[-1], current.history[:-1]
     except HeraldError as exc:
         return _failed(msg.name, exc)
-    restored = current.history[-1]
     dep = current.model_copy(
         update={
             "targets": restored,
-            "history": current.history[:-1],
+            "history": history,
             "reason": msg.reason or "rollback",
             "status": "pending",
             "error": None,
@@ -212,6 +220,21 @@ async def on_rollback(msg: DeploymentRollback, ctx: SensorContext) -> Any:
     if outcome is not None:
         out.append(outcome)
     return out
+
+
+def _away_from(current: Deployment, version: str) -> tuple[list[Target], list[list[Target]]]:
+    """The newest earlier targets without ``version`` (and the history before them); else the
+    current targets with ``version`` at weight 0, which needs another version with weight."""
+    for i in range(len(current.history) - 1, -1, -1):
+        if all(t.version != version for t in current.history[i]):
+            return current.history[i], current.history[:i]
+    targets = [t.model_copy(update={"weight": 0.0}) if t.version == version else t
+               for t in current.targets]  # fmt: skip
+    if sum(t.weight for t in targets) <= 0:
+        raise InvalidDeployment(
+            f"cannot leave {version}: deployment {current.name!r} serves nothing else"
+        )
+    return targets, [*current.history, current.targets][-20:]
 
 
 @sensor(on=DeploymentDelete, name="herald.deployments.delete")
@@ -247,6 +270,7 @@ async def on_model_promoted(msg: ModelPromoted, ctx: SensorContext) -> list[Depl
                     targets=[t.model_dump(exclude={"version"}) for t in dep.targets],
                     guardrails=dep.guardrails,
                     follow_aliases=True,
+                    canary=dep.canary.model_dump(),
                     reason=f"{msg.name}@{msg.alias} moved to version {msg.version}",
                 )
             )
