@@ -248,9 +248,12 @@ class Client:
         *,
         guardrails: list[dict[str, Any]] | None = None,
         follow_aliases: bool = True,
+        canary: dict[str, Any] | None = None,
         reason: str = "",
     ) -> dict[str, Any]:
-        """Publish ``deployment.requested``; returns ``{"deployment", "message_id", ...}``."""
+        """Publish ``deployment.requested``; returns ``{"deployment", "message_id", ...}``.
+        ``canary``: the rollback policy (``{"enabled", "compare_with_stable", "min_scores",
+        "on_failed_thresholds"}``)."""
         body: dict[str, Any] = {
             "name": name,
             "targets": targets,
@@ -259,6 +262,8 @@ class Client:
         }
         if guardrails is not None:
             body["guardrails"] = guardrails
+        if canary is not None:
+            body["canary"] = canary
         return dict(self._request("POST", "/v1/deployments", json=body))
 
     def set_traffic(

@@ -66,6 +66,7 @@ def test_cli_deploy_and_keys_round_trip(tmp_path: Path, monkeypatch: pytest.Monk
         out = run(
             "deploy", "create", "chat", "--target", "models:/m@champion",
             "--canary", "models:/m/2", "--weight", "10", "--backend", "fake", "--wait", "30",
+            "--min-score", "exact_match=0.5",
         )  # fmt: skip
         assert "revision 1 ready" in out
         dep = wait_json("deploy", "show", "chat", until=lambda d: d["status"] == "ready")
@@ -74,9 +75,11 @@ def test_cli_deploy_and_keys_round_trip(tmp_path: Path, monkeypatch: pytest.Monk
             ("models:/m/2", 10.0),
         ]
         assert [g["version"] for g in dep["live"]] == ["models:/m/1", "models:/m/2"]
+        assert dep["canary"]["enabled"] and dep["canary"]["min_scores"] == {"exact_match": 0.5}
         listed = run("deploy", "list")
         assert "chat" in listed and "models:/m/2 10%" in listed
-        assert "models:/m/1" in run("deploy", "show", "chat")
+        shown = run("deploy", "show", "chat")
+        assert "models:/m/1" in shown and "canary rollback: on (vs stable)" in shown
         # the deployment answers on the data plane
         with server.client() as http:
             r = http.post(

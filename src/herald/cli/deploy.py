@@ -70,8 +70,9 @@ def _print_json(data: Any) -> None:
     out.print_json(json.dumps(data, default=str))
 
 
-def parse_weights(text: str) -> dict[str, float]:
-    """``models:/x/1=90,models:/x/2=10`` → ``{"models:/x/1": 90.0, "models:/x/2": 10.0}``."""
+def parse_weights(text: str, limit: float | None = 100.0) -> dict[str, float]:
+    """``models:/x/1=90,models:/x/2=10`` → ``{"models:/x/1": 90.0, "models:/x/2": 10.0}``
+    (values within 0..``limit``; ``limit=None``: any number)."""
     weights: dict[str, float] = {}
     for part in text.split(","):
         part = part.strip()
@@ -86,8 +87,8 @@ def parse_weights(text: str) -> dict[str, float]:
             raise typer.BadParameter(
                 f"weight of {key.strip()!r} is not a number: {value!r}"
             ) from None
-        if not 0 <= weight <= 100:
-            raise typer.BadParameter(f"weight of {key.strip()!r} must be within 0..100")
+        if limit is not None and not 0 <= weight <= limit:
+            raise typer.BadParameter(f"weight of {key.strip()!r} must be within 0..{limit:g}")
         if key.strip() in weights:
             raise typer.BadParameter(f"{key.strip()!r} is listed twice")
         weights[key.strip()] = weight
@@ -154,6 +155,17 @@ def create(
         bool,
         typer.Option("--follow-aliases/--no-follow-aliases", help="Redeploy when an alias moves."),
     ] = True,
+    canary_rollback: Annotated[
+        bool,
+        typer.Option(
+            "--canary-rollback/--no-canary-rollback",
+            help="Roll the canary back when its evaluation regresses against the stable version.",
+        ),
+    ] = True,
+    min_score: Annotated[
+        list[str] | None,
+        typer.Option("--min-score", help="METRIC=VALUE the canary must reach (repeatable)."),
+    ] = None,
     reason: ReasonOpt = "",
     wait: WaitOpt = 0.0,
     json_out: JsonOpt = False,
@@ -173,9 +185,19 @@ def create(
         if canary == target:
             _fail("--canary must differ from --target")
         targets.append(one(canary, weight))
+    policy: dict[str, Any] = {"enabled": canary_rollback}
+    if min_score:
+        policy["min_scores"] = parse_weights(",".join(min_score), limit=None)
     client = _client()
     before = _revision(client, name) if wait else 0
-    result = _call(client.deploy, name, targets, follow_aliases=follow_aliases, reason=reason)
+    result = _call(
+        client.deploy,
+        name,
+        targets,
+        follow_aliases=follow_aliases,
+        canary=policy,
+        reason=reason,
+    )
     if json_out:
         _print_json(result)
     else:
@@ -214,6 +236,20 @@ def show(name: str, json_out: JsonOpt = False) -> None:
         out.print(f"[red]error:[/] {escape(d['error'])}", highlight=False)
     if d.get("reason"):
         out.print(f"reason: {escape(d['reason'])}", highlight=False)
+    policy = d.get("canary") or {}
+    if policy:
+        floors = ", ".join(f"{k}≥{v:g}" for k, v in (policy.get("min_scores") or {}).items())
+        out.print(
+            "canary rollback: "
+            + ("on" if policy.get("enabled") else "off")
+            + (
+                " (vs stable)"
+                if policy.get("enabled") and policy.get("compare_with_stable")
+                else ""
+            )
+            + (f", minimum {floors}" if floors else ""),
+            highlight=False,
+        )
     t = Table("target", "version", "weight %", "replicas")
     for x in d["targets"]:
         t.add_row(x["model"], x.get("version") or "—", f"{x['weight']:g}", str(x["replicas"]))

@@ -26,6 +26,7 @@ class DeploymentBody(BaseModel):
     targets: list[dict[str, Any]] = Field(min_length=1)
     guardrails: list[dict[str, Any]] | None = None
     follow_aliases: bool = True
+    canary: dict[str, Any] | None = Field(None, description="canary rollback policy")
     reason: str = ""
 
 
@@ -75,6 +76,7 @@ def router(h: Herald) -> APIRouter:
             "targets": [t.model_dump() for t in dep.targets],
             "guardrails": dep.guardrails,
             "follow_aliases": dep.follow_aliases,
+            "canary": dep.canary.model_dump(),
             "history": len(dep.history),
             "updated_at": dep.updated_at.isoformat(),
             "serving_revision": active.revision if active is not None else None,
@@ -88,8 +90,9 @@ def router(h: Herald) -> APIRouter:
 
     @r.post("/deployments", status_code=202, summary="Create or replace a deployment")
     async def create_deployment(body: DeploymentBody) -> JSONResponse:
-        parse_deployment(body.model_dump())  # 422 early, naming the problem
-        out = await publish("deployment.requested", body.model_dump(), body.name)
+        data = body.model_dump(exclude_none=True)
+        parse_deployment(data)  # 422 early, naming the problem
+        out = await publish("deployment.requested", data, body.name)
         return JSONResponse({"deployment": body.name, **out}, status_code=202)
 
     @r.get("/deployments/{name}", summary="A deployment: desired state and live replicas")
