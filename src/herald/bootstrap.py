@@ -83,6 +83,9 @@ class Herald:
             settings.resolved_artifacts_url, cache_dir=settings.home / "cache" / "artifacts"
         )
         bind_registry(self.registry)  # the built-in registry sensors use this Herald's registry
+        from herald.monitoring.sensors import bind_monitoring
+
+        bind_monitoring(settings)  # and the monitoring sensors its settings
         self.serving = ModelPool.from_settings(  # the OpenAI data plane's models (lazy loads)
             settings.serving, registry=self.registry, metrics=ServingMetrics(self.metrics.registry)
         )

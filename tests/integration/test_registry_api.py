@@ -61,7 +61,8 @@ async def api_env(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Env]
 
 async def test_models_versions_resolve_card(api_env: tuple[httpx.AsyncClient, Env]) -> None:
     api, _ = api_env
-    [m] = (await api.get("/v1/registry/models")).json()["data"]
+    models = (await api.get("/v1/registry/models")).json()["data"]
+    [m] = [m for m in models if m["name"] == "demo"]  # beside the bundled base models
     assert (m["name"], m["latest_version"], m["versions"]) == ("demo", 2, 2)
     model = (await api.get("/v1/registry/models/demo")).json()
     assert [v["version"] for v in model["versions"]] == [2, 1]
