@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,14 +18,25 @@ CHROMIUM = Path("/usr/bin/chromium")
 # the docs' screenshots are refreshed with HERALD_UPDATE_SCREENSHOTS=1; otherwise they go to tmp
 DOC_SHOTS = ROOT / "docs" / "screenshots"
 
+KEY = "hk_dashboard_e2e_key"
+
 pytestmark = pytest.mark.slow
+
+
+def wait_until(check: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
 
 
 @pytest.fixture
 def page() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: install it with 'apt-get install -y chromium'")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=20_000)  # a shared 2-core machine: generous, never timed asserts
 
     with sync_playwright() as p:
         browser = p.chromium.launch(
@@ -33,8 +45,11 @@ def page() -> Iterator[Any]:
         )
         pg = browser.new_page(viewport={"width": 1280, "height": 800})
         pg.set_default_timeout(20_000)
+        errors: list[str] = []
+        pg.on("pageerror", lambda exc: errors.append(str(exc)))
         try:
             yield pg
+            assert errors == [], f"JavaScript errors on the pages: {errors}"
         finally:
             browser.close()
 
@@ -44,7 +59,7 @@ def test_login_live_overview_flow_and_emit_form(
 ) -> None:
     from playwright.sync_api import expect
 
-    server = server_factory([PLUGIN])
+    server = server_factory([PLUGIN], HERALD_API_KEY=KEY, DEMO_KEY=KEY)
     server.start()
     shots = DOC_SHOTS if os.environ.get("HERALD_UPDATE_SCREENSHOTS") == "1" else tmp_path
     shots.mkdir(parents=True, exist_ok=True)
@@ -148,6 +163,7 @@ def test_login_live_overview_flow_and_emit_form(
     with server.client() as api:
         reg = {"name": "demo-model", "artifact_uri": "file:///models/demo/3"}
         assert api.post("/v1/messages", json={"type": "model.register", "data": reg}).is_success
+        wait_until(lambda: api.get("/v1/registry/models/demo-model/versions/3").is_success)
         fake = {"backend": "fake", "options": {"reply": "Hello from the canary"}}
         targets = [
             {"model": "models:/demo-model/1", "weight": 90, **fake},
@@ -178,3 +194,18 @@ def test_login_live_overview_flow_and_emit_form(
     expect(page.locator("#pg-transcript .assistant .answer")).to_have_text("Hello from the canary")
     expect(page.locator("#pg-usage")).to_contain_text("completion tokens")
     page.screenshot(path=str(shots / "playground.png"), full_page=True)
+
+    # evaluations: the shipped `tiny` suite against the deployment, over this server's API
+    with server.client() as api:
+        body = {"target": f"{server.url}/v1#demo", "suite": "tiny", "api_key_env": "DEMO_KEY"}
+        r = api.post("/v1/evaluations", json=body)
+        assert r.status_code == 202, r.text
+    page.goto(server.url + "/#/evaluations")
+    expect(page.locator("#evaluations .pill").first).to_have_text("completed", timeout=60_000)
+    expect(page.locator("#leaderboard tr")).to_have_count(1)
+    page.screenshot(path=str(shots / "evaluations.png"), full_page=True)
+    page.locator("#evaluations a").first.click()
+    expect(page.locator("#samples tr")).to_have_count(5)
+    page.check("#failed-only")
+    expect(page.locator("#samples tr")).not_to_have_count(5)
+    page.screenshot(path=str(shots / "evaluation.png"), full_page=True)

@@ -35,6 +35,12 @@ export function query(params) {
   return s ? `?${s}` : "";
 }
 
+// The log's head *before* a history query: following from it after the query misses nothing
+// (callers drop the few duplicates by id).
+export async function head() {
+  return (await api("/messages?limit=1&order=desc")).head;
+}
+
 // Follow /v1/messages/stream; returns a function that closes it.
 export function follow(params, onMessage) {
   const src = new EventSource(`/v1/messages/stream${query(params)}`);

@@ -8,6 +8,7 @@ import { renderJobs, renderJob } from "./jobs.js";
 import { renderRegistry, renderModel } from "./registry.js";
 import { renderDeployments } from "./deployments.js";
 import { renderPlayground } from "./playground.js";
+import { renderEvaluations, renderEvaluation } from "./evaluations.js";
 
 const routes = [
   [/^#?\/?$/, "overview", renderOverview],
@@ -17,6 +18,8 @@ const routes = [
   [/^#\/jobs$/, "jobs", renderJobs],
   [/^#\/registry\/(.+)$/, "registry", renderModel],
   [/^#\/registry$/, "registry", renderRegistry],
+  [/^#\/evaluations\/(.+)$/, "evaluations", renderEvaluation],
+  [/^#\/evaluations$/, "evaluations", renderEvaluations],
   [/^#\/deployments$/, "deployments", renderDeployments],
   [/^#\/playground$/, "playground", renderPlayground],
 ];

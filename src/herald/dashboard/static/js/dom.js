@@ -41,8 +41,11 @@ export function clear(node) {
   return node;
 }
 
-export function ago(iso) {
-  const s = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
+// "5s ago" from an ISO time or epoch seconds.
+export function ago(t) {
+  if (t === null || t === undefined) return "";
+  const ms = typeof t === "number" ? t * 1000 : new Date(t).getTime();
+  const s = Math.max(0, (Date.now() - ms) / 1000);
   if (s < 60) return `${Math.round(s)}s ago`;
   if (s < 3600) return `${Math.round(s / 60)}m ago`;
   return `${Math.round(s / 3600)}h ago`;

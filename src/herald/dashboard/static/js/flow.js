@@ -1,5 +1,5 @@
 // Flow view: the causal graph of one correlation id, redrawn live as its messages arrive.
-import { api, follow } from "./api.js";
+import { api, follow, head } from "./api.js";
 import { el, svg, clear, fill, throttle } from "./dom.js";
 import { layout } from "./layout.js";
 
@@ -67,9 +67,13 @@ export function renderFlow(root, correlationid) {
     }
   }
   const reload = throttle(load, 500);
-  // follow from the log's head, then load: nothing that arrives in between is missed
-  const close = follow({ correlationid }, reload);
-  load();
+  // take the log's head, load, then follow from that head: nothing in between is missed
+  let close = null;
+  let gone = false;
+  head().then((from) => {
+    load();
+    if (!gone) close = follow({ correlationid, after: from }, reload);
+  });
   const timer = setInterval(reload, 5000); // job status changes between messages
-  return () => { close(); clearInterval(timer); };
+  return () => { gone = true; if (close) close(); clearInterval(timer); };
 }

@@ -1,5 +1,5 @@
 // Jobs: list by status, detail with progress, a live log tail, cancel and retry.
-import { api, follow, query } from "./api.js";
+import { api, follow, head as logHead, query } from "./api.js";
 import { el, clear, fill, ago, throttle } from "./dom.js";
 import { lineChart } from "./chart.js";
 
@@ -56,6 +56,7 @@ export function renderJob(root, id) {
     return false;
   }
   async function startCurves(correlationid) {
+    const from = await logHead();
     let res = { data: [], next_after: 0 };
     for (let page = 0; page < 20; page++) { // up to 20k steps of history, then live
       res = await api(`/messages${query({ type: "training.progressed", correlationid, after: res.next_after, limit: 1000 })}`);
@@ -65,7 +66,7 @@ export function renderJob(root, id) {
     drawCharts();
     const redraw = throttle(drawCharts, 500);
     if (gone) return;
-    closeStream = follow({ type: "training.progressed", correlationid, after: res.head }, (e) => { if (addProgress(e)) redraw(); });
+    closeStream = follow({ type: "training.progressed", correlationid, after: from }, (e) => { if (addProgress(e)) redraw(); });
   }
 
   async function load() {

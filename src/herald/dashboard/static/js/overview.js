@@ -1,5 +1,5 @@
 // Overview: the live event stream with filters, sensors with status and lag, jobs by state.
-import { api, follow, query } from "./api.js";
+import { api, follow, head, query } from "./api.js";
 import { el, clear, ago, throttle } from "./dom.js";
 
 const MAX_ROWS = 200; // the stream never grows the page without bound
@@ -41,9 +41,12 @@ export function renderOverview(root) {
   async function load() {
     if (close) close();
     clear(body);
+    const from = await head();
     const res = await api(`/messages${query({ ...filters, order: "desc", limit: 50 })}`);
+    const seen = new Set(res.data.map((e) => e.id));
     for (const e of res.data) body.append(eventRow(e));
-    close = follow({ ...filters, after: res.head }, (e) => {
+    close = follow({ ...filters, after: from }, (e) => {
+      if (seen.has(e.id)) return;
       body.prepend(eventRow(e));
       while (body.children.length > MAX_ROWS) body.lastChild.remove();
       refresh();
