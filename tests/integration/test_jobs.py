@@ -45,6 +45,7 @@ async def test_sensor_started_job_runs_and_reports(jenv: Env, executor: str) -> 
     assert built.data == {"value": 49}
     [job] = await h.log.jobs(name="square")
     assert job.status == "succeeded" and job.executor == executor and job.attempt == 1
+    assert job.progress == 1.0 and job.progress_message == "half way"  # last report kept
     assert job.correlationid == cause.correlationid
     types = [e.type for e in await h.log.query(EventQuery(correlationid=cause.correlationid))]
     assert types[:3] == ["test.build.requested", "job.requested", "job.started"]

@@ -182,13 +182,10 @@ def _messages(h: Herald) -> APIRouter:
             limit=limit,
             descending=order == "desc",
         )
+        head = await h.log.head()  # before the query: following from it misses nothing
         events = await h.log.query(q)
         last = events[-1].seq if events and order == "asc" else None
-        return {
-            "data": [_env_json(e) for e in events],
-            "next_after": last,
-            "head": await h.log.head(),
-        }
+        return {"data": [_env_json(e) for e in events], "next_after": last, "head": head}
 
     @r.get("/messages/stream", summary="Follow messages as Server-Sent Events")
     async def stream(

@@ -80,6 +80,18 @@ def expire_lease(job: JobRecord, now: datetime) -> tuple[JobRecord, list[Envelop
     return done, [jobevents.failed(job, error, will_retry=False)]
 
 
+def _progress(events: Sequence[Envelope]) -> dict[str, Any]:
+    """Progress and message of the newest ``job.progressed`` events among ``events``."""
+    changes: dict[str, Any] = {}
+    for e in events:
+        if e.type == "job.progressed":
+            if e.data.get("progress") is not None:
+                changes["progress"] = e.data["progress"]
+            if e.data.get("message") is not None:
+                changes["progress_message"] = e.data["message"]
+    return changes
+
+
 def finished(
     job: JobRecord,
     status: JobStatus,
@@ -87,7 +99,11 @@ def finished(
     result: Any,
     error: str | None,
     retry_at: datetime | None,
+    events: Sequence[Envelope] = (),
 ) -> JobRecord:
+    """The job after an attempt ended; ``events`` (committed with it) may carry its last
+    progress report."""
+    job = dataclasses.replace(job, **_progress(events))
     now = utcnow()
     if retry_at is not None:
         return dataclasses.replace(
@@ -160,10 +176,5 @@ def heartbeat(job: JobRecord, lease_s: float, events: Sequence[Envelope]) -> Job
         "lease_expires_at": now + timedelta(seconds=lease_s),
         "updated_at": now,
     }
-    for e in events:
-        if e.type == "job.progressed":
-            if e.data.get("progress") is not None:
-                changes["progress"] = e.data["progress"]
-            if e.data.get("message") is not None:
-                changes["progress_message"] = e.data["message"]
+    changes.update(_progress(events))
     return dataclasses.replace(job, **changes)

@@ -284,7 +284,9 @@ class MemoryEventLog(EventLog):
         retry_at: datetime | None = None,
     ) -> JobRecord:
         job = self._owned(job_id, token)
-        job = jobstate.finished(job, status, result=result, error=error, retry_at=retry_at)
+        job = jobstate.finished(
+            job, status, result=result, error=error, retry_at=retry_at, events=events
+        )
         self._append(events)
         self._jobs[job_id] = job
         await self._notify()

@@ -709,7 +709,9 @@ class SQLEventLog(EventLog):
             job = self._load(tx.conn, job_id)
             if job.lease_token != token or job.status != "running":
                 raise LeaseLost(f"job {job_id} is no longer leased with this token")
-            job = jobstate.finished(job, status, result=result, error=error, retry_at=retry_at)
+            job = jobstate.finished(
+                job, status, result=result, error=error, retry_at=retry_at, events=events
+            )
             self._save(tx, job, token)
             tx.append(events)
             return job
