@@ -121,10 +121,15 @@ class Herald:
     def make_executors(self) -> dict[str, Executor]:
         """Fresh executors for a worker (built-ins: ``inline`` and ``local``)."""
         js = self.settings.jobs
-        return {
+        executors: dict[str, Executor] = {
             "inline": InlineExecutor(js.inline_concurrency),
             "local": LocalExecutor(js.local_concurrency, self.plugins, js.cancel_grace_s),
         }
+        if js.kubernetes.enabled:
+            from herald.jobs.executors.kubernetes import KubernetesExecutor
+
+            executors["kubernetes"] = KubernetesExecutor(js.kubernetes, self.plugins)
+        return executors
 
     async def start(self, *, sensors: bool = True, workers: bool = True) -> None:
         self.settings.home.mkdir(parents=True, exist_ok=True)

@@ -65,6 +65,35 @@ class SensorSettings(BaseModel):
     )
 
 
+class KubernetesSettings(BaseModel):
+    """The ``kubernetes`` executor: one ``batch/v1`` Job per Herald job attempt."""
+
+    enabled: bool = Field(False, description="Offer the kubernetes executor on this worker.")
+    namespace: str = Field("default", description="Namespace the Jobs are created in.")
+    image: str = Field("herald:latest", description="Image with Herald and the job plugins.")
+    image_pull_policy: str = Field("IfNotPresent", description="Always, IfNotPresent or Never.")
+    service_account: str | None = Field(None, description="Service account of the job pods.")
+    env_secret: str | None = Field(
+        None, description="Secret whose keys become the pods' environment (database URL, keys)."
+    )
+    cpu: str = Field("1", description="CPU request and limit per job pod.")
+    memory: str = Field("2Gi", description="Memory request and limit per job pod.")
+    gpus: int = Field(0, ge=0, description="nvidia.com/gpu per job pod.")
+    node_selector: dict[str, str] = Field(default_factory=dict, description="Pod nodeSelector.")
+    tolerations: list[dict[str, Any]] = Field(
+        default_factory=list, description="Pod tolerations (Kubernetes objects, camelCase)."
+    )
+    backoff_limit: int = Field(
+        0, ge=0, description="Pod retries inside one attempt (Herald retries attempts itself)."
+    )
+    active_deadline_s: int | None = Field(
+        None, ge=1, description="Default deadline of a job pod; a job's timeout_s wins."
+    )
+    ttl_after_finished_s: int = Field(3600, ge=0, description="Finished Jobs are deleted after.")
+    capacity: int = Field(16, ge=1, description="Jobs this worker runs on the cluster at once.")
+    poll_s: float = Field(2.0, gt=0, description="Job status polling interval.")
+
+
 class JobSettings(BaseModel):
     """Job queue and executors."""
 
@@ -75,6 +104,7 @@ class JobSettings(BaseModel):
     local_concurrency: int = Field(2, ge=1, description="Parallel subprocess jobs per worker.")
     inline_concurrency: int = Field(8, ge=1, description="Parallel in-process jobs per worker.")
     cancel_grace_s: float = Field(5.0, ge=0, description="SIGTERM → SIGKILL grace on cancel.")
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
 
 
 class ServedModel(BaseModel):
