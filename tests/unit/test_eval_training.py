@@ -3,14 +3,13 @@ evaluation.completed with the step goes out through the job context."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from herald.jobs.context import JobContext
 
-pytest.importorskip("transformers")
+importlib.import_module("transformers")
 
 
 def test_evaluate_in_process_on_a_live_model(tmp_path: Path) -> None:
