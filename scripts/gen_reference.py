@@ -21,13 +21,18 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "reference"
 
 
+def _portable(text: str) -> str:
+    """Defaults computed from the checkout's location are shown relative to it."""
+    return text.replace(str(ROOT), "<checkout>")
+
+
 def _default(field: FieldInfo) -> str:
     if field.default_factory is not None:
         name = getattr(field.default_factory, "__name__", "")
         if name == "default_home":
             return "`~/.herald`"
         value = field.default_factory()  # type: ignore[call-arg]
-        return f"`{value}`" if not isinstance(value, BaseModel) else "(section)"
+        return _portable(f"`{value}`") if not isinstance(value, BaseModel) else "(section)"
     if field.default is None:
         return "unset"
     return f"`{field.default}`"
@@ -115,7 +120,7 @@ def cli_md() -> str:
                         names = ", ".join(f"`{o}`" for o in p.opts)
                         desc = (p.help or "").replace("|", "\\|")
                         if p.default not in (None, False, ()) and not p.required:
-                            desc += f" (default: `{p.default}`)"
+                            desc += _portable(f" (default: `{p.default}`)")
                     else:
                         names = f"`{(p.name or '').upper()}`"
                         desc = "required" if p.required else "optional"
