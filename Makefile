@@ -22,7 +22,8 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -m "not llamacpp" $(PYTEST_ARGS)
+	$(BIN)/pytest -q -m llamacpp $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not slow and not postgres" $(PYTEST_ARGS)

@@ -162,6 +162,7 @@ async def test_significantly_better_version_is_promoted_with_evidence(
 
 
 @pytest.mark.slow
+@pytest.mark.llamacpp
 async def test_bundled_model_on_a_shipped_suite_through_messages(
     api: tuple[httpx.AsyncClient, Herald],
 ) -> None:

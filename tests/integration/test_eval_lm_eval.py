@@ -33,6 +33,7 @@ async def test_custom_yaml_task_on_a_local_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.llamacpp
 async def test_lm_eval_and_reference_engine_agree_on_the_bundled_model(tmp_path: Path) -> None:
     importlib.import_module("llama_cpp")
     from herald.serving.pool import bundled_gguf_path

