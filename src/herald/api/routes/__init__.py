@@ -22,6 +22,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "herald.api.routes.deployments",
     "herald.api.routes.monitoring",
     "herald.api.routes.prompts",
+    "herald.api.routes.dashboard",
 )
 
 
