@@ -51,6 +51,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "herald.serving.batch.job",
     "herald.monitoring.sensors",
     "herald.prompts",  # prompt.registered / prompt.promoted message types
+    "herald.alerting.webhooks",  # the webhook delivery job (sensors come from settings)
 )
 
 
@@ -73,6 +74,7 @@ class Herald:
         self.jobs = jobs or default_jobs
         self.plugins = [*BUILTIN_PLUGINS, *settings.plugins, *(load or [])]
         load_plugins(self.plugins)
+        self._install_alerting()
         self._check_rules()
         self.log = event_log or open_event_log(
             settings.resolved_database_url, **self._log_options(settings.resolved_database_url)
@@ -108,6 +110,12 @@ class Herald:
 
     def _log_options(self, url: str) -> dict[str, Any]:
         return {"synchronous": self.settings.sqlite_synchronous} if url.startswith("sqlite") else {}
+
+    def _install_alerting(self) -> None:
+        from herald.alerting.webhooks import bind_alerting, install
+
+        install(self.settings.alerting, self.sensor_registry, self.catalog)
+        bind_alerting(self.settings)
 
     def _check_rules(self) -> None:
         for spec in self.sensor_registry.all():

@@ -94,6 +94,46 @@ class KubernetesSettings(BaseModel):
     poll_s: float = Field(2.0, gt=0, description="Job status polling interval.")
 
 
+class RaySettings(BaseModel):
+    """The ``ray`` executor: each Herald job attempt as a Ray task on a cluster."""
+
+    enabled: bool = Field(False, description="Offer the ray executor on this worker.")
+    address: str = Field(
+        "auto",
+        description="Cluster to join: host:port of the head's GCS, ray://host:10001 (Ray "
+        "Client), 'auto' (a cluster started on this machine / $RAY_ADDRESS) or 'local' "
+        "(start a private single-node cluster in the worker process).",
+    )
+    namespace: str = Field("herald", description="Ray namespace of Herald's tasks and actors.")
+    runtime_env: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Ray runtime_env of the job tasks (pip, env_vars, working_dir, ...).",
+    )
+    forward_env: bool = Field(
+        True,
+        description="Pass this worker's HERALD_* variables (but HERALD_API_KEY) to the jobs, "
+        "so they find the same database, artifacts and home.",
+    )
+    num_cpus: float = Field(1.0, ge=0, description="CPUs a job requests unless it says.")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs a job requests unless it says.")
+    memory: str | None = Field(
+        None, description="Memory a job requests unless it says (bytes or 512MiB, 2GiB, 2Gi)."
+    )
+    job_resources: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Resource requests by job name: {finetune: {cpus: 2, gpus: 1, "
+        "memory: 8GiB}}; they override the job's own and the defaults above.",
+    )
+    local_num_cpus: int | None = Field(
+        None, ge=1, description="CPUs of the private cluster when address is 'local'."
+    )
+    capacity: int = Field(8, ge=1, description="Jobs this worker runs on the cluster at once.")
+    poll_s: float = Field(0.5, gt=0, description="How often a job task checks its process.")
+    connect_timeout_s: float = Field(
+        10.0, gt=0, description="How long to wait for the cluster before failing."
+    )
+
+
 class JobSettings(BaseModel):
     """Job queue and executors."""
 
@@ -105,6 +145,7 @@ class JobSettings(BaseModel):
     inline_concurrency: int = Field(8, ge=1, description="Parallel in-process jobs per worker.")
     cancel_grace_s: float = Field(5.0, ge=0, description="SIGTERM → SIGKILL grace on cancel.")
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    ray: RaySettings = Field(default_factory=RaySettings)
 
 
 class ServedModel(BaseModel):
@@ -312,6 +353,59 @@ class MonitoringSettings(BaseModel):
     retrain: RetrainSettings = Field(default_factory=RetrainSettings)
 
 
+DEFAULT_ALERT_TYPES: tuple[str, ...] = (
+    "drift.detected",
+    "quality.degraded",
+    "slo.breached",
+    "budget.exceeded",
+    "retrain.skipped",
+    "approval.requested",
+    "deployment.rolledback",
+    "sensor.deadlettered",
+)
+
+
+class WebhookSettings(BaseModel):
+    """One webhook that alert messages are forwarded to (``herald.alerting``)."""
+
+    name: str = Field(
+        ..., pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="Webhook name (a-z, 0-9, _ -)."
+    )
+    url: str = Field(
+        ..., pattern=r"^https?://", description="Receiver URL (http:// only for trusted networks)."
+    )
+    types: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ALERT_TYPES),
+        min_length=1,
+        description="Message types forwarded (default: the alert types).",
+    )
+    secret_env: str | None = Field(
+        None,
+        description="Env var holding the signing secret (Standard Webhooks; whsec_<base64> or raw).",
+    )
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
+    timeout_s: float = Field(10.0, gt=0, le=300, description="Time limit of one delivery.")
+    max_attempts: int = Field(5, ge=1, le=50, description="Delivery attempts (5xx/429/timeouts).")
+
+
+class AlertingSettings(BaseModel):
+    """Forward alert messages to webhooks, signed, with retries (``herald.alerting``)."""
+
+    webhooks: list[WebhookSettings] = Field(
+        default_factory=list, description="Webhooks (YAML list in herald.yaml)."
+    )
+
+    @field_validator("webhooks")
+    @classmethod
+    def _unique(cls, v: list[WebhookSettings]) -> list[WebhookSettings]:
+        seen: set[str] = set()
+        for wh in v:
+            if wh.name in seen:
+                raise ValueError(f"webhook name {wh.name!r} is used twice")
+            seen.add(wh.name)
+        return v
+
+
 class Settings(BaseSettings):
     """Herald settings; every field maps to ``HERALD_<NAME>`` (nested with ``__``)."""
 
@@ -344,11 +438,17 @@ class Settings(BaseSettings):
         description="Python files, module names or YAML rule files to load at start.",
     )
     log_level: str = Field("INFO", description="Python log level.")
+    executor: str | None = Field(
+        None,
+        description="Default executor of jobs that name none (inline, local, ray, kubernetes); "
+        "overrides jobs.default_executor. HERALD_EXECUTOR=ray also enables the ray executor.",
+    )
     api: APISettings = Field(default_factory=APISettings)
     sensors: SensorSettings = Field(default_factory=SensorSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     rag: RagSettings = Field(default_factory=RagSettings)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
 
