@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import uvicorn
 
@@ -23,8 +25,10 @@ def serve(
     sensors: bool = True,
     workers: bool = True,
     announce: bool = True,
+    app_factory: Callable[[Herald, str], Any] | None = None,
 ) -> None:
-    """Start Herald and block until SIGINT/SIGTERM."""
+    """Start Herald and block until SIGINT/SIGTERM; ``app_factory(h, key)`` replaces the full
+    app (``herald serve`` mounts only the data plane)."""
     host, port = settings.api.host, settings.api.port
     check_bind(host, settings.api_key is not None)
     h = Herald(settings, load=load)
@@ -41,7 +45,10 @@ def serve(
         specs = h.sensor_registry.all()
         if specs:
             print(f"Sensors: {', '.join(s.name for s in specs)}", file=sys.stderr)
-    app = create_app(h, key, sensors=sensors, workers=workers)
+    if app_factory is not None:
+        app = app_factory(h, key)
+    else:
+        app = create_app(h, key, sensors=sensors, workers=workers)
     config = uvicorn.Config(
         app,
         host=host,

@@ -87,6 +87,79 @@ def _settings(host: str | None, port: int | None, config: Path | None) -> Any:
         fail(exc.message)
 
 
+PREFLIGHT_TIMEOUT_S = 20.0
+STARTUP_ERROR = 2  # exit code: a backend named in the configuration cannot be reached
+
+
+def _safe_url(url: str) -> str:
+    """``url`` without its password (user names, hosts and options stay: they help debugging)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return "<unparseable URL>"
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {PREFLIGHT_TIMEOUT_S:.0f} s"
+    text = exc.message if isinstance(exc, HeraldError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())[:600]
+
+
+def _preflight(settings: Any) -> None:
+    """Reach the database and the artifact store before starting a role: exit 2 with the URL
+    and what to check, instead of a traceback from deep inside start-up."""
+    import asyncio
+    import concurrent.futures
+    import contextlib
+
+    from herald.artifacts.registry import open_artifact_store
+    from herald.bus.registry import open_event_log
+
+    db = settings.resolved_database_url
+
+    async def check_database() -> None:
+        log = open_event_log(db)
+        try:
+            await asyncio.wait_for(log.start(), PREFLIGHT_TIMEOUT_S)
+        finally:
+            with contextlib.suppress(Exception):  # a log that never opened: keep the cause
+                await log.close()
+
+    try:
+        asyncio.run(check_database())
+    except Exception as exc:
+        fail(
+            f"cannot reach the database {_safe_url(db)}: {_reason(exc)}\n"
+            "  check HERALD_DATABASE_URL (or database_url in herald.yaml): is the server running "
+            "and reachable from this host (host, port, firewall), are the user, password and "
+            "database name right, and may the user create tables (Herald migrates on start)?",
+            code=STARTUP_ERROR,
+        )
+    arts = settings.resolved_artifacts_url
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    try:
+        store = open_artifact_store(arts, cache_dir=settings.home / "cache" / "artifacts")
+        # a lookup of a key that need not exist: it reaches the store without writing to it
+        pool.submit(store.exists, "herald-preflight").result(PREFLIGHT_TIMEOUT_S)
+    except Exception as exc:
+        fail(
+            f"cannot reach the artifact store {_safe_url(arts)}: {_reason(exc)}\n"
+            "  check HERALD_ARTIFACTS_URL (or artifacts_url in herald.yaml): for s3:// the "
+            "endpoint_url, the bucket and the credentials (AWS_ACCESS_KEY_ID / "
+            "AWS_SECRET_ACCESS_KEY or a profile); for a local path that it is a writable folder.",
+            code=STARTUP_ERROR,
+        )
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 def _serve(
     host: str | None,
     port: int | None,
@@ -95,6 +168,7 @@ def _serve(
     *,
     sensors: bool,
     workers: bool,
+    serving_only: bool = False,
 ) -> None:
     import logging
 
@@ -104,8 +178,14 @@ def _serve(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    _preflight(settings)
+    factory = None
+    if serving_only:
+        from herald.api.serving_role import create_serving_app
+
+        factory = create_serving_app
     try:
-        serve(settings, load=load or [], sensors=sensors, workers=workers)
+        serve(settings, load=load or [], sensors=sensors, workers=workers, app_factory=factory)
     except HeraldError as exc:
         fail(exc.message)
     except OSError as exc:
@@ -141,6 +221,14 @@ def api(
     _serve(host, port, load, config, sensors=False, workers=False)
 
 
+@app.command("serve")
+def serve_models(
+    host: HostOpt = None, port: PortOpt = None, load: LoadOpt = None, config: ConfigOpt = None
+) -> None:
+    """Run only model servers: the OpenAI data plane and deployments (no sensors, no workers)."""
+    _serve(host, port, load, config, sensors=False, workers=False, serving_only=True)
+
+
 @app.command()
 def worker(load: LoadOpt = None, config: ConfigOpt = None) -> None:
     """Run sensors and job workers without the HTTP API (against a shared database)."""
@@ -154,6 +242,7 @@ def worker(load: LoadOpt = None, config: ConfigOpt = None) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    _preflight(settings)
 
     async def run() -> None:
         h = Herald(settings, load=load or [])

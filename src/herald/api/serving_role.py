@@ -1,0 +1,52 @@
+"""The ASGI app of ``herald serve``: a model server without sensors, job workers or dashboard.
+
+It mounts the probes (``/healthz``, ``/readyz``, ``/metrics``), the OpenAI-compatible data plane
+(``/v1/models``, ``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``) and the
+deployments resource, behind the same authentication as ``herald api``. Several of these
+processes can run behind one Service; ``herald worker`` processes run the sensors and jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import herald
+from herald.api import errors
+from herald.api.app import _probes
+from herald.api.routes import deployments, serving
+from herald.api.security import AuthMiddleware
+from herald.bootstrap import Herald
+
+
+def create_serving_app(h: Herald, api_key: str) -> FastAPI:
+    """The model-server app; its lifespan starts ``h`` without sensors and job workers."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await h.start(sensors=False, workers=False)
+        try:
+            yield
+        finally:
+            await h.stop()
+
+    app = FastAPI(
+        title="Herald model server",
+        version=herald.__version__,
+        description="Herald's OpenAI-compatible data plane and deployments (herald serve).",
+        lifespan=lifespan,
+    )
+    app.add_middleware(
+        AuthMiddleware,
+        api_key=api_key,
+        max_body_bytes=h.settings.api.max_body_bytes,
+        keys=getattr(h, "keys", None),
+    )
+    errors.install(app)
+    app.state.herald = h
+    app.include_router(_probes(h))
+    app.include_router(serving.router(h), prefix="/v1")
+    app.include_router(deployments.router(h), prefix="/v1")
+    return app
