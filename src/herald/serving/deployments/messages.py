@@ -5,6 +5,12 @@ deployment.traffic.changed (new weights) ──▶ deployment.ready (the new rev
 deployment.rollback ──▶ deployment.rolledback      deployment.delete ──▶ deployment.deleted
 model.promoted (an alias a deployment follows moved) ──▶ deployment.requested (redeploy)
 evaluation.completed (a canary version regressed) ──▶ deployment.rollback (away_from the canary)
+
+Progressive rollout (a deployment with ``rollout: {strategy: canary}``, rollout.py):
+model.promoted ──▶ deployment.traffic.changed (add the new version as a canary)
+deployment.ready (with a canary) ──▶ deployment.watch ──▶ deployment.watch job
+  ──▶ deployment.traffic.changed (rollout_of: canary → 100 %) ──▶ deployment.rolledout
+  or  deployment.rollback (away_from: canary)                 ──▶ deployment.rolledback
 """
 
 from __future__ import annotations
@@ -35,6 +41,12 @@ class DeploymentRequested(Message, type="deployment.requested"):
         None,
         description="canary rollback policy: {'enabled': True, 'compare_with_stable': True, "
         "'min_scores': {'exact_match': 0.6}, 'on_failed_thresholds': True}",
+    )
+    rollout: dict[str, Any] | None = Field(
+        None,
+        description="how alias moves reach it: {'strategy': 'canary', 'canary_weight': 10, "
+        "'min_requests': 20, 'watch_s': 300, 'max_error_rate': 0.05, 'max_latency_p95_ms': "
+        "2000, 'require_evaluation': False} (default: replace at once)",
     )
     reason: str = ""
 
@@ -70,6 +82,15 @@ class DeploymentTrafficChanged(Message, type="deployment.traffic.changed"):
         description="targets to add with this change (a canary), with their own weight: "
         "[{'model': 'models:/x/3', 'weight': 10, 'replicas': 1}]",
     )
+    rollout_of: str | None = Field(
+        None,
+        description="complete the rollout of this canary version (models:/x/3): it replaces the "
+        "stable version (in the stable target, which keeps following its alias) at 100 %; "
+        "'weights' and 'add' are ignored",
+    )
+    evidence: dict[str, Any] = Field(
+        default_factory=dict, description="why (the watch's measurements)"
+    )
     reason: str = ""
 
 
@@ -83,6 +104,9 @@ class DeploymentRollback(Message, type="deployment.rollback"):
         description="a version (models:/x/3) to leave: go back to the newest earlier revision "
         "that does not serve it, or, if there is none, set its weight to 0",
     )
+    evidence: dict[str, Any] = Field(
+        default_factory=dict, description="why (the watch's or the evaluation's measurements)"
+    )
 
 
 class DeploymentRolledBack(Message, type="deployment.rolledback"):
@@ -92,6 +116,30 @@ class DeploymentRolledBack(Message, type="deployment.rolledback"):
     revision: int
     restored_revision: int
     targets: list[dict[str, Any]]
+    reason: str = ""
+    away_from: str | None = Field(None, description="the version that was left (a canary)")
+    evidence: dict[str, Any] = Field(default_factory=dict, description="copied from the rollback")
+
+
+class DeploymentWatch(Message, type="deployment.watch"):
+    """Watch a deployment's canary and decide: roll it out to 100 % or roll it back."""
+
+    name: str
+    canary_version: str = Field(description="models:/x/3 being watched")
+    stable_version: str = Field(description="models:/x/2 it would replace")
+    revision: int = Field(description="the deployment revision that added the canary")
+    since: float | None = Field(None, description="epoch time the canary took traffic")
+    policy: dict[str, Any] = Field(default_factory=dict, description="the rollout policy used")
+
+
+class DeploymentRolledOut(Message, type="deployment.rolledout"):
+    """A canary took all of a deployment's traffic (the end of a progressive rollout)."""
+
+    name: str
+    version: str = Field(description="models:/x/3 now serving 100 %")
+    replaced: str | None = Field(None, description="the stable version it replaced")
+    revision: int
+    evidence: dict[str, Any] = Field(default_factory=dict)
     reason: str = ""
 
 

@@ -83,6 +83,55 @@ class CanaryPolicy(BaseModel):
     )
 
 
+class RolloutPolicy(BaseModel):
+    """How a new version reaches a deployment when an alias it follows moves
+    (``herald.deployments.follow_alias``; see docs/guides/deployments.md#progressive-rollout).
+
+    ``replace`` (the default) swaps the whole deployment to the new version at once (blue-green).
+    ``canary`` deploys the new version beside the stable one with ``canary_weight`` % of the
+    traffic; ``deployment.watch`` then judges the canary on its online metrics (request log:
+    error rate, p95 latency, feedback) and its evaluation, and either rolls it out to 100 %
+    (``deployment.rolledout``) or rolls it back (``deployment.rolledback``)."""
+
+    strategy: Literal["replace", "canary"] = Field(
+        "replace", description="replace: switch at once; canary: watch a share first"
+    )
+    canary_weight: float = Field(10.0, gt=0, lt=100, description="canary traffic share (%)")
+    min_requests: int = Field(
+        20, ge=0, description="canary requests needed before a rollout verdict"
+    )
+    watch_s: float = Field(300.0, ge=0, description="shortest watch before rolling out")
+    max_watch_s: float = Field(
+        3600.0, gt=0, description="longest watch; then on_insufficient_traffic decides"
+    )
+    check_interval_s: float = Field(5.0, gt=0, description="re-check period of the watch")
+    max_error_rate: float = Field(
+        0.05, ge=0, le=1, description="canary error rate (non-200 share) above this → rollback"
+    )
+    max_latency_p95_ms: float | None = Field(
+        None, gt=0, description="canary p95 latency above this → rollback (None: not checked)"
+    )
+    min_feedback_score: float | None = Field(
+        None, ge=0, le=1, description="mean feedback score of canary answers below this → rollback"
+    )
+    require_evaluation: bool = Field(
+        False,
+        description="roll out only when the canary version has a completed evaluation that "
+        "passed its suite thresholds (evaluated at registration)",
+    )
+    on_insufficient_traffic: Literal["rollback", "rollout"] = Field(
+        "rollback", description="verdict when max_watch_s passes before min_requests"
+    )
+
+    @model_validator(mode="after")
+    def _windows(self) -> RolloutPolicy:
+        if self.max_watch_s < self.watch_s:
+            raise ValueError(
+                f"max_watch_s ({self.max_watch_s:g}) is below watch_s ({self.watch_s:g})"
+            )
+        return self
+
+
 class Deployment(BaseModel):
     """The desired state of one public model name (a new revision on every change)."""
 
@@ -91,6 +140,7 @@ class Deployment(BaseModel):
     guardrails: list[dict[str, Any]] | None = None
     follow_aliases: bool = True
     canary: CanaryPolicy = Field(default_factory=CanaryPolicy)
+    rollout: RolloutPolicy = Field(default_factory=RolloutPolicy)
     revision: int = 0
     status: Status = "pending"
     error: str | None = None

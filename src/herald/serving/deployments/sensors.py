@@ -3,8 +3,12 @@
     deployment.requested        → resolve aliases, store a revision, apply → deployment.ready|failed
     deployment.traffic.changed  → new weights as a revision (replicas reused) → deployment.ready
     deployment.rollback         → the previous targets as a revision → deployment.rolledback
+    deployment.traffic.changed (rollout_of) → the canary replaces the stable version
+                                  → deployment.ready + deployment.rolledout
     deployment.delete           → drain and unload → deployment.deleted
     model.promoted              → deployment.requested for deployments following that alias
+                                  (rollout strategy canary: deployment.traffic.changed adding
+                                  the new version as a canary; rollout.py watches it)
     evaluation.completed        → deployment.rollback when a canary regressed (canary.py)
 
 The desired state is written to the deployment store; the process that serves HTTP applies it
@@ -24,7 +28,8 @@ from herald.errors import HeraldError
 from herald.messages.base import Message
 from herald.messages.lifecycle import ModelPromoted
 from herald.sensors.base import SensorContext, sensor
-from herald.serving.deployments import canary  # noqa: F401  (registers its sensor)
+from herald.serving.deployments import canary as _canary_sensor  # noqa: F401  (registers)
+from herald.serving.deployments import rollout as _rollout_sensors  # noqa: F401  (registers)
 from herald.serving.deployments.manager import DeploymentManager
 from herald.serving.deployments.messages import (
     DeploymentDelete,
@@ -33,6 +38,7 @@ from herald.serving.deployments.messages import (
     DeploymentRequested,
     DeploymentRollback,
     DeploymentRolledBack,
+    DeploymentRolledOut,
     DeploymentTrafficChanged,
 )
 from herald.serving.deployments.models import (
@@ -139,6 +145,7 @@ async def on_deployment_requested(msg: DeploymentRequested, ctx: SensorContext) 
                 "follow_aliases": msg.follow_aliases,
                 "reason": msg.reason,
                 **({"canary": msg.canary} if msg.canary is not None else {}),
+                **({"rollout": msg.rollout} if msg.rollout is not None else {}),
             }
         )
         dep.targets = await asyncio.to_thread(resolve_targets, dep.targets)
@@ -158,6 +165,8 @@ async def on_traffic_changed(msg: DeploymentTrafficChanged, ctx: SensorContext) 
         current = await asyncio.to_thread(current_store().get, msg.name)
         if current.cause.get("id") == ctx.event.id:
             return await _store_and_apply(current, ctx)
+        if msg.rollout_of is not None:
+            return await _complete_rollout(current, msg, ctx)
         targets = apply_weights(current.targets, msg.weights)
         if msg.add:
             added = parse_deployment({"name": msg.name, "targets": msg.add}).targets
@@ -176,6 +185,59 @@ async def on_traffic_changed(msg: DeploymentTrafficChanged, ctx: SensorContext) 
         }
     )
     return await _store_and_apply(dep, ctx)
+
+
+async def _complete_rollout(
+    current: Deployment, msg: DeploymentTrafficChanged, ctx: SensorContext
+) -> list[Message]:
+    """The canary ``msg.rollout_of`` takes 100 %: the stable target (which may follow an alias)
+    now points at the canary version, the separate canary target goes, other targets keep
+    their weights. Loaded canary replicas are reused (same version), the stable ones drain."""
+    version = msg.rollout_of
+    canary = next((t for t in current.targets if t.version == version and t.weight > 0), None)
+    if canary is None:
+        return []  # already rolled out or rolled back (a late verdict)
+    others = [t for t in current.targets if t.version != version and t.weight > 0]
+    stable = max(others, key=lambda t: t.weight) if others else None
+    if stable is None:
+        targets = [canary.model_copy(update={"weight": 100.0})]
+    else:
+        promoted = stable.model_copy(
+            update={
+                "version": version,
+                "weight": 100.0,
+                "replicas": max(stable.replicas, canary.replicas),
+                "backend": canary.backend,
+                "options": canary.options,
+            }
+        )
+        targets = [promoted if t is stable else t.model_copy(update={"weight": 0.0})
+                   for t in current.targets if t is not canary and t.weight > 0]  # fmt: skip
+        targets = [t for t in targets if t.weight > 0]
+    dep = current.model_copy(
+        update={
+            "targets": targets,
+            "history": [*current.history, current.targets][-20:],
+            "reason": msg.reason or f"rolled out {version}",
+            "status": "pending",
+            "error": None,
+        }
+    )
+    outcome = await _store_and_apply(dep, ctx)
+    stored = await asyncio.to_thread(current_store().get, msg.name)
+    out: list[Message] = [
+        DeploymentRolledOut(
+            name=msg.name,
+            version=str(version),
+            replaced=stable.version if stable is not None else None,
+            revision=stored.revision,
+            evidence=msg.evidence,
+            reason=msg.reason,
+        )
+    ]
+    if outcome is not None:
+        out.append(outcome)
+    return out
 
 
 @sensor(on=DeploymentRollback, name="herald.deployments.rollback")
@@ -215,6 +277,8 @@ async def on_rollback(msg: DeploymentRollback, ctx: SensorContext) -> Any:
             restored_revision=max(1, current.revision - 1),
             targets=[t.model_dump(exclude={"options"}) for t in restored],
             reason=msg.reason,
+            away_from=msg.away_from,
+            evidence=msg.evidence,
         )
     ]
     if outcome is not None:
@@ -253,17 +317,21 @@ async def on_delete(msg: DeploymentDelete, ctx: SensorContext) -> Any:
 
 
 @sensor(on=ModelPromoted, name="herald.deployments.follow_alias")
-async def on_model_promoted(msg: ModelPromoted, ctx: SensorContext) -> list[DeploymentRequested]:
+async def on_model_promoted(msg: ModelPromoted, ctx: SensorContext) -> list[Message]:
     """Redeploy the deployments whose targets follow the alias that moved (disable with
     ``serving.deployments.follow_aliases: false`` or per deployment)."""
     if not follow_aliases_enabled():
         return []
-    out: list[DeploymentRequested] = []
+    out: list[Message] = []
     for dep in await asyncio.to_thread(current_store().list):
         if not dep.follow_aliases:
             continue
         hit = any(t.alias == (msg.name, msg.alias) and t.version != msg.uri for t in dep.targets)
-        if hit:
+        if hit and dep.rollout.strategy == "canary":
+            canary = start_canary(dep, msg)
+            if canary is not None:
+                out.append(canary)
+        elif hit:
             out.append(
                 DeploymentRequested(
                     name=dep.name,
@@ -271,7 +339,38 @@ async def on_model_promoted(msg: ModelPromoted, ctx: SensorContext) -> list[Depl
                     guardrails=dep.guardrails,
                     follow_aliases=True,
                     canary=dep.canary.model_dump(),
+                    rollout=dep.rollout.model_dump(),
                     reason=f"{msg.name}@{msg.alias} moved to version {msg.version}",
                 )
             )
     return out
+
+
+def start_canary(dep: Deployment, msg: ModelPromoted) -> DeploymentTrafficChanged | None:
+    """The first step of a progressive rollout: the promoted version joins ``dep`` as a canary
+    with ``rollout.canary_weight`` % beside the alias target's current version (which keeps the
+    rest). None when the version is already a target (a canary in progress)."""
+    if any(t.version == msg.uri for t in dep.targets):
+        return None
+    stable = next(t for t in dep.targets if t.alias == (msg.name, msg.alias))
+    if stable.version is None or stable.weight <= 0:
+        return None
+    w = dep.rollout.canary_weight
+    live = sum(t.weight for t in dep.targets if t.weight > 0)
+    # the canary takes w % of the whole, the stable target gives it up
+    stable_weight = max(stable.weight - live * w / 100.0, 0.0)
+    return DeploymentTrafficChanged(
+        name=dep.name,
+        weights={stable.version: round(stable_weight, 6)},
+        add=[
+            {
+                "model": msg.uri,
+                "weight": round(live * w / 100.0, 6),
+                "replicas": stable.replicas,
+                "backend": stable.backend,
+                "options": stable.options,
+            }
+        ],
+        reason=f"canary: {msg.name}@{msg.alias} moved to version {msg.version}; "
+        f"{w:g} % of {dep.name} goes to {msg.uri} while it is watched",
+    )
