@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.natsfixtures import nats_cluster, nats_server, nats_url  # noqa: F401 (fixtures)
+
 _xdg = Path(tempfile.gettempdir()) / f"herald-xdg-{os.getuid()}"
 _xdg.mkdir(mode=0o700, exist_ok=True)
 os.environ.setdefault("XDG_RUNTIME_DIR", str(_xdg))
@@ -54,7 +56,14 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'herald.db'}"
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("postgres+nats", marks=pytest.mark.postgres),
+    ]
+)
 def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "memory":
         return "memory://"
@@ -64,10 +73,13 @@ def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def event_log(log_url: str) -> AsyncIterator[object]:
+async def event_log(log_url: str, request: pytest.FixtureRequest) -> AsyncIterator[object]:
     from herald.bus import open_event_log
 
-    log = open_event_log(log_url)
+    options = {}
+    if request.node.callspec.params.get("log_url") == "postgres+nats":  # JetStream as the bus
+        options["bus_url"] = request.getfixturevalue("nats_url")
+    log = open_event_log(log_url, **options)
     await log.start()
     try:
         yield log

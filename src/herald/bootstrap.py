@@ -109,6 +109,8 @@ class Herald:
         self.started_at: datetime | None = None
 
     def _log_options(self, url: str) -> dict[str, Any]:
+        if self.settings.bus_url:  # e.g. nats://: PostgreSQL stays the truth, the bus carries it
+            return {"bus_url": self.settings.bus_url}
         return {"synchronous": self.settings.sqlite_synchronous} if url.startswith("sqlite") else {}
 
     def _install_alerting(self) -> None:

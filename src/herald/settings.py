@@ -436,6 +436,11 @@ class Settings(BaseSettings):
     plugins: list[str] = Field(
         default_factory=list,
         description="Python files, module names or YAML rule files to load at start.",
+    bus_url: str | None = Field(
+        None,
+        description="Message bus URL (nats://host:4222[,host2:4222][?stream=&replicas=&ack_wait=]); "
+        "needs a PostgreSQL database_url. Unset: the database is the bus.",
+    )
     )
     log_level: str = Field("INFO", description="Python log level.")
     executor: str | None = Field(

@@ -17,7 +17,7 @@ def test_upgrade_head_matches_metadata(tmp_path: Path) -> None:
     with engine.begin() as conn:
         upgrade(conn)
     with engine.connect() as conn:
-        assert current(conn) == "0002"
+        assert current(conn) == "0003"
         diff = compare_metadata(MigrationContext.configure(conn), schema.metadata)
         assert diff == []
         assert set(inspect(conn).get_table_names()) >= {
@@ -31,4 +31,4 @@ def test_upgrade_is_idempotent(tmp_path: Path) -> None:
         with engine.begin() as conn:
             upgrade(conn)
     with engine.connect() as conn:
-        assert current(conn) == "0002"
+        assert current(conn) == "0003"

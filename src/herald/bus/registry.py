@@ -1,5 +1,7 @@
 """Event-log adapters by URL scheme; third parties add theirs through the
-``herald.event_logs`` entry-point group."""
+``herald.event_logs`` entry-point group. A bus URL (``HERALD_BUS_URL``, e.g. ``nats://``) picks an
+adapter by its scheme from ``BUSES`` / the ``herald.buses`` group, built as ``cls(database_url,
+bus_url)``."""
 
 from __future__ import annotations
 
@@ -18,6 +20,11 @@ BUILTIN = {
     "postgresql+psycopg": "herald.bus.postgres:PostgresEventLog",
 }
 
+BUSES = {
+    "nats": "herald.bus.nats:NatsEventLog",
+    "tls": "herald.bus.nats:NatsEventLog",
+}
+
 
 def _load(target: str) -> Any:
     module, _, attr = target.partition(":")
@@ -33,8 +40,26 @@ def schemes() -> list[str]:
     return sorted(names)
 
 
-def open_event_log(url: str, **options: Any) -> EventLog:
-    """Create (not start) the event log for ``url``."""
+def _bus_adapter(bus_url: str) -> Any:
+    scheme = bus_url.split("://", 1)[0].lower() if "://" in bus_url else ""
+    target = BUSES.get(scheme)
+    if target is not None:
+        return _load(target)
+    for ep in entry_points(group="herald.buses"):
+        if ep.name == scheme:
+            return ep.load()
+    known = sorted({*BUSES, *(ep.name for ep in entry_points(group="herald.buses"))})
+    raise ConfigurationError(
+        f"no bus adapter for {bus_url.split('?', 1)[0]!r} (HERALD_BUS_URL); "
+        f"known schemes: {', '.join(known)}"
+    )
+
+
+def open_event_log(url: str, bus_url: str | None = None, **options: Any) -> EventLog:
+    """Create (not start) the event log for ``url``, carried over ``bus_url`` when given."""
+    if bus_url:
+        bus_log: EventLog = _bus_adapter(bus_url)(url, bus_url, **options)
+        return bus_log
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     target = BUILTIN.get(scheme)
     if target is None:

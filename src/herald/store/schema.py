@@ -228,3 +228,12 @@ run_artifacts = Table(
     Column("uri", Text, nullable=False),
     Column("time_us", BigInteger, nullable=False),
 )
+
+# bus outbox relay (migration 0003): the last event sequence the bus (NATS) acknowledged --------
+outbox_relay = Table(
+    "herald_outbox_relay",
+    metadata,
+    Column("stream", String(128), primary_key=True),
+    Column("published_seq", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+)
