@@ -8,7 +8,9 @@ import { renderJobs, renderJob } from "./jobs.js";
 import { renderRegistry, renderModel } from "./registry.js";
 import { renderDeployments } from "./deployments.js";
 import { renderPlayground } from "./playground.js";
-import { renderEvaluations, renderEvaluation } from "./evaluations.js";
+import { renderEvaluations, renderEvaluation, renderCompare } from "./evaluations.js";
+import { renderSensors } from "./sensors.js";
+import { renderFinetune } from "./finetune.js";
 
 const routes = [
   [/^#?\/?$/, "overview", renderOverview],
@@ -18,10 +20,13 @@ const routes = [
   [/^#\/jobs$/, "jobs", renderJobs],
   [/^#\/registry\/(.+)$/, "registry", renderModel],
   [/^#\/registry$/, "registry", renderRegistry],
+  [/^#\/evaluations\/compare\/(.+)$/, "evaluations", renderCompare],
   [/^#\/evaluations\/(.+)$/, "evaluations", renderEvaluation],
   [/^#\/evaluations$/, "evaluations", renderEvaluations],
   [/^#\/deployments$/, "deployments", renderDeployments],
   [/^#\/playground$/, "playground", renderPlayground],
+  [/^#\/sensors$/, "sensors", renderSensors],
+  [/^#\/finetune(?:\/(.+))?$/, "finetune", renderFinetune],
 ];
 
 let cleanup = null;

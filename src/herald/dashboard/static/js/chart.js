@@ -7,10 +7,11 @@ function fmt(v) {
   return a >= 1000 || a < 0.01 ? v.toExponential(2) : v.toPrecision(3);
 }
 
-export function lineChart(title, points, { width = 320, height = 160 } = {}) {
+// `xfmt` labels the x axis (default "step N"); `unit` follows the latest value in the caption.
+export function lineChart(title, points, { width = 320, height = 160, xfmt = (x) => `step ${x}`, unit = "" } = {}) {
   const pts = points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y));
   const box = el("figure", { class: "chart", "data-chart": title }, el("figcaption", {}, title,
-    pts.length ? el("span", { class: "muted" }, ` ${fmt(pts[pts.length - 1].y)}`) : null));
+    pts.length ? el("span", { class: "muted" }, ` ${fmt(pts[pts.length - 1].y)}${unit}`) : null));
   if (!pts.length) { box.append(el("p", { class: "muted" }, "no data yet")); return box; }
   const m = { l: 52, r: 8, t: 8, b: 22 };
   const xs = pts.map((p) => p.x), ys = pts.map((p) => p.y);
@@ -25,9 +26,9 @@ export function lineChart(title, points, { width = 320, height = 160 } = {}) {
     svg("line", { x1: m.l, y1: m.t, x2: m.l, y2: height - m.b, class: "axis" }),
     svg("text", { x: m.l - 4, y: m.t + 8, class: "tick", "text-anchor": "end" }, fmt(y1)),
     svg("text", { x: m.l - 4, y: height - m.b, class: "tick", "text-anchor": "end" }, fmt(y0)),
-    svg("text", { x: m.l, y: height - 6, class: "tick" }, `step ${x0}`),
-    svg("text", { x: width - m.r, y: height - 6, class: "tick", "text-anchor": "end" }, `${x1}`),
+    svg("text", { x: m.l, y: height - 6, class: "tick" }, xfmt(x0)),
+    svg("text", { x: width - m.r, y: height - 6, class: "tick", "text-anchor": "end" }, xfmt(x1).replace(/^step /, "")),
     svg("path", { d, class: "series" }),
-    ...pts.length < 60 ? pts.map((p) => svg("circle", { cx: X(p.x), cy: Y(p.y), r: 2, class: "dot" }, svg("title", {}, `step ${p.x}: ${p.y}`))) : []));
+    ...pts.length < 60 ? pts.map((p) => svg("circle", { cx: X(p.x), cy: Y(p.y), r: 2, class: "dot" }, svg("title", {}, `${xfmt(p.x)}: ${p.y}`))) : []));
   return box;
 }

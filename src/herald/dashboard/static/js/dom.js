@@ -5,6 +5,7 @@ export function el(tag, attrs = {}, ...children) {
     if (v === undefined || v === null || v === false) continue;
     if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
     else if (k === "dataset") Object.assign(node.dataset, v);
+    else if (k === "style") Object.assign(node.style, v); // CSSOM, allowed by the CSP (no inline style attributes)
     else node.setAttribute(k, v === true ? "" : String(v));
   }
   append(node, children);

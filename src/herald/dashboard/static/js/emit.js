@@ -2,7 +2,7 @@
 import { api } from "./api.js";
 import { el, clear } from "./dom.js";
 
-function resolve(schema, root) {
+export function resolve(schema, root) {
   let s = schema || {};
   for (let i = 0; s.$ref && i < 10; i++) {
     const path = s.$ref.replace(/^#\//, "").split("/");
@@ -16,7 +16,7 @@ function resolve(schema, root) {
 }
 
 // One input per top-level property; nested objects and arrays are edited as JSON.
-function field(name, raw, root, required) {
+export function field(name, raw, root, required) {
   const s = resolve(raw, root);
   const id = `f-${name}`;
   const common = { id, name, "data-field": name, "aria-describedby": `${id}-err` };
@@ -51,7 +51,7 @@ function field(name, raw, root, required) {
 }
 
 // Read the form; client-side checks are syntax (numbers, JSON, required), the server checks the rest.
-function read(fields) {
+export function read(fields) {
   const data = {};
   const errors = {};
   for (const f of fields) {

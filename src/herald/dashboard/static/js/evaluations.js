@@ -1,4 +1,5 @@
-// Evaluations: runs newest first, a leaderboard per suite, and a run's per-sample browser.
+// Evaluations: runs newest first, a leaderboard per suite, a run's per-sample browser, and two
+// runs of one suite side by side (paired bootstrap: difference, 95% interval, p-value).
 import { api, follow, query } from "./api.js";
 import { el, clear, fill, ago, throttle } from "./dom.js";
 
@@ -18,9 +19,14 @@ export function renderEvaluations(root) {
   const suitePick = el("select", { id: "lb-suite", "aria-label": "suite" });
   const board = el("tbody", { id: "leaderboard" });
   const boardHead = el("p", { class: "muted" });
+  const picked = [];
+  const compare = el("button", { id: "compare-evals", disabled: true, onclick: () => {
+    location.hash = `#/evaluations/compare/${encodeURIComponent(picked.join(","))}`;
+  } }, "Compare selected");
   root.append(el("div", { class: "grid" },
-    el("section", { class: "card wide" }, el("h2", {}, "Evaluations"),
-      el("table", {}, el("thead", {}, el("tr", {}, ["suite", "target", "status", "primary metric", "passed", "created"].map((h) => el("th", {}, h)))), body)),
+    el("section", { class: "card wide" }, el("h2", {}, "Evaluations ", compare),
+      el("p", { class: "muted" }, "Tick a baseline, then a candidate of the same suite, to compare them side by side."),
+      el("table", {}, el("thead", {}, el("tr", {}, ["", "suite", "target", "status", "primary metric", "passed", "created"].map((h) => el("th", {}, h)))), body)),
     el("section", { class: "card" }, el("h2", {}, "Leaderboard ", suitePick), boardHead,
       el("table", {}, el("thead", {}, el("tr", {}, ["#", "target", "score", "passed"].map((h) => el("th", {}, h)))), board))));
 
@@ -40,7 +46,14 @@ export function renderEvaluations(root) {
     clear(body);
     for (const e of res.data) {
       const metric = e.primary_metric;
-      body.append(el("tr", {},
+      const box = el("input", { type: "checkbox", "aria-label": `select ${e.id}`, "data-select": e.id, checked: picked.includes(e.id),
+        disabled: e.status !== "completed", onchange: () => {
+          const i = picked.indexOf(e.id);
+          if (box.checked && i < 0) picked.push(e.id); else if (!box.checked && i >= 0) picked.splice(i, 1);
+          compare.disabled = picked.length < 2;
+        } });
+      body.append(el("tr", { "data-evaluation": e.id },
+        el("td", {}, box),
         el("td", {}, e.suite),
         el("td", {}, el("a", { href: `#/evaluations/${encodeURIComponent(e.id)}` }, e.target)),
         el("td", {}, el("span", { class: `pill ${e.status === "completed" ? "succeeded" : e.status}` }, e.status)),
@@ -48,7 +61,7 @@ export function renderEvaluations(root) {
         el("td", {}, e.passed == null ? "" : e.passed ? "yes" : "no"),
         el("td", { class: "muted" }, ago(e.created_at))));
     }
-    if (!res.data.length) body.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "no evaluations yet")));
+    if (!res.data.length) body.append(el("tr", {}, el("td", { colspan: 7, class: "muted" }, "no evaluations yet")));
     const suites = [...new Set(res.data.map((e) => e.suite))].sort();
     const current = suitePick.value;
     clear(suitePick);
@@ -96,4 +109,39 @@ export function renderEvaluation(root, id) {
   failedOnly.addEventListener("change", () => page(true));
   more.addEventListener("click", () => page(false));
   load(); page(true);
+}
+
+export function renderCompare(root, ids) {
+  const box = el("section", { class: "card", id: "eval-compare" }, el("p", { class: "muted" }, "comparing…"));
+  const samples = el("tbody", { id: "compare-samples" });
+  root.append(box, el("section", { class: "card" }, el("h2", {}, "Samples side by side"),
+    el("table", {}, el("thead", {}, el("tr", {}, ["#", "input", "baseline output", "candidate output", "scores (baseline → candidate)"].map((h) => el("th", {}, h)))), samples)));
+  const list = ids.split(",").filter(Boolean);
+  const short = (x) => { const s = typeof x === "string" ? x : JSON.stringify(x); return s && s.length > 200 ? `${s.slice(0, 200)}…` : s; };
+  api(`/evaluations/compare${query({ ids: list.join(",") })}`).then(async (res) => {
+    const [base, ...others] = res.evaluations;
+    const rows = [];
+    for (const c of res.comparisons) {
+      const other = others.find((e) => e.id === c.candidate);
+      for (const [metric, r] of Object.entries(c.metrics)) {
+        rows.push(el("tr", { "data-metric": metric }, el("td", {}, metric),
+          el("td", {}, r ? num(r.mean_a) : "–"), el("td", {}, r ? num(r.mean_b) : "–"),
+          el("td", {}, r ? `${r.diff >= 0 ? "+" : ""}${num(r.diff)} [${num(r.ci_low)}, ${num(r.ci_high)}]` : "no shared samples"),
+          el("td", {}, r ? num(r.p_value) : ""), el("td", {}, r ? r.n : ""),
+          el("td", {}, !r ? "" : el("span", { class: `pill ${r.better ? "ok" : r.worse ? "failed" : ""}` },
+            r.better ? `${other.target} better` : r.worse ? `${other.target} worse` : "no significant difference"))));
+      }
+    }
+    fill(box, el("h2", {}, `Compare on ${res.suite}`),
+      el("p", {}, "baseline ", el("a", { href: `#/evaluations/${encodeURIComponent(base.id)}` }, base.target), " vs ",
+        others.map((e) => el("a", { href: `#/evaluations/${encodeURIComponent(e.id)}` }, e.target))),
+      el("table", {}, el("thead", {}, el("tr", {}, ["metric", "baseline", "candidate", "difference [95% CI]", "p", "n", "verdict"].map((h) => el("th", {}, h)))), el("tbody", {}, rows)));
+    const [a, b] = await Promise.all([base, others[0]].map((e) => api(`/evaluations/${encodeURIComponent(e.id)}/samples?limit=50`)));
+    const byIdx = new Map(b.data.map((s) => [s.idx, s]));
+    for (const s of a.data) {
+      const t = byIdx.get(s.idx);
+      samples.append(el("tr", {}, el("td", {}, s.idx), el("td", {}, short(s.input)), el("td", {}, short(s.output)), el("td", {}, t ? short(t.output) : ""),
+        el("td", {}, el("code", {}, Object.entries(s.scores || {}).map(([k, v]) => `${k} ${fmt(v)} → ${t ? fmt(t.scores?.[k]) : "–"}`).join(" ")))));
+    }
+  }).catch((err) => { fill(box, el("p", { class: "error" }, err.message)); });
 }

@@ -46,7 +46,7 @@ export function renderJob(root, id) {
     if (!steps.size) return;
     const rows = [...steps.values()].sort((a, b) => a.step - b.step);
     for (const [key, title] of [["loss", "loss"], ["learning_rate", "learning rate"],
-      ["tokens_per_second", "tokens/s"], ["eval_loss", "eval loss"]]) {
+      ["tokens_per_second", "tokens/s"], ["eval_loss", "eval loss"], ["grad_norm", "grad norm"]]) {
       const pts = rows.filter((r) => r[key] != null).map((r) => ({ x: r.step, y: r[key] }));
       if (pts.length) charts.append(lineChart(title, pts));
     }
@@ -83,6 +83,10 @@ export function renderJob(root, id) {
       j.progress != null || j.status === "succeeded"
         ? el("progress", { max: 1, value: j.status === "succeeded" ? 1 : j.progress }) : null,
       j.progress_message ? el("p", {}, j.progress_message) : null,
+      j.name === "finetune" && j.params?.model_name ? el("p", { class: "next", id: "job-next" },
+        j.status === "succeeded" ? "Done: the result is registered (and evaluated) as " : "When it finishes, the result is registered as ",
+        el("a", { href: `#/registry/${encodeURIComponent(j.params.model_name)}` }, j.params.model_name),
+        " — deploy it as a canary from there.") : null,
       j.error ? el("pre", { class: "error" }, j.error) : null,
       j.result != null ? el("details", {}, el("summary", {}, "result"), el("pre", {}, JSON.stringify(j.result, null, 2))) : null,
       el("div", { class: "actions" }, ["queued", "running"].includes(j.status) ? act("cancel") : null,

@@ -1,4 +1,5 @@
-// Overview: the live event stream with filters, sensors with status and lag, jobs by state.
+// Overview: the live event stream with filters, sensors with status and lag, jobs by state,
+// deployments with their traffic split, and recent alerts.
 import { api, follow, head, query } from "./api.js";
 import { el, clear, ago, throttle } from "./dom.js";
 
@@ -25,6 +26,8 @@ export function renderOverview(root) {
   const body = el("tbody", { id: "events" });
   const sensors = el("tbody", { id: "sensors" });
   const jobs = el("div", { id: "jobs-summary" });
+  const deployments = el("tbody", { id: "overview-deployments" });
+  const alerts = el("ul", { class: "alerts", id: "overview-alerts" });
   root.append(
     el("div", { class: "grid" },
       el("section", { class: "card wide" },
@@ -35,7 +38,10 @@ export function renderOverview(root) {
       el("section", { class: "card" },
         el("h2", {}, "Sensors"),
         el("table", {}, el("thead", {}, el("tr", {}, ["sensor", "on", "status", "lag"].map((h) => el("th", {}, h)))), sensors)),
-      el("section", { class: "card" }, el("h2", {}, "Jobs"), jobs)));
+      el("section", { class: "card" }, el("h2", {}, "Jobs"), jobs),
+      el("section", { class: "card" }, el("h2", {}, el("a", { href: "#/deployments" }, "Deployments")),
+        el("table", {}, el("thead", {}, el("tr", {}, ["name", "status", "traffic"].map((h) => el("th", {}, h)))), deployments)),
+      el("section", { class: "card" }, el("h2", {}, "Recent alerts"), alerts)));
 
   let close = null;
   async function load() {
@@ -82,7 +88,34 @@ export function renderOverview(root) {
       jobs.append(ul);
     }
   }
-  const refresh = throttle(() => { loadSensors(); loadJobs(); }, 1000);
+  async function loadDeployments() {
+    const res = await api("/deployments");
+    clear(deployments);
+    for (const d of res.data) {
+      const total = d.targets.reduce((a, t) => a + t.weight, 0) || 1;
+      deployments.append(el("tr", { "data-deployment": d.name },
+        el("td", {}, el("a", { href: "#/deployments" }, d.name)),
+        el("td", {}, el("span", { class: `pill ${d.status === "ready" ? "ok" : d.status === "failed" ? "failed" : "queued"}` }, d.status)),
+        el("td", {}, el("div", { class: "split", title: "traffic split" }, d.targets.map((t, i) =>
+          el("span", { class: `share s${i % 4}`, style: { flex: String(Math.max(t.weight, 1)) } }, `${(t.version || t.model).replace(/^models:\//, "")} ${Math.round(100 * t.weight / total)}%`))))));
+    }
+    if (!res.data.length) deployments.append(el("tr", {}, el("td", { colspan: 3, class: "muted" }, "no deployments")));
+  }
+  async function loadAlerts() {
+    const res = await api("/dashboard/alerts?limit=8");
+    clear(alerts);
+    for (const a of res.data) {
+      const d = a.data || {};
+      const what = d.metric ? `${d.model || ""} ${d.metric} ${d.value != null ? Number(d.value).toPrecision(3) : ""}`
+        : d.reason || d.rule || d.name || d.error || "";
+      alerts.append(el("li", { "data-type": a.type },
+        el("code", { class: `alert-type ${a.type.replace(/\./g, "-")}` }, a.type), " ",
+        el("span", {}, String(what).slice(0, 120)), " ",
+        el("a", { href: `#/flow/${encodeURIComponent(a.correlationid)}`, class: "muted" }, ago(a.time))));
+    }
+    if (!res.data.length) alerts.append(el("li", { class: "muted" }, "no alerts"));
+  }
+  const refresh = throttle(() => { loadSensors(); loadJobs(); loadDeployments(); loadAlerts(); }, 1000);
   load();
   refresh();
   const timer = setInterval(refresh, 5000);
