@@ -140,8 +140,23 @@ class Herald:
 
             executors["kubernetes"] = KubernetesExecutor(js.kubernetes, self.plugins)
         return executors
+        if js.ray.enabled:
+            from herald.jobs.executors.ray import RayExecutor, job_environment
+
+            env = job_environment(self.settings, forward=js.ray.forward_env)
+            executors["ray"] = RayExecutor(
+                js.ray, self.plugins, env=env, cancel_grace_s=js.cancel_grace_s
+            )
 
     async def start(self, *, sensors: bool = True, workers: bool = True) -> None:
+    def executor_names(self) -> tuple[str, ...]:
+        """Executors jobs may name here: the built-ins plus the enabled cluster executors."""
+        js = self.settings.jobs
+        extra = [
+            n for n, on in (("ray", js.ray.enabled), ("kubernetes", js.kubernetes.enabled)) if on
+        ]
+        return (*EXECUTORS, *extra)
+
         self.settings.home.mkdir(parents=True, exist_ok=True)
         await self.log.start()
         if sensors:
@@ -243,9 +258,13 @@ class Herald:
         """Queue a job directly (API/CLI), validated against its signature."""
         definition = self.jobs.get(name)
         validated = definition.validate(params)
-        ex = executor or definition.executor or self.settings.jobs.default_executor
-        if ex not in EXECUTORS:
-            raise JobError(f"unknown executor {ex!r} (known: {', '.join(EXECUTORS)})")
+        ex = executor or self.settings.jobs.executor_for(definition.executor)
+        known = self.executor_names()
+        if ex not in known:
+            raise JobError(
+                f"unknown executor {ex!r} (known here: {', '.join(known)}; enable ray with "
+                "HERALD_JOBS__RAY__ENABLED=true or HERALD_EXECUTOR=ray)"
+            )
         spec = JobSpec(
             id=new_id().replace("-", ""),
             name=name,

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -146,6 +146,17 @@ class JobSettings(BaseModel):
     cancel_grace_s: float = Field(5.0, ge=0, description="SIGTERM → SIGKILL grace on cancel.")
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
+    override_local: bool = Field(
+        False,
+        description="Jobs pinned to the local executor run on default_executor too (set when "
+        "HERALD_EXECUTOR names a cluster executor, so heavy work goes to the cluster).",
+    )
+
+    def executor_for(self, pinned: str | None) -> str:
+        """The executor of a job whose definition pins ``pinned`` (``None``: none pinned)."""
+        if pinned is None or (pinned == "local" and self.override_local):
+            return self.default_executor
+        return pinned
 
 
 class ServedModel(BaseModel):
@@ -461,6 +472,18 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, v: Path) -> Path:
         return v.expanduser()
+
+    @model_validator(mode="after")
+    def _default_executor(self) -> Settings:
+        """``executor`` (HERALD_EXECUTOR) wins over ``jobs.default_executor``; naming a
+        cluster executor enables it and moves jobs pinned to ``local`` there as well."""
+        if self.executor:
+            self.jobs.default_executor = self.executor
+            if self.executor not in ("inline", "local"):
+                self.jobs.override_local = True
+            if self.executor == "ray":
+                self.jobs.ray.enabled = True
+        return self
 
     @property
     def resolved_database_url(self) -> str:

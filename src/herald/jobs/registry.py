@@ -32,6 +32,8 @@ class JobDefinition:
     timeout_s: float | None = None
     description: str = ""
     origin: str = ""
+    # what one attempt needs on a cluster executor: {"cpus": 2, "gpus": 1, "memory": "8GiB"}
+    resources: dict[str, Any] | None = None
 
     def validate(self, params: dict[str, Any]) -> dict[str, Any]:
         """Validated parameters as JSON-compatible values (raises :class:`JobError`)."""
@@ -139,8 +141,13 @@ def job(
     max_attempts: int | None = None,
     timeout_s: float | None = None,
     registry: JobRegistry | None = None,
+    resources: dict[str, Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a function as a job; its signature is the parameter schema."""
+    """Register a function as a job; its signature is the parameter schema.
+
+    ``resources`` (``{"cpus", "gpus", "memory"}``) is what one attempt requests on a cluster
+    executor (ray); the local executors ignore it.
+    """
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         job_name = name or fn.__name__
@@ -155,6 +162,7 @@ def job(
             timeout_s=timeout_s,
             description=(fn.__doc__ or "").strip(),
             origin=f"{fn.__module__}:{fn.__qualname__}",
+            resources=dict(resources) if resources else None,
         )
         (registry or default_jobs).add(d)
         fn.__herald_job__ = d  # type: ignore[attr-defined]

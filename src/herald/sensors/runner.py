@@ -427,7 +427,7 @@ class SensorRunner:
                 req.params = definition.validate(req.params)
                 spec = to_job_spec(
                     req,
-                    executor=definition.executor or self.job_settings.default_executor,
+                    executor=self.job_settings.executor_for(definition.executor),
                     max_attempts=definition.max_attempts or self.job_settings.max_attempts,
                     sensor=s.spec.name,
                 )
