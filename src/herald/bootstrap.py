@@ -139,7 +139,6 @@ class Herald:
             from herald.jobs.executors.kubernetes import KubernetesExecutor
 
             executors["kubernetes"] = KubernetesExecutor(js.kubernetes, self.plugins)
-        return executors
         if js.ray.enabled:
             from herald.jobs.executors.ray import RayExecutor, job_environment
 
@@ -147,8 +146,8 @@ class Herald:
             executors["ray"] = RayExecutor(
                 js.ray, self.plugins, env=env, cancel_grace_s=js.cancel_grace_s
             )
+        return executors
 
-    async def start(self, *, sensors: bool = True, workers: bool = True) -> None:
     def executor_names(self) -> tuple[str, ...]:
         """Executors jobs may name here: the built-ins plus the enabled cluster executors."""
         js = self.settings.jobs
@@ -157,6 +156,7 @@ class Herald:
         ]
         return (*EXECUTORS, *extra)
 
+    async def start(self, *, sensors: bool = True, workers: bool = True) -> None:
         self.settings.home.mkdir(parents=True, exist_ok=True)
         await self.log.start()
         if sensors:
