@@ -436,6 +436,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="Event log + metadata URL; default sqlite:///$HERALD_HOME/herald.db."
     )
+    bus_url: str | None = Field(
+        None,
+        description="Message bus URL (nats://host:4222[,host2:4222][?stream=&replicas=&ack_wait=]); "
+        "needs a PostgreSQL database_url. Unset: the database is the bus.",
+    )
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = Field(
         "FULL", description="SQLite durability; FULL fsyncs every commit (group-committed)."
     )
@@ -447,11 +452,6 @@ class Settings(BaseSettings):
     plugins: list[str] = Field(
         default_factory=list,
         description="Python files, module names or YAML rule files to load at start.",
-    bus_url: str | None = Field(
-        None,
-        description="Message bus URL (nats://host:4222[,host2:4222][?stream=&replicas=&ack_wait=]); "
-        "needs a PostgreSQL database_url. Unset: the database is the bus.",
-    )
     )
     log_level: str = Field("INFO", description="Python log level.")
     executor: str | None = Field(
