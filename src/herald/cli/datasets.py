@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from herald.cli.common import fail as _fail
+from herald.cli.common import out
 from herald.errors import HeraldError
 
 
@@ -34,14 +35,7 @@ def _datasets_app() -> typer.Typer:
 
 app = _datasets_app()
 
-out = Console()
-err = Console(stderr=True, soft_wrap=True)  # errors stay on one line (greppable)
 FORMATS = ("auto", "chat", "instruction", "text")
-
-
-def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
 
 
 def _source(source: str) -> str:

@@ -9,19 +9,19 @@ the deployment sensors; ``--wait`` polls until the new revision is ready or fail
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from herald.cli.common import JsonOpt, out
+from herald.cli.common import call as _call
+from herald.cli.common import client as _client
+from herald.cli.common import fail as _fail
+from herald.cli.common import print_json as _print_json
 from herald.errors import HeraldError
-
-T = TypeVar("T")
 
 app = typer.Typer(
     help="Deployments: public model names served by registry versions (canary, A/B, rollback).",
@@ -31,9 +31,6 @@ keys_app = typer.Typer(
     help="Client API keys with scopes and rate limits (admin only).", no_args_is_help=True
 )
 
-out = Console()
-err = Console(stderr=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 WaitOpt = Annotated[
     float,
     typer.Option(
@@ -43,31 +40,6 @@ WaitOpt = Annotated[
     ),
 ]
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (recorded in the message).")]
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    raise typer.Exit(code)
-
-
-def _call(fn: Callable[..., T], *args: Any, **kw: Any) -> T:
-    try:
-        return fn(*args, **kw)
-    except HeraldError as exc:
-        _fail(exc.message)
-
-
-def _client() -> Any:
-    from herald.client import Client
-
-    try:
-        return Client()
-    except HeraldError as exc:
-        _fail(exc.message)
-
-
-def _print_json(data: Any) -> None:
-    out.print_json(json.dumps(data, default=str))
 
 
 def parse_weights(text: str, limit: float | None = 100.0) -> dict[str, float]:

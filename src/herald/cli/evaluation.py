@@ -7,50 +7,23 @@ instead (no server needed; results go to the same store under ``HERALD_HOME``).
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from herald.cli.common import JsonOpt, err, out
+from herald.cli.common import call as _call
+from herald.cli.common import client as _client
+from herald.cli.common import fail as _fail
+from herald.cli.common import print_json as _print_json
 from herald.errors import HeraldError, NotFound
 
-T = TypeVar("T")
 app = typer.Typer(
     help="Evaluate models: run suites, browse results, compare, leaderboards.", no_args_is_help=True
 )
-out = Console()
-err = Console(stderr=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    raise typer.Exit(code)
-
-
-def _call(fn: Callable[..., T], *args: Any, **kw: Any) -> T:
-    try:
-        return fn(*args, **kw)
-    except HeraldError as exc:
-        _fail(exc.message)
-
-
-def _client() -> Any:
-    from herald.client import Client
-
-    try:
-        return Client()
-    except HeraldError as exc:
-        _fail(exc.message)
-
-
-def _print_json(data: Any) -> None:
-    out.print_json(json.dumps(data, default=str))
 
 
 def _num(v: Any) -> str:

@@ -4,28 +4,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from herald.cli.common import JsonOpt, out
+from herald.cli.common import fail as _fail
 from herald.errors import HeraldError
 
 app = typer.Typer(
     help="Prompt registry: versioned templates (prompts:/name/3, prompts:/name@production).",
     no_args_is_help=True,
 )
-out = Console()
-err = Console(stderr=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    raise typer.Exit(code)
 
 
 def _req(method: str, path: str, **kw: Any) -> Any:

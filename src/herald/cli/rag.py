@@ -10,39 +10,24 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from herald.cli.common import JsonOpt, err, out
+from herald.cli.common import client as _client
+from herald.cli.common import fail as _fail
 from herald.errors import HeraldError
 
 app = typer.Typer(
     help="RAG collections: create, ingest documents, query, list and delete.",
     no_args_is_help=True,
 )
-out = Console()
-err = Console(stderr=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    raise typer.Exit(code)
-
-
-def _client() -> Any:
-    from herald.client import Client
-
-    try:
-        return Client()
-    except HeraldError as exc:
-        _fail(exc.message)
 
 
 def _req(method: str, path: str, **kw: Any) -> Any:

@@ -8,18 +8,16 @@ Every command talks to a running Herald (``HERALD_URL``, ``HERALD_API_KEY``) thr
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from herald.errors import HeraldError
-
-T = TypeVar("T")
+from herald.cli.common import JsonOpt, out
+from herald.cli.common import call as _call
+from herald.cli.common import client as _client
+from herald.cli.common import print_json as _print_json
 
 models_app = typer.Typer(
     help="Registered models: versions, aliases, cards, promotion and archiving.",
@@ -28,35 +26,6 @@ models_app = typer.Typer(
 runs_app = typer.Typer(help="Experiment runs: params, metrics, comparisons.", no_args_is_help=True)
 datasets_app = typer.Typer(help="Register and inspect data set versions.", no_args_is_help=True)
 app = models_app  # CLI_GROUPS entry ("models", "herald.cli.registry")
-
-out = Console()
-err = Console(stderr=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    raise typer.Exit(code)
-
-
-def _call(fn: Callable[..., T], *args: Any, **kw: Any) -> T:
-    try:
-        return fn(*args, **kw)
-    except HeraldError as exc:
-        _fail(exc.message)
-
-
-def _client() -> Any:
-    from herald.client import Client
-
-    try:
-        return Client()
-    except HeraldError as exc:
-        _fail(exc.message)
-
-
-def _print_json(data: Any) -> None:
-    out.print_json(json.dumps(data, default=str))
 
 
 def _kv(data: dict[str, Any]) -> str:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -23,6 +22,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from herald.cli.common import err, out
+from herald.cli.common import fail as _fail
 from herald.errors import HeraldError
 
 app = typer.Typer(
@@ -30,14 +31,7 @@ app = typer.Typer(
     invoke_without_command=True,
     no_args_is_help=False,
 )
-out = Console()
-err = Console(stderr=True)
 REGISTER_WAIT_S = 30.0
-
-
-def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
 
 
 def _fmt_eta(seconds: float | None) -> str:

@@ -1,0 +1,47 @@
+"""What every CLI group shares: consoles, ``--json``, errors without stack traces, the client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from herald.errors import HeraldError
+
+T = TypeVar("T")
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)  # errors stay one line (easy to grep)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``error: message`` (as text, never as Rich markup) and exit with ``code``."""
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    raise typer.Exit(code)
+
+
+def call(fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+    """``fn(*args, **kw)``; a :class:`HeraldError` becomes a one-line error and exit 1."""
+    try:
+        return fn(*args, **kw)
+    except HeraldError as exc:
+        fail(exc.message)
+
+
+def client() -> Any:
+    """A :class:`herald.Client` for ``HERALD_URL`` / ``HERALD_API_KEY`` (or the key file)."""
+    from herald.client import Client
+
+    try:
+        return Client()
+    except HeraldError as exc:
+        fail(exc.message)
+
+
+def print_json(data: Any) -> None:
+    out.print_json(json.dumps(data, default=str))
