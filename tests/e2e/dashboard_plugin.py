@@ -57,3 +57,24 @@ def curves(steps: int, ctx: herald.JobContext) -> dict[str, float]:
 @herald.sensor(on=TrainDemo)
 def train(msg: TrainDemo, ctx: herald.SensorContext) -> None:
     ctx.run_job("demo.curves", {"steps": msg.steps})
+
+
+class Boom(herald.Message, type="demo.boom"):
+    """A message whose sensor fails its first two attempts (dead letter), then recovers."""
+
+    name: str
+
+
+class Recovered(herald.Message, type="demo.recovered"):
+    name: str
+
+
+ATTEMPTS: dict[str, int] = {}
+
+
+@herald.sensor(on=Boom)
+def flaky(msg: Boom, ctx: herald.SensorContext) -> Recovered:
+    ATTEMPTS[msg.name] = ATTEMPTS.get(msg.name, 0) + 1
+    if ATTEMPTS[msg.name] <= 2:
+        raise RuntimeError(f"flaky failure {ATTEMPTS[msg.name]} for {msg.name}")
+    return Recovered(name=msg.name)

@@ -1,5 +1,8 @@
 """The dashboard in a real headless Chromium against a real `herald up`: log in, watch a message
-arrive live, open its flow, emit from the generated form and see the server's 422 inline."""
+arrive live, open its flow, emit from the generated form and see the server's 422 inline, follow
+a job's progress and curves, promote/compare/deploy registry versions, move a traffic slider, chat
+(also side by side), compare evaluations, enable/disable sensors, replay a dead letter, grant an
+approval; and the newcomer's path: fine-tune → curves → registered → evaluated → canary → chat."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = str(Path(__file__).with_name("dashboard_plugin.py"))
 CHROMIUM = Path("/usr/bin/chromium")
 # the docs' screenshots are refreshed with HERALD_UPDATE_SCREENSHOTS=1; otherwise they go to tmp
-DOC_SHOTS = ROOT / "docs" / "screenshots"
+DOC_SHOTS = ROOT / "docs" / "images"
 
 KEY = "hk_dashboard_e2e_key"
 
@@ -59,7 +62,13 @@ def test_login_live_overview_flow_and_emit_form(
 ) -> None:
     from playwright.sync_api import expect
 
-    server = server_factory([PLUGIN], HERALD_API_KEY=KEY, DEMO_KEY=KEY)
+    server = server_factory(
+        [PLUGIN],
+        HERALD_API_KEY=KEY,
+        DEMO_KEY=KEY,
+        HERALD_SENSORS__MAX_ATTEMPTS="2",
+        HERALD_SENSORS__BACKOFF_INITIAL_S="0.05",
+    )
     server.start()
     shots = DOC_SHOTS if os.environ.get("HERALD_UPDATE_SCREENSHOTS") == "1" else tmp_path
     shots.mkdir(parents=True, exist_ok=True)
@@ -86,7 +95,6 @@ def test_login_live_overview_flow_and_emit_form(
     expect(row).to_be_visible()
     expect(page.locator("#events code.type", has_text="demo.pong")).to_be_visible()
     expect(page.locator("#sensors")).to_contain_text("pong")
-    page.screenshot(path=str(shots / "overview.png"), full_page=True)
 
     # its flow: ping -> pong laid out left to right; a click shows the payload
     row.locator("a.corr").click()
@@ -157,6 +165,10 @@ def test_login_live_overview_flow_and_emit_form(
     page.once("dialog", lambda d: d.accept())
     page.locator('#versions tr[data-version="2"] button[data-action=archive]').click()
     expect(page.locator('#versions tr[data-version="2"] .pill')).to_have_text("archived")
+    # compare two versions: metrics side by side with the difference
+    page.select_option("#cmp-a", "1")
+    page.select_option("#cmp-b", "2")
+    expect(page.locator('#compare-versions tr[data-key="metric accuracy"]')).to_contain_text("+0.1")
     page.screenshot(path=str(shots / "registry.png"), full_page=True)
 
     # deployments: a traffic slider publishes deployment.traffic.changed; the new split is served
@@ -180,20 +192,46 @@ def test_login_live_overview_flow_and_emit_form(
     expect(page.locator('[data-deployment="demo"]')).to_contain_text("revision 2")
     slider = page.locator('[data-deployment="demo"] input[data-target="models:/demo-model/3"]')
     expect(slider).to_have_value("50")
-    page.screenshot(path=str(shots / "deployments.png"), full_page=True)
     with server.client() as api:
         weights = [t["weight"] for t in api.get("/v1/deployments/demo").json()["targets"]]
     assert weights == [90, 50]
 
+    # the registry's Deploy panel: v1 as a new deployment (the fake backend, as above)
+    page.goto(server.url + "/#/registry/demo-model")
+    expect(page.locator("#deploy-target option")).to_have_count(2)  # canary in demo | new
+    page.select_option("#deploy-version", "models:/demo-model/1")
+    page.select_option("#deploy-target", "")
+    page.fill("#deploy-name", "demo-b")
+    page.select_option("#deploy-backend", "fake")
+    page.click("button[data-action=deploy]")
+    expect(page.locator("#deploy-result a").first).to_have_text("deployment.requested")
+    page.goto(server.url + "/#/deployments")
+    expect(page.locator('[data-deployment="demo-b"] .pill').first).to_have_text("ready")
+
     # playground: a streamed chat with the deployment
     page.goto(server.url + "/#/playground")
-    expect(page.locator("#pg-model option", has_text="demo")).to_be_attached()
+    expect(page.locator('#pg-model option[value="demo"]')).to_be_attached()
     page.select_option("#pg-model", "demo")
     page.fill("#pg-prompt", "Who are you?")
     page.click("#pg-form button[type=submit]")
     expect(page.locator("#pg-transcript .assistant .answer")).to_have_text("Hello from the canary")
     expect(page.locator("#pg-usage")).to_contain_text("completion tokens")
+    # side by side: the same prompt to two deployments
+    page.check("#pg-compare")
+    page.select_option("#pg2-model", "demo-b")
+    page.fill("#pg-prompt", "And now?")
+    page.click("#pg-form button[type=submit]")
+    expect(page.locator("#pg-transcript .assistant .answer")).to_have_count(2)
+    expect(page.locator("#pg2-transcript .assistant .answer")).not_to_have_text("")
+    expect(page.locator("#pg2-usage")).to_contain_text("completion tokens")
     page.screenshot(path=str(shots / "playground.png"), full_page=True)
+
+    # the served requests show up in the deployment's charts (from the request log)
+    page.goto(server.url + "/#/deployments")
+    charts = page.locator('[data-charts="demo"]')
+    expect(charts.locator('[data-chart="requests"] path.series')).to_be_attached()
+    expect(charts).to_contain_text("2 requests")
+    page.screenshot(path=str(shots / "deployments.png"), full_page=True)
 
     # evaluations: the shipped `tiny` suite against the deployment, over this server's API
     with server.client() as api:
@@ -209,3 +247,61 @@ def test_login_live_overview_flow_and_emit_form(
     page.check("#failed-only")
     expect(page.locator("#samples tr")).not_to_have_count(5)
     page.screenshot(path=str(shots / "evaluation.png"), full_page=True)
+
+    # a second run of the suite against demo-b, then the two side by side with significance
+    with server.client() as api:
+        body = {"target": f"{server.url}/v1#demo-b", "suite": "tiny", "api_key_env": "DEMO_KEY"}
+        assert api.post("/v1/evaluations", json=body).status_code == 202
+    page.goto(server.url + "/#/evaluations")
+    expect(page.locator("#evaluations .pill", has_text="completed")).to_have_count(
+        2, timeout=60_000
+    )
+    boxes = page.locator("#evaluations input[type=checkbox]")
+    boxes.nth(1).check()  # the older run (demo) is the baseline
+    boxes.nth(0).check()
+    page.click("#compare-evals")
+    expect(page.locator("#eval-compare h2")).to_have_text("Compare on tiny")
+    expect(page.locator("#eval-compare tr[data-metric]").first).to_contain_text("[")
+    expect(page.locator("#compare-samples tr")).to_have_count(5)
+    page.screenshot(path=str(shots / "evaluation-compare.png"), full_page=True)
+
+    # sensors: disable and enable one; a dead letter is inspected and replayed; an approval granted
+    with server.client() as api:
+        r = api.post("/v1/messages", json={"type": "demo.boom", "data": {"name": "once"}})
+        assert r.status_code == 202, r.text
+        approval = {"action_type": "demo.ping", "action": {"name": "approved"}, "reason": "check"}
+        r = api.post("/v1/messages", json={"type": "approval.requested", "data": approval})
+        assert r.status_code == 202, r.text
+        approval_id = r.json()["id"]
+    page.goto(server.url + "/#/sensors")
+    pong_row = page.locator('#sensor-list tr[data-sensor$="pong"]')
+    pong_row.locator("button[data-action=disable]").click()
+    expect(pong_row.locator(".pill")).to_have_text("disabled")
+    with server.client() as api:
+        states = {s["name"]: s["enabled"] for s in api.get("/v1/sensors").json()["data"]}
+    assert [v for k, v in states.items() if k.endswith("pong")] == [False]
+    pong_row.locator("button[data-action=enable]").click()
+    expect(pong_row.locator(".pill")).to_have_text("ok")
+    dead = page.locator("#dead-letters tr[data-dead-letter]")
+    expect(dead).to_have_count(1)
+    expect(dead).to_contain_text("flaky failure 2")
+    dead.locator("a").click()
+    expect(page.locator("#dl-payload")).to_contain_text('"name": "once"')
+    approval_row = page.locator(f'#approvals tr[data-approval="{approval_id}"]')
+    expect(approval_row).to_contain_text("demo.ping")
+    page.screenshot(path=str(shots / "sensors.png"), full_page=True)
+    dead.locator("button[data-action=replay]").click()
+    approval_row.locator("button[data-action=grant]").click()
+    expect(approval_row).to_have_count(0)
+    with server.client() as api:
+        wait_until(
+            lambda: api.get("/v1/messages", params={"type": "demo.recovered"}).json()["data"]
+        )
+        granted = api.get("/v1/messages", params={"type": "approval.granted"}).json()["data"]
+    assert [g["data"]["approval_id"] for g in granted] == [approval_id]
+
+    # the overview shows the deployments with their split and the recent alerts
+    page.goto(server.url + "/#/")
+    expect(page.locator('#overview-deployments tr[data-deployment="demo"]')).to_contain_text("64%")
+    expect(page.locator('#overview-alerts li[data-type="approval.requested"]')).to_be_visible()
+    page.screenshot(path=str(shots / "overview.png"), full_page=True)

@@ -107,3 +107,19 @@ async def test_alerts_newest_first_and_only_alert_types(api: httpx.AsyncClient) 
     assert got == ["deployment.rolledback", "approval.requested"]
     unauth = await api.get("/v1/dashboard/alerts", headers={"Authorization": ""})
     assert unauth.status_code == 401
+
+
+async def test_suites_lists_home_suites_first_then_shipped(
+    api: httpx.AsyncClient, env: Env
+) -> None:
+    assert env.herald is not None
+    own = env.herald.settings.home / "evaluations" / "suites"
+    own.mkdir(parents=True)
+    (own / "tiny.yaml").write_text("name: tiny\n")
+    (own / "mine.yaml").write_text("name: mine\n")
+    r = await api.get("/v1/dashboard/suites")
+    assert r.status_code == 200, r.text
+    by_name = {s["name"]: s["folder"] for s in r.json()["data"]}
+    assert by_name["mine"] == str(own)
+    assert by_name["tiny"] == str(own)  # the home folder shadows the shipped suite
+    assert "factual-qa" in by_name  # shipped in examples/eval

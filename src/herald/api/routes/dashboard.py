@@ -6,6 +6,9 @@ p50/p95, time to first token, generated tokens per second and estimated cost, pl
 
 ``GET /v1/dashboard/alerts`` — the newest alert-like messages (drift, quality, SLO, budget,
 skipped retrains, rollbacks, guardrail triggers, approval requests), newest first.
+
+``GET /v1/dashboard/suites`` — evaluation suites found by name (``$HERALD_HOME/evaluations/suites``
+then ``evaluation.suite_paths``), for the registry's "Evaluate" action.
 """
 
 from __future__ import annotations
@@ -142,5 +145,15 @@ def router(h: Herald) -> APIRouter:
     async def alerts(limit: Annotated[int, Query(ge=1, le=200)] = 20) -> dict[str, Any]:
         found = await h.log.query(EventQuery(types=list(ALERT_TYPES), limit=limit, descending=True))
         return {"types": list(ALERT_TYPES), "data": [e.model_dump(mode="json") for e in found]}
+
+    @r.get("/dashboard/suites", summary="Evaluation suites that can be named in an evaluation")
+    def suites() -> dict[str, Any]:
+        folders = [h.settings.home / "evaluations" / "suites"]
+        folders += [Path(p) for p in h.settings.evaluation.suite_paths]
+        found: dict[str, str] = {}
+        for folder in folders:
+            for f in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+                found.setdefault(f.stem, str(folder))
+        return {"data": [{"name": n, "folder": d} for n, d in sorted(found.items())]}
 
     return r

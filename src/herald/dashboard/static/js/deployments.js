@@ -20,7 +20,8 @@ function charts(stats) {
       lineChart("latency p95 (ms)", series("latency_p95_s", 1000), opt(" ms")),
       lineChart("TTFT p50 (ms)", series("ttft_p50_s", 1000), opt(" ms")),
       lineChart("tokens/s", series("tokens_per_s"), opt("")),
-      lineChart("cost (USD)", series("cost_usd"), opt(""))));
+      stats.cost_usd != null ? lineChart("cost (USD)", series("cost_usd"), opt(""))
+        : el("p", { class: "muted" }, "cost: set serving.request_log.prices to estimate it")));
 }
 const ms = (s) => (s == null ? "–" : `${Math.round(s * 1000)} ms`);
 

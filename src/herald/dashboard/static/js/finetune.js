@@ -56,7 +56,7 @@ export function renderFinetune(root, preset) {
         w.classList.add("invalid"); w.querySelector(".error").textContent = msg; return true;
       };
       const { data, errors } = read(fields);
-      for (const [k, v] of Object.entries(overrides)) if (!(k in SHOWN)) data[k] = isNaN(Number(v)) ? v : Number(v);
+      for (const [k, v] of Object.entries(overrides)) if (!(k in SHOWN)) { try { data[k] = JSON.parse(v); } catch { data[k] = v; } }
       if (Object.keys(errors).length) { for (const [n, m] of Object.entries(errors)) mark(n, m); return; }
       try {
         const env = await api("/messages", { method: "POST", body: { type: "finetune.requested", data, subject: data.model_name } });

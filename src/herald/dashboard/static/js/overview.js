@@ -35,13 +35,14 @@ export function renderOverview(root) {
         el("table", { class: "events" },
           el("thead", {}, el("tr", {}, ["time", "type", "subject", "flow", "source"].map((h) => el("th", {}, h)))),
           body)),
-      el("section", { class: "card" },
-        el("h2", {}, "Sensors"),
-        el("table", {}, el("thead", {}, el("tr", {}, ["sensor", "on", "status", "lag"].map((h) => el("th", {}, h)))), sensors)),
-      el("section", { class: "card" }, el("h2", {}, "Jobs"), jobs),
-      el("section", { class: "card" }, el("h2", {}, el("a", { href: "#/deployments" }, "Deployments")),
-        el("table", {}, el("thead", {}, el("tr", {}, ["name", "status", "traffic"].map((h) => el("th", {}, h)))), deployments)),
-      el("section", { class: "card" }, el("h2", {}, "Recent alerts"), alerts)));
+      el("div", { class: "side" },
+        el("section", { class: "card" }, el("h2", {}, el("a", { href: "#/deployments" }, "Deployments")),
+          el("table", {}, el("thead", {}, el("tr", {}, ["name", "status", "traffic"].map((h) => el("th", {}, h)))), deployments)),
+        el("section", { class: "card" }, el("h2", {}, "Recent alerts"), alerts),
+        el("section", { class: "card" }, el("h2", {}, el("a", { href: "#/jobs" }, "Jobs")), jobs),
+        el("section", { class: "card" },
+          el("h2", {}, el("a", { href: "#/sensors" }, "Sensors")),
+          el("table", {}, el("thead", {}, el("tr", {}, ["sensor", "on", "status", "lag"].map((h) => el("th", {}, h)))), sensors)))));
 
   let close = null;
   async function load() {

@@ -110,7 +110,20 @@ export function renderModel(root, name) {
           el("a", { href: "#/deployments" }, "watch it on Deployments"), " · ", el("a", { href: "#/playground" }, "chat with it"));
       } catch (err) { out.append(el("span", { class: "error" }, err.message)); }
     } }, "Deploy");
-    fill(deployBox, el("h2", {}, "Deploy"),
+    const suite = el("select", { id: "eval-suite", "aria-label": "suite" });
+    const evalVer = el("select", { id: "eval-version", "aria-label": "version to evaluate" }, live.map((v) => el("option", { value: v.uri }, `v${v.version}`)));
+    api("/dashboard/suites").then((res) => { for (const x of res.data) suite.append(el("option", { value: x.name, selected: x.name === "tiny" }, x.name)); });
+    const evalOut = el("div", { id: "eval-result", role: "status" });
+    const evaluate = el("button", { "data-action": "evaluate", onclick: async () => {
+      clear(evalOut);
+      try {
+        const res = await api("/evaluations", { method: "POST", body: { target: evalVer.value, suite: suite.value } });
+        evalOut.append(el("span", { class: "muted" }, "requested · "), el("a", { href: `#/evaluations/${encodeURIComponent(res.evaluation_id)}` }, "follow the evaluation"));
+      } catch (err) { evalOut.append(el("span", { class: "error" }, err.message)); }
+    } }, "Evaluate");
+    fill(deployBox, el("h2", {}, "Evaluate"),
+      el("div", { class: "filters" }, evalVer, el("label", {}, "on suite ", suite), evaluate), evalOut,
+      el("h2", {}, "Deploy"),
       el("div", { class: "filters" }, ver, target, newName, el("label", {}, "weight ", weight, " ", wout), backend, go), out);
   }
   function drawCompare(m) {
