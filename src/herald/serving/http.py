@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
-from fastapi import Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
@@ -83,3 +83,44 @@ def request_schema(model: type[BaseModel]) -> dict[str, Any]:
             "content": {"application/json": {"schema": {"title": model.__name__}}},
         }
     }
+
+
+Handler = Callable[[ModelPool, Any], Awaitable[Any]]
+
+
+def add_endpoint(
+    r: APIRouter,
+    path: str,
+    *,
+    name: str,
+    summary: str,
+    model: type[BaseModel],
+    pool: PoolGetter,
+    handle: Handler,
+) -> None:
+    """``POST path``: parse ``model`` from the body, run ``handle(pool, request)``, answer with
+    JSON or SSE; OpenAI error objects on failure, 499 when the client went away (the work is
+    cancelled). ``handle`` returns a result or ``(result, headers)``."""
+
+    async def endpoint(request: Request) -> Response:
+        from herald.serving.common import parse_request
+
+        try:
+            req = parse_request(model, await request.body())
+            answer = await unless_disconnected(request, handle(pool(), req))
+        except ServingError as exc:
+            return error_response(exc)
+        except ClientDisconnected:
+            return Response(status_code=499)  # nobody is listening; the work was cancelled
+        result, headers = answer if isinstance(answer, tuple) else (answer, {})
+        return respond(result, headers)  # type: ignore[no-any-return]
+
+    endpoint.__name__ = name
+    r.add_api_route(
+        path,
+        endpoint,
+        methods=["POST"],
+        name=name,
+        summary=summary,
+        openapi_extra=request_schema(model),
+    )

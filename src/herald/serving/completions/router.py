@@ -2,40 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter
 
-from herald.serving.common import parse_request
 from herald.serving.completions.protocol import CompletionRequest
 from herald.serving.completions.service import CompletionService
-from herald.serving.errors import ServingError
-from herald.serving.http import (
-    ClientDisconnected,
-    PoolGetter,
-    error_response,
-    request_schema,
-    respond,
-    unless_disconnected,
-)
+from herald.serving.http import PoolGetter, add_endpoint
 
 
 def router(pool: PoolGetter) -> APIRouter:
     r = APIRouter(tags=["openai"])
-
-    @r.post(
+    add_endpoint(
+        r,
         "/completions",
+        name="create_completion",
         summary="Create a text completion (OpenAI-compatible; echo + logprobs for lm-eval)",
-        openapi_extra=request_schema(CompletionRequest),
+        model=CompletionRequest,
+        pool=pool,
+        handle=lambda p, req: CompletionService(p).create(req),
     )
-    async def create_completion(request: Request) -> Response:
-        try:
-            req = parse_request(CompletionRequest, await request.body())
-            result, headers = await unless_disconnected(
-                request, CompletionService(pool()).create(req)
-            )
-        except ServingError as exc:
-            return error_response(exc)
-        except ClientDisconnected:
-            return Response(status_code=499)  # nobody is listening; the work was cancelled
-        return respond(result, headers)  # type: ignore[no-any-return]
-
     return r
