@@ -1,4 +1,8 @@
-"""HF Trainer callback: logs → ``training.progressed`` messages, job progress and run metrics.
+"""HF Trainer callback: logs → ``training.progressed`` messages, job progress and run metrics;
+with ``eval_suites``, the live model is evaluated every ``eval_steps`` (else once at the end)
+through :func:`herald.evaluation.training.evaluate_in_process` → ``evaluation.completed`` with
+``step`` and ``run_id`` (the dashboard draws these curves). A failing in-training evaluation is
+logged and training goes on.
 
 Imported only inside the job (it imports transformers).
 """
@@ -8,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
@@ -39,8 +44,20 @@ class HeraldCallback(TrainerCallback):
         run_id: str,
         job_id: str,
         model_name: str,
+        eval_suites: list[str] | None = None,
+        eval_steps: int | None = None,
+        eval_limit: int | None = None,
+        tokenizer: Any = None,
+        home: Path | None = None,
     ) -> None:
         self.ctx = ctx
+        self.eval_suites = list(eval_suites or [])
+        self.eval_steps = eval_steps
+        self.eval_limit = eval_limit
+        self.tokenizer = tokenizer
+        self.home = home
+        self.evaluated_steps: list[int] = []
+        self.evaluations: list[dict[str, Any]] = []
         self.registry = registry
         self.run_id = run_id
         self.job_id = job_id
@@ -73,6 +90,12 @@ class HeraldCallback(TrainerCallback):
     def on_step_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
     ) -> None:
+        step = int(state.global_step)
+        if self.eval_suites and step > self.start_step:
+            every = self.eval_steps
+            last = step >= int(state.max_steps or 0)
+            if (every and step % every == 0) or (not every and last):
+                self.evaluate(kw.get("model"), kw.get("processing_class") or self.tokenizer, step)
         if self.ctx is not None and self.ctx.cancelled and not self.cancelled:
             self.cancelled = True
             control.should_save = True  # keep the progress: a later attempt resumes from it
@@ -140,6 +163,36 @@ class HeraldCallback(TrainerCallback):
             fraction = min(step / max_steps, 1.0) if max_steps else None
             label = f"step {step}/{max_steps}" + (f" loss {loss:.4f}" if loss is not None else "")
             self.ctx.progress(fraction, label, **metrics)
+
+    def evaluate(self, model: Any, tokenizer: Any, step: int) -> None:
+        """Score the live model on each suite at ``step`` (errors are logged, not raised)."""
+        from herald.evaluation.training import evaluate_in_process
+
+        if model is None or tokenizer is None or step in self.evaluated_steps:
+            return
+        self.evaluated_steps.append(step)
+        for suite in self.eval_suites:
+            try:
+                payload = evaluate_in_process(
+                    model,
+                    tokenizer,
+                    suite,
+                    step=step,
+                    ctx=self.ctx,
+                    run_id=self.run_id,
+                    model_name=self.model_name,
+                    limit=self.eval_limit,
+                    home=self.home,
+                )
+            except Exception as exc:  # an evaluation problem must not stop the training
+                self._log(f"evaluation of {suite!r} at step {step} failed: {exc}")
+                continue
+            self.evaluations.append(payload)
+            metric = payload.get("primary_metric")
+            value = (payload.get("metrics", {}).get(metric) or {}).get("value")
+            if self.registry is not None and metric and isinstance(value, int | float):
+                self.registry.log_metrics(self.run_id, step, {f"eval/{metric}": float(value)})
+            self._log(f"step {step}: {suite} {metric}={value}")
 
     # helpers ------------------------------------------------------------------------------
     def session_tokens_per_second(self) -> float | None:

@@ -96,6 +96,16 @@ def finetune(
     eval_steps: Annotated[
         int | None, Field(ge=1, description="Evaluate every N steps (else only at the end).")
     ] = None,
+    eval_suites: Annotated[
+        list[str] | None,
+        Field(
+            description="Evaluation suites (YAML paths or shipped names) scored on the live "
+            "model every eval_steps (else once at the end): evaluation.completed with the step."
+        ),
+    ] = None,
+    eval_limit: Annotated[
+        int | None, Field(ge=1, description="Items per in-training evaluation (default: all).")
+    ] = None,
     save_steps: Annotated[int, Field(ge=1, description="Checkpoint every N steps.")] = 50,
     save_total_limit: Annotated[int, Field(ge=1, description="Checkpoints kept.")] = 2,
     logging_steps: Annotated[int, Field(ge=1, description="Progress message every N steps")] = 1,

@@ -164,6 +164,7 @@ def train(
     run_id: str = "",
     job_id: str = "",
     chat_template: str | None = None,
+    home: Path | None = None,
 ) -> TrainResult:
     """Fine-tune ``model`` on the rows; checkpoints in ``work_dir/checkpoints``; saves outputs.
 
@@ -219,6 +220,11 @@ def train(
         run_id=run_id,
         job_id=job_id,
         model_name=config["model_name"],
+        eval_suites=list(config.get("eval_suites") or []),
+        eval_steps=config["eval_steps"],
+        eval_limit=config.get("eval_limit"),
+        tokenizer=tokenizer,
+        home=home,
     )
     trainer = Trainer(
         model=model,
@@ -431,6 +437,7 @@ def run_finetune(
             run_id=run_id,
             job_id=job_id,
             chat_template=getattr(source, "chat_template", None),
+            home=settings.home,
         )
         store = open_artifact_store()
         key = f"models/{config['model_name']}/{run_id}"
