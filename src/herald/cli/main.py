@@ -118,6 +118,7 @@ def _preflight(settings: Any) -> None:
     import asyncio
     import concurrent.futures
     import contextlib
+    import time
 
     from herald.artifacts.registry import open_artifact_store
     from herald.bus.registry import open_event_log
@@ -132,16 +133,24 @@ def _preflight(settings: Any) -> None:
             with contextlib.suppress(Exception):  # a log that never opened: keep the cause
                 await log.close()
 
-    try:
-        asyncio.run(check_database())
-    except Exception as exc:
-        fail(
-            f"cannot reach the database {_safe_url(db)}: {_reason(exc)}\n"
-            "  check HERALD_DATABASE_URL (or database_url in herald.yaml): is the server running "
-            "and reachable from this host (host, port, firewall), are the user, password and "
-            "database name right, and may the user create tables (Herald migrates on start)?",
-            code=STARTUP_ERROR,
-        )
+    for attempt in range(1, 4):
+        # a second try covers processes started together on a fresh database: the one that
+        # loses the race to create the schema fails once, then finds it migrated
+        try:
+            asyncio.run(check_database())
+            break
+        except Exception as exc:
+            if attempt < 3 and not isinstance(exc, TimeoutError):
+                time.sleep(1.0)
+                continue
+            fail(
+                f"cannot reach the database {_safe_url(db)}: {_reason(exc)}\n"
+                "  check HERALD_DATABASE_URL (or database_url in herald.yaml): is the server "
+                "running and reachable from this host (host, port, firewall), are the user, "
+                "password and database name right, and may the user create tables (Herald "
+                "migrates on start; `herald db upgrade` does it ahead)?",
+                code=STARTUP_ERROR,
+            )
     arts = settings.resolved_artifacts_url
     pool = concurrent.futures.ThreadPoolExecutor(1)
     try:
