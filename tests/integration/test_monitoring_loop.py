@@ -101,3 +101,32 @@ async def test_approval_gates_the_dataset(env: Env) -> None:
     await h.publish(env_)
     [register] = await env.wait_for("dataset.register")
     assert register.data["name"] == "traffic-m"
+
+
+async def test_a_flood_of_20_drift_signals_retrains_once(env: Env) -> None:
+    from herald.monitoring.messages import DriftDetected
+
+    h = await start(env)
+    for i in range(20):
+        await h.emit(DriftDetected(rule="prompt-length", metric="prompt_length_drift", model="m",
+                                   value=0.001 * i, comparison="<", threshold=0.01,
+                                   window_s=3600.0))  # fmt: skip
+    skipped = await env.wait_for("retrain.skipped", n=19)
+    assert len(skipped) == 19
+    assert all(e.data["reason"].startswith("cooldown: last retraining") for e in skipped)
+    [register] = await env.wait_for("dataset.register", timeout=0.5)
+    assert register.data["name"] == "traffic-m"
+    drift_ids = {e.id for e in await env.wait_for("drift.detected", n=20)}
+    assert {e.data["drift_event_id"] for e in skipped} | {register.causationid} == drift_ids
+
+
+async def test_a_denied_approval_registers_nothing(env: Env) -> None:
+    h = await start(env, require_approval=True)
+    await h.emit(MonitorsEvaluate())
+    [req] = await env.wait_for("approval.requested")
+    denied = h.envelope("approval.denied", {"approval_id": req.id, "by": "ops", "comment": "no"},
+                        correlationid=req.correlationid, causationid=req.id)  # fmt: skip
+    await h.publish(denied)
+    await env.wait_for("approval.denied")
+    assert await env.wait_for("dataset.register", timeout=0.5) == []
+    assert await env.wait_for("finetune.requested", timeout=0.1) == []
