@@ -223,8 +223,10 @@ class NatsEventLog(PostgresEventLog):
                 servers=self.bus.servers,
                 connect_timeout=max(1, round(self.bus.connect_timeout_s)),
                 allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=1,
+                # at start: try each server twice, then fail with a clear error; once connected
+                # (below) reconnect for ever, so workers ride out a bus outage
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.5,
                 disconnected_cb=disconnected,
                 reconnected_cb=reconnected,
                 error_cb=error,
@@ -232,6 +234,7 @@ class NatsEventLog(PostgresEventLog):
             )
         except Exception as exc:
             raise BackendError(f"{hint} ({type(exc).__name__}: {exc})") from None
+        self._nc.options["max_reconnect_attempts"] = -1
         self.bus_connected = True
         self._js = self._nc.jetstream(timeout=5.0)
         try:
