@@ -50,6 +50,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "herald.serving.deployments.sensors",
     "herald.serving.batch.job",
     "herald.monitoring.sensors",
+    "herald.demo.sensors",  # the closed-loop demo: acts only inside demo.requested flows
     "herald.prompts",  # prompt.registered / prompt.promoted message types
     "herald.alerting.webhooks",  # the webhook delivery job (sensors come from settings)
 )
