@@ -27,6 +27,9 @@ class DeploymentBody(BaseModel):
     guardrails: list[dict[str, Any]] | None = None
     follow_aliases: bool = True
     canary: dict[str, Any] | None = Field(None, description="canary rollback policy")
+    rollout: dict[str, Any] | None = Field(
+        None, description="rollout policy of alias moves ({'strategy': 'canary', ...})"
+    )
     reason: str = ""
 
 
@@ -77,6 +80,7 @@ def router(h: Herald) -> APIRouter:
             "guardrails": dep.guardrails,
             "follow_aliases": dep.follow_aliases,
             "canary": dep.canary.model_dump(),
+            "rollout": dep.rollout.model_dump(),
             "history": len(dep.history),
             "updated_at": dep.updated_at.isoformat(),
             "serving_revision": active.revision if active is not None else None,
