@@ -133,7 +133,12 @@ def _failed(name: str, exc: HeraldError) -> DeploymentFailed:
     return DeploymentFailed(name=name, error=exc.message)
 
 
-@sensor(on=DeploymentRequested, name="herald.deployments.requested")
+# loading a revision's replicas (a real model on a busy CPU) can take minutes: the sensors that
+# apply revisions get more than the default handler time limit
+APPLY_TIMEOUT_S = 900.0
+
+
+@sensor(on=DeploymentRequested, name="herald.deployments.requested", timeout_s=APPLY_TIMEOUT_S)
 async def on_deployment_requested(msg: DeploymentRequested, ctx: SensorContext) -> Any:
     """Create or replace a deployment (blue-green: traffic moves once the new one is healthy)."""
     try:
@@ -157,7 +162,7 @@ async def on_deployment_requested(msg: DeploymentRequested, ctx: SensorContext) 
     return await _store_and_apply(dep, ctx)
 
 
-@sensor(on=DeploymentTrafficChanged, name="herald.deployments.traffic")
+@sensor(on=DeploymentTrafficChanged, name="herald.deployments.traffic", timeout_s=APPLY_TIMEOUT_S)
 async def on_traffic_changed(msg: DeploymentTrafficChanged, ctx: SensorContext) -> Any:
     """Apply new weights (the loaded replicas are reused; nothing reloads) and add the targets
     in ``add`` (a canary: loaded and health-checked before it takes traffic)."""
@@ -240,7 +245,7 @@ async def _complete_rollout(
     return out
 
 
-@sensor(on=DeploymentRollback, name="herald.deployments.rollback")
+@sensor(on=DeploymentRollback, name="herald.deployments.rollback", timeout_s=APPLY_TIMEOUT_S)
 async def on_rollback(msg: DeploymentRollback, ctx: SensorContext) -> Any:
     """Restore the previous revision's targets and weights (as a new revision)."""
     try:
