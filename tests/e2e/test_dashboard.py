@@ -305,3 +305,119 @@ def test_login_live_overview_flow_and_emit_form(
     expect(page.locator('#overview-deployments tr[data-deployment="demo"]')).to_contain_text("64%")
     expect(page.locator('#overview-alerts li[data-type="approval.requested"]')).to_be_visible()
     page.screenshot(path=str(shots / "overview.png"), full_page=True)
+
+
+def login(page: Any, server: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(server.url + "/")
+    page.fill("input[name=api_key]", server.key)
+    page.click("button[type=submit]")
+    expect(page.locator("#events")).to_be_attached()
+
+
+def test_newcomer_finetunes_evaluates_deploys_a_canary_and_chats(
+    server_factory: Any, page: Any, tmp_path: Path
+) -> None:
+    """The issue's done-when path from the dashboard alone, on the microscopic Llama (the bundled
+    SmolLM2 takes minutes on CPU; it was checked by hand, see docs/guides/dashboard.md)."""
+    from urllib.parse import urlencode
+
+    from playwright.sync_api import expect
+
+    from herald.models.testing import tiny_llama
+
+    tiny = tiny_llama(tmp_path / "tiny")
+    server = server_factory([], HERALD_API_KEY=KEY)
+    server.start()
+    shots = DOC_SHOTS if os.environ.get("HERALD_UPDATE_SCREENSHOTS") == "1" else tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
+    # a stable deployment for the canary to join (a fake backend: only the canary is real here)
+    with server.client() as api:
+        reg = {"name": "assistant", "artifact_uri": "file:///models/assistant/1"}
+        assert api.post("/v1/messages", json={"type": "model.register", "data": reg}).is_success
+        wait_until(lambda: api.get("/v1/registry/models/assistant/versions/1").is_success)
+        stable = {"model": "models:/assistant/1", "weight": 90, "backend": "fake"}
+        stable["options"] = {"reply": "stable answer"}
+        r = api.post("/v1/deployments", json={"name": "assistant", "targets": [stable]})
+        assert r.status_code == 202, r.text
+
+    login(page, server)
+    # the form opens with the bundled model and the shipped data set preselected
+    page.goto(server.url + "/#/finetune")
+    expect(page.locator("#f-base_model")).to_have_value("smollm2-135m-instruct")
+    expect(page.locator("#f-dataset")).to_have_value("examples/data/facts-chat.jsonl")
+    page.screenshot(path=str(shots / "finetune.png"), full_page=True)
+    # a bad value comes back inline; then the microscopic model with small settings
+    page.fill("#f-model_name", "not a valid name!")
+    page.click("#ft-form button[type=submit]")
+    expect(page.locator('[data-wrap="model_name"] .error')).to_contain_text("pattern")
+    preset = {
+        "base_model": str(tiny),
+        "dataset": str(ROOT / "examples" / "data" / "facts-instruction.csv"),
+        "model_name": "tiny-dash",
+        "max_steps": 4,
+        "micro_batch_size": 4,
+        "sequence_len": 64,
+        "learning_rate": 0.01,
+        "lora_r": 4,
+        "val_set_size": 0.1,
+        "eval_steps": 2,
+        "save_steps": 2,
+        "target_modules": '["q_proj", "v_proj"]',
+    }
+    page.goto(server.url + "/#/finetune/" + urlencode(preset))
+    expect(page.locator("#f-base_model")).to_have_value(str(tiny))
+    page.click("#ft-form button[type=submit]")
+    expect(page).to_have_url(re.compile(r"#/jobs/"), timeout=60_000)
+
+    # the training job: live curves, then succeeded and a link to the registered model
+    expect(page.locator("h2 .pill")).to_have_text("succeeded", timeout=240_000)
+    expect(page.locator('[data-chart="loss"] circle')).to_have_count(4)
+    expect(page.locator('[data-chart="eval loss"] circle').first).to_be_attached()
+    expect(page.locator('[data-chart="tokens/s"]')).to_be_visible()
+    page.screenshot(path=str(shots / "finetune-job.png"), full_page=True)
+    page.locator("#job-next a").click()
+    row = page.locator('#versions tr[data-version="1"]')
+    expect(row).to_contain_text("data")  # lineage: base model, data set, training job
+    expect(row.locator('a[href^="#/jobs/"]')).to_be_visible()
+
+    # evaluate the new version on the shipped `tiny` suite; the result appears in its row
+    page.select_option("#eval-suite", "tiny")
+    page.click("button[data-action=evaluate]")
+    expect(page.locator("#eval-result a")).to_be_visible()
+    expect(row.locator(".evals")).to_contain_text("reference.", timeout=180_000)
+
+    # deploy it as a 10% canary next to the stable version, then chat with the deployment
+    page.select_option("#deploy-target", "assistant")
+    page.fill("#deploy-weight", "10")
+    page.click("button[data-action=deploy]")
+    expect(page.locator("#deploy-result a").first).to_have_text("deployment.traffic.changed")
+    page.screenshot(path=str(shots / "registry-new-version.png"), full_page=True)
+    with server.client() as api:
+
+        def canary_ready() -> bool:
+            d = api.get("/v1/deployments/assistant").json()
+            return d["status"] == "ready" and len(d["targets"]) == 2
+
+        wait_until(canary_ready, timeout=120)
+        targets = api.get("/v1/deployments/assistant").json()["targets"]
+    assert [(t["model"], t["weight"]) for t in targets] == [
+        ("models:/assistant/1", 90),
+        ("models:/tiny-dash/1", 10),
+    ]
+    page.goto(server.url + "/#/deployments")
+    dep = page.locator('[data-deployment="assistant"]')
+    expect(dep.locator('input[data-target="models:/tiny-dash/1"]')).to_have_value("10")
+    expect(dep).to_contain_text("10.0% of traffic")
+
+    page.goto(server.url + "/#/playground")
+    expect(page.locator('#pg-model option[value="assistant"]')).to_be_attached()
+    page.select_option("#pg-model", "assistant")
+    page.fill("#pg-max-tokens", "8")
+    for i in range(3):
+        page.fill("#pg-prompt", f"What is the capital of France? ({i})")
+        page.click("#pg-form button[type=submit]")
+        expect(page.locator("#pg-transcript .assistant")).to_have_count(i + 1)
+        expect(page.locator("#pg-usage")).to_contain_text("completion tokens")
+    expect(page.locator("#pg-error")).to_have_text("")

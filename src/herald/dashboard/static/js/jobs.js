@@ -39,7 +39,7 @@ export function renderJob(root, id) {
   let closeStream = null;
   let curves = false;
   let gone = false;
-  const steps = new Map(); // step -> training.progressed data, from the log then live
+  const steps = new Map(); // step -> merged training.progressed data, from the log then live
 
   function drawCharts() {
     clear(charts);
@@ -52,7 +52,12 @@ export function renderJob(root, id) {
     }
   }
   function addProgress(e) {
-    if (e.type === "training.progressed" && e.data.job_id === id) { steps.set(e.data.step, e.data); return true; }
+    if (e.type !== "training.progressed" || e.data.job_id !== id) return false;
+    // a step can report twice (its training loss, then its evaluation): merge the non-null values
+    const merged = { ...(steps.get(e.data.step) || {}) };
+    for (const [k, v] of Object.entries(e.data)) if (v !== null && v !== undefined) merged[k] = v;
+    steps.set(e.data.step, merged);
+    return true;
     return false;
   }
   async function startCurves(correlationid) {
