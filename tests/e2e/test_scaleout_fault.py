@@ -106,7 +106,7 @@ def test_kill_one_of_three_workers_during_a_thousand_triggers_and_jobs(
         "HERALD_DATABASE_URL": fresh_postgres_url,
         "HERALD_API_KEY": "sk-fault-" + uuid.uuid4().hex,
         "HERALD_SENSORS__OWNERSHIP_RETRY_S": "0.5",
-        "HERALD_JOBS__LEASE_S": "2",  # a dead worker's leased jobs come back after 2 s
+        "HERALD_JOBS__LEASE_S": "3",  # a dead worker's leased jobs come back after 3 s
         "HERALD_JOBS__INLINE_CONCURRENCY": "4",
         "HERALD_SERVING__BUNDLED": "false",
         "HANDLED_LOG": str(handled_log),
@@ -184,9 +184,10 @@ def test_kill_one_of_three_workers_during_a_thousand_triggers_and_jobs(
     effects = lines(effects_log)
     succeeded = Counter(job for job, att, _, _ in effects if int(att) == attempt[job])
     assert set(succeeded) == set(attempt) and set(succeeded.values()) == {1}
-    # the only other lines are the killed worker's interrupted attempts, each re-run later
+    # every other line is an earlier attempt whose result was fenced off: the killed worker's
+    # interrupted jobs (or, on an overloaded host, a live worker whose lease ran out first)
     reruns = [(job, int(att), int(pid)) for job, att, pid, _ in effects if int(att) != attempt[job]]
-    assert all(pid == owner and att < attempt[job] for job, att, pid in reruns)
+    assert all(att < attempt[job] for job, att, pid in reruns)
     # the kill really interrupted work: the victim held leased jobs that another worker re-ran
     assert max(attempt.values()) >= 2
     retried = {job for job, a in attempt.items() if a >= 2}
@@ -199,6 +200,7 @@ def test_kill_one_of_three_workers_during_a_thousand_triggers_and_jobs(
     job_pids = Counter(int(pid) for _, _, pid, _ in effects)
     assert len(set(job_pids) & survivors) == 2  # both survivors ran jobs
     print(  # shown with -s; quoted in docs/guides/scale-out.md
-        f"victim {victim}: {len(reruns)} interrupted job bodies re-ran, {len(retried)} jobs "
+        f"victim {victim}: {len(reruns)} fenced job bodies re-ran "
+        f"({sum(pid == owner for _, _, pid in reruns)} the victim's), {len(retried)} jobs "
         f"retried, {sum(handlers.values()) - N} handler re-runs, effects at kill {effects_at_kill}"
     )
