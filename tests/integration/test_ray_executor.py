@@ -219,3 +219,120 @@ async def test_unreachable_cluster_fails_the_attempt_with_the_address(renv: Env)
     job = await h.submit_job("square", {"n": 2}, executor="ray")
     done = await wait_job(renv, job.id, {"failed"}, timeout=30)
     assert f"cannot reach the Ray cluster at 127.0.0.1:{port}" in (done.error or "")  # type: ignore[attr-defined]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "examples" / "data" / "facts-instruction.csv"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from herald.models.testing import tiny_llama
+
+    return tiny_llama(tmp_path_factory.mktemp("tiny") / "m")
+
+
+async def test_distributed_lora_finetune_with_ray_train_on_the_ray_executor(
+    renv: Env, ray_cluster: str, tiny: Path
+) -> None:
+    h = await renv.start(jobs={**ray_settings(ray_cluster), "lease_s": 5.0, "max_attempts": 1})
+    params = {
+        "base_model": str(tiny),
+        "dataset": str(DATA),
+        "model_name": "tiny-ray",
+        "max_steps": 4,
+        "save_steps": 2,
+        "micro_batch_size": 4,
+        "sequence_len": 64,
+        "learning_rate": 0.01,
+        "lora_r": 4,
+        "target_modules": ["q_proj", "v_proj"],
+        "distributed": {"num_workers": 2, "backend": "ray"},
+    }
+    job = await h.submit_job("finetune", params, executor="ray")
+    done = await wait_job(renv, job.id, {"succeeded", "failed"}, timeout=480)
+    assert done.status == "succeeded", done.error  # type: ignore[attr-defined]
+    lines = [ln.line for ln in await h.log.logs(job.id)]
+    assert any("2 Ray Train worker(s)" in ln for ln in lines)
+    [completed] = await renv.wait_for("finetune.completed", 1)
+    assert completed.data["metrics"]["num_workers"] == 2.0
+    assert completed.data["metrics"]["global_step"] == 4.0
+    assert completed.data["kind"] == "lora" and completed.data["run_id"] == job.id
+    # rank 0's progress reached the job as messages and as run metrics
+    progressed = await renv.wait_for("training.progressed", 4)
+    assert [p.data["step"] for p in progressed] == [1, 2, 3, 4]
+    series = h.registry.run_metrics(job.id, ["loss"])["loss"]
+    assert [p["step"] for p in series] == [1, 2, 3, 4]
+    # registered exactly like a single-process fine-tune: a safetensors adapter
+    [registered] = await renv.wait_for("model.registered", 1, timeout=60)
+    mv = h.registry.resolve(registered.data["uri"])
+    assert mv.name == "tiny-ray" and mv.kind == "lora" and mv.job_id == job.id
+    key = f"models/tiny-ray/{job.id}"
+    assert mv.artifact_uri == h.artifacts.uri(key)
+    files = {p.name for p in h.artifacts.local_dir(key).iterdir()}
+    assert {"adapter_model.safetensors", "adapter_config.json", "chat_template.jinja"} <= files
+    assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in files)
+    assert h.registry.get_run(job.id).status == "finished"
+
+
+async def test_sharded_evaluation_equals_the_unsharded_run(
+    ray_cluster: str, tmp_path: Path
+) -> None:
+    import json
+
+    from herald.evaluation.jobs import current_store
+    from herald.evaluation.runner import EvaluationPlan, run_evaluation
+    from herald.evaluation.suites import parse_suite
+    from herald.evaluation.targets import parse_target
+    from herald.serving.backends.fake import VOCAB
+    from herald.settings import Settings
+
+    # the fake backend answers VOCAB[0] to every one-token question: every third reference
+    # matches, so the metric tells rows apart
+    rows = [
+        {
+            "id": f"q{i}",
+            "messages": [{"role": "user", "content": f"question {i}"}],
+            "reference": VOCAB[0] if i % 3 == 0 else "something else",
+        }
+        for i in range(23)
+    ]
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    suite = parse_suite(
+        {
+            "name": "shards",
+            "dataset": "d.jsonl",
+            "generation": {"max_tokens": 1},
+            "engines": [{"engine": "reference", "metrics": ["exact_match", "contains"]}],
+            "primary_metric": "reference.exact_match",
+        },
+        base_dir=tmp_path,
+    )
+    settings = Settings(
+        home=tmp_path / "home", jobs={"ray": {"enabled": True, "address": ray_cluster}}
+    )
+    store = current_store(settings)
+    spec = parse_target("fake-echo", backend="fake")
+    seen: list[tuple[int, int]] = []
+    whole = await run_evaluation(EvaluationPlan("whole", suite, spec), store, settings=settings)
+    sharded = await run_evaluation(
+        EvaluationPlan("sharded", suite, spec, options={"shards": 3}),
+        store,
+        settings=settings,
+        progress=lambda done, total, errors: seen.append((done, total)),
+    )
+    assert sharded["status"] == whole["status"] == "completed"
+    assert sharded["metrics"] == whole["metrics"]
+    value = whole["metrics"]["reference.exact_match"]["value"]
+    assert 0 < value < 1  # a comparison that can tell rows apart
+    items = {i["sample_id"]: i for i in store.items("whole")}
+    shard_items = {i["sample_id"]: i for i in store.items("sharded")}
+    assert set(items) == set(shard_items) == {r["id"] for r in rows}
+    for sid, item in items.items():
+        other = shard_items[sid]
+        assert (other["index"], other["output"], other["scores"]) == (
+            item["index"],
+            item["output"],
+            item["scores"],
+        )
+    assert seen[-1] == (23, 23)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from herald.errors import HeraldError
 from herald.evaluation.base import Engine, ItemContext, RunContext, create_engine
 from herald.evaluation.errors import ItemError
+from herald.evaluation.sharded import score_sharded, shard_count
 from herald.evaluation.store import EvaluationStore
 from herald.evaluation.suites import InvalidSample, Sample, Suite, load_samples
 from herald.evaluation.targets import OpenAIClient, TargetSpec, open_target, parse_target
@@ -217,25 +218,41 @@ async def run_evaluation(
             async with sem:
                 if cancelled is not None and cancelled():
                     raise EvaluationCancelled(f"evaluation {plan.evaluation_id} was cancelled")
-                scores, errors, output, latency = await _score_item(idx, sample, item_engines, run)
-                await asyncio.to_thread(
-                    store.add_item,
-                    plan.evaluation_id,
-                    sample.id,
-                    idx,
-                    input=_message_input(sample),
-                    output=output,
-                    scores=scores,
-                    errors=errors,
-                    latency_s=latency,
-                )
-                counter["done"] += 1
-                counter["errors"] += bool(errors)
-                if progress is not None:
-                    progress(counter["done"], total, counter["errors"])
+                await record(idx, sample, await _score_item(idx, sample, item_engines, run))
+
+        async def record(
+            idx: int,
+            sample: Sample,
+            row: tuple[dict[str, float], dict[str, Any], str | None, float | None],
+        ) -> None:
+            scores, errors, output, latency = row
+            await asyncio.to_thread(
+                store.add_item,
+                plan.evaluation_id,
+                sample.id,
+                idx,
+                input=_message_input(sample),
+                output=output,
+                scores=scores,
+                errors=errors,
+                latency_s=latency,
+            )
+            counter["done"] += 1
+            counter["errors"] += bool(errors)
+            if progress is not None:
+                progress(counter["done"], total, counter["errors"])
 
         todo = [(i, s) for i, s in enumerate(samples) if s.id not in done]
-        if item_engines and todo:
+        if item_engines and todo and shard_count(plan.options) > 1:  # across Ray tasks
+            by_index = dict(todo)
+            async for part in score_sharded(
+                plan, samples, todo, settings=settings, timeout=timeout
+            ):
+                if cancelled is not None and cancelled():
+                    raise EvaluationCancelled(f"evaluation {plan.evaluation_id} was cancelled")
+                for idx, row in part:
+                    await record(idx, by_index[idx], row)
+        elif item_engines and todo:
             tasks = [asyncio.ensure_future(one(i, s)) for i, s in todo]
             try:
                 await asyncio.gather(*tasks)

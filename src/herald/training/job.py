@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from herald.jobs.context import JobContext
 from herald.jobs.registry import job
@@ -32,6 +32,25 @@ Scheduler = Literal[
 ]
 ReportTo = Literal["none", "mlflow", "wandb", "tensorboard"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+
+class DistributedTraining(BaseModel):
+    """Run the training loop data-parallel across workers with Ray Train (``TorchTrainer``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_workers: int = Field(2, ge=1, le=1024, description="Training processes (DDP ranks).")
+    backend: Literal["ray"] = Field("ray", description="Only Ray Train for now.")
+    address: str | None = Field(
+        None, description="Ray cluster to use; default jobs.ray.address (the job's own cluster)."
+    )
+    use_gpu: bool = Field(False, description="One GPU per worker (NCCL); else CPU (gloo).")
+    cpus_per_worker: float = Field(1.0, gt=0, description="CPUs each worker requests.")
+    storage_path: str | None = Field(
+        None,
+        description="Ray Train storage for the result (a path every node sees, or s3://...); "
+        "default $HERALD_HOME/ray-train.",
+    )
 
 
 @job(name="finetune", executor="local")
@@ -121,6 +140,13 @@ def finetune(
     trust_remote_code: Annotated[
         bool, Field(description="Allow model code from the model folder (off by default).")
     ] = False,
+    distributed: Annotated[
+        DistributedTraining | None,
+        Field(
+            description="Train across workers on a Ray cluster with Ray Train, e.g. "
+            "{num_workers: 2, backend: ray}; rank 0 saves the adapter (default: one process)."
+        ),
+    ] = None,
     ctx: JobContext | None = None,
 ) -> FinetuneCompleted:
     """Fine-tune a causal LM with LoRA, QLoRA or fully; register-ready output in the store."""
@@ -141,4 +167,10 @@ def on_finetune_requested(msg: Any, ctx: SensorContext) -> None:
     ctx.run_job("finetune", msg.payload())
 
 
-__all__ = ["FinetuneConfig", "FinetuneRequested", "finetune", "on_finetune_requested"]
+__all__ = [
+    "DistributedTraining",
+    "FinetuneConfig",
+    "FinetuneRequested",
+    "finetune",
+    "on_finetune_requested",
+]

@@ -164,6 +164,7 @@ def train(
     run_id: str = "",
     job_id: str = "",
     chat_template: str | None = None,
+    save: bool = True,
     home: Path | None = None,
 ) -> TrainResult:
     """Fine-tune ``model`` on the rows; checkpoints in ``work_dir/checkpoints``; saves outputs.
@@ -278,9 +279,11 @@ def train(
         if final:
             registry.log_metrics(run_id, trainer.state.global_step, final)
 
-    output_dir, merged_dir = save_outputs(trainer.model, tokenizer, work_dir, config, template)
-    meta = {"config": config, "metrics": metrics, "data": data_stats}
-    (output_dir / OUTPUT_META).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    output_dir, merged_dir = work_dir / "output", None
+    if save:  # the other ranks of a distributed run leave the outputs to rank 0
+        output_dir, merged_dir = save_outputs(trainer.model, tokenizer, work_dir, config, template)
+        meta = {"config": config, "metrics": metrics, "data": data_stats}
+        (output_dir / OUTPUT_META).write_text(json.dumps(meta, indent=2, default=str) + "\n")
     return TrainResult(
         output_dir=output_dir,
         merged_dir=merged_dir,
@@ -423,22 +426,37 @@ def run_finetune(
             validation_fraction=config["val_set_size"],
             seed=config["seed"],
         )
-        model, tokenizer = load_model(source, config)
-        result = train(
-            model,
-            tokenizer,
-            train_rows=list(data.train),
-            validation_rows=list(data.validation),
-            data_format=data.format,
-            config=config,
-            work_dir=work_dir,
-            ctx=ctx,
-            registry=registry,
-            run_id=run_id,
-            job_id=job_id,
-            chat_template=getattr(source, "chat_template", None),
-            home=settings.home,
-        )
+        if config.get("distributed"):  # data-parallel across Ray Train workers
+            from herald.training.distributed import train_distributed
+
+            result = train_distributed(
+                source,
+                data,
+                config,
+                work_dir,
+                ctx=ctx,
+                registry=registry,
+                run_id=run_id,
+                job_id=job_id,
+                settings=settings,
+            )
+        else:
+            model, tokenizer = load_model(source, config)
+            result = train(
+                model,
+                tokenizer,
+                train_rows=list(data.train),
+                validation_rows=list(data.validation),
+                data_format=data.format,
+                config=config,
+                work_dir=work_dir,
+                ctx=ctx,
+                registry=registry,
+                run_id=run_id,
+                job_id=job_id,
+                chat_template=getattr(source, "chat_template", None),
+                home=settings.home,
+            )
         store = open_artifact_store()
         key = f"models/{config['model_name']}/{run_id}"
         ref = store.put_dir(key, result.output_dir)
