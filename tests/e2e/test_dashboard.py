@@ -209,10 +209,19 @@ def test_login_live_overview_flow_and_emit_form(
     expect(page.locator('[data-deployment="demo-b"] .pill').first).to_have_text("ready")
 
     # playground: a streamed chat with the deployment
+    with server.client() as api:
+        for template in ("Q: {{ question }}", "Please answer: {{ question }}?"):
+            r = api.post("/v1/prompts", json={"name": "ask", "template": template})
+            assert r.status_code == 201, r.text
     page.goto(server.url + "/#/playground")
     expect(page.locator('#pg-model option[value="demo"]')).to_be_attached()
     page.select_option("#pg-model", "demo")
-    page.fill("#pg-prompt", "Who are you?")
+    # a registered prompt template, rendered by the server into the prompt box
+    page.select_option("#pg-template", "ask")
+    page.select_option("#pg-template-version", "2")
+    page.fill('[data-var="question"]', "Who are you")
+    page.click("#pg-template-use")
+    expect(page.locator("#pg-prompt")).to_have_value("Please answer: Who are you?")
     page.click("#pg-form button[type=submit]")
     expect(page.locator("#pg-transcript .assistant .answer")).to_have_text("Hello from the canary")
     expect(page.locator("#pg-usage")).to_contain_text("completion tokens")
