@@ -86,5 +86,7 @@ def test_version_stats_from_request_log_lines() -> None:
 def test_policy_validation() -> None:
     with pytest.raises(ValidationError, match="max_watch_s"):
         RolloutPolicy(watch_s=100, max_watch_s=10)
+    with pytest.raises(ValidationError, match="canary_weight"):
+        RolloutPolicy(canary_weight=50)  # an equal share would make it no canary
     dep = parse_deployment({"name": "d", "targets": [{"model": "models:/m@champion"}]})
     assert dep.rollout.strategy == "replace"  # today's behaviour unless asked

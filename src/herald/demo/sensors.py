@@ -49,7 +49,7 @@ log = logging.getLogger("herald.demo")
 TRAFFIC_JOB = "demo.traffic"
 DEFAULT_ROLLOUT: dict[str, Any] = {
     "strategy": "canary",
-    "canary_weight": 50,
+    "canary_weight": 40,
     "min_requests": 3,
     "watch_s": 5,
     "max_watch_s": 300,

@@ -96,7 +96,13 @@ class RolloutPolicy(BaseModel):
     strategy: Literal["replace", "canary"] = Field(
         "replace", description="replace: switch at once; canary: watch a share first"
     )
-    canary_weight: float = Field(10.0, gt=0, lt=100, description="canary traffic share (%)")
+    canary_weight: float = Field(
+        10.0,
+        gt=0,
+        lt=50,
+        description="canary traffic share (%); below 50, so the stable version keeps the larger "
+        "share (what makes a version the canary)",
+    )
     min_requests: int = Field(
         20, ge=0, description="canary requests needed before a rollout verdict"
     )
