@@ -7,10 +7,13 @@ export function renderJobs(root) {
   const picker = el("select", { "aria-label": "status" },
     ["", "queued", "running", "succeeded", "failed", "cancelled"].map((s) => el("option", { value: s }, s || "all")));
   const body = el("tbody", { id: "jobs" });
+  let limit = 50;
+  const more = el("button", { class: "secondary", id: "jobs-more", hidden: true, onclick: () => { limit = Math.min(limit * 2, 1000); load(); } }, "show more");
   root.append(el("section", { class: "card" }, el("h2", {}, "Jobs ", picker),
-    el("table", {}, el("thead", {}, el("tr", {}, ["job", "status", "attempt", "progress", "created"].map((h) => el("th", {}, h)))), body)));
+    el("table", {}, el("thead", {}, el("tr", {}, ["job", "status", "attempt", "progress", "created"].map((h) => el("th", {}, h)))), body), more));
   async function load() {
-    const res = await api(`/jobs${query({ status: picker.value, limit: 100 })}`);
+    const res = await api(`/jobs${query({ status: picker.value, limit })}`);
+    more.hidden = res.data.length < limit || limit >= 1000;
     clear(body);
     for (const j of res.data) {
       body.append(el("tr", {},

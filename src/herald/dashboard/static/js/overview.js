@@ -42,7 +42,7 @@ export function renderOverview(root) {
         el("section", { class: "card" }, el("h2", {}, el("a", { href: "#/jobs" }, "Jobs")), jobs),
         el("section", { class: "card" },
           el("h2", {}, el("a", { href: "#/sensors" }, "Sensors")),
-          el("table", {}, el("thead", {}, el("tr", {}, ["sensor", "on", "status", "lag"].map((h) => el("th", {}, h)))), sensors)))));
+          el("table", {}, el("thead", {}, el("tr", {}, ["sensor", "status", "lag"].map((h) => el("th", {}, h)))), sensors)))));
 
   let close = null;
   async function load() {
@@ -72,12 +72,11 @@ export function renderOverview(root) {
     for (const s of res.data) {
       const status = !s.enabled ? "disabled" : s.last_error ? "error" : "ok";
       sensors.append(el("tr", {},
-        el("td", {}, s.name),
-        el("td", { class: "muted" }, (s.on || []).join(", ")),
+        el("td", { title: `on ${(s.on || []).join(", ") || "a schedule"}` }, s.name),
         el("td", {}, el("span", { class: `pill ${status}`, title: s.last_error || "" }, status)),
         el("td", {}, s.lag ?? "–")));
     }
-    if (!res.data.length) sensors.append(el("tr", {}, el("td", { colspan: 4, class: "muted" }, "no sensors")));
+    if (!res.data.length) sensors.append(el("tr", {}, el("td", { colspan: 3, class: "muted" }, "no sensors")));
   }
   async function loadJobs() {
     const groups = await Promise.all(["running", "queued", "failed"].map(async (st) => [st, (await api(`/jobs?status=${st}&limit=10`)).data]));
