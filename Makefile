@@ -22,13 +22,7 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest -q -m "not llamacpp" $(PYTEST_ARGS)
-	@# one process per file: after one in-process llama.cpp model is loaded and released,
-	@# later loads in the same process fail ("Failed to load model from file"; being fixed)
-	@for f in $$($(BIN)/pytest --collect-only -q -m llamacpp -p no:cacheprovider | grep '::' | cut -d: -f1 | sort -u); do \
-		echo "$(BIN)/pytest -q -m llamacpp $(PYTEST_ARGS) $$f"; \
-		$(BIN)/pytest -q -m llamacpp $(PYTEST_ARGS) $$f || exit 1; \
-	done
+	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not slow and not postgres" $(PYTEST_ARGS)

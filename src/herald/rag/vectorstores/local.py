@@ -30,9 +30,11 @@ from urllib.parse import unquote, urlparse
 from herald.errors import BackendUnavailable, ConfigurationError
 from herald.rag.errors import CollectionNotFound, DimensionMismatch
 from herald.rag.filters import Condition
+from herald.rag.vectorstores._cxx import pin_classic_locale
 from herald.rag.vectorstores._sql import sqlite_where
 from herald.rag.vectorstores.base import Chunk, Hit, VectorStore, check_k, check_vectors
 
+pin_classic_locale()  # before usearch loads, or llama.cpp in this process breaks (see _cxx.py)
 try:
     import numpy as np
     from usearch.index import Index
