@@ -1,8 +1,10 @@
-"""Fault test: a 3-node JetStream cluster (real nats-server processes) and PostgreSQL.
+"""End to end on PostgreSQL + NATS JetStream (real nats-server processes).
 
-Two Herald processes' worth of event logs append events while a shared durable consumer
-handles them; mid-run the stream leader is SIGKILLed. Every append that was acknowledged
-(committed) must reach the stream exactly once and be handled exactly once: 0 lost, 0 doubled.
+Fault test: on a 3-node JetStream cluster, one process appends events while another handles
+them through a shared durable consumer; mid-run the stream leader is SIGKILLed. Every append
+that was acknowledged (committed) must reach the stream exactly once and be handled exactly
+once: 0 lost, 0 doubled. Then the real roles (`herald api`, two `herald worker`s) with
+HERALD_BUS_URL, a worker SIGKILLed midway.
 """
 
 from __future__ import annotations
@@ -10,13 +12,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import subprocess
+import threading
+import time
+import uuid
 from collections import Counter
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from herald.bus import Outcome, open_event_log
 from herald.bus.nats import NatsEventLog
 from herald.messages import Envelope
+from tests.e2e.test_orders_sigkill import all_of_type, check_exactly_once, post_orders
+from tests.e2e.test_scaleout_workers import PLUGIN, handled, start_worker
 from tests.natsfixtures import NatsCluster
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -101,3 +111,89 @@ async def _stream_ids(log: NatsEventLog) -> list[str]:
     finally:
         await sub.unsubscribe()
     return ids
+
+
+def test_api_and_two_workers_on_postgres_and_nats(
+    server_factory: Any, fresh_postgres_url: str, nats_url: str, tmp_path: Path
+) -> None:
+    """The real roles with HERALD_BUS_URL: `herald api` appends, the outbox relay publishes,
+    two `herald worker`s are woken through JetStream; the sensor's owner is SIGKILLed midway
+    and the survivor takes over. 300 orders → 300 shipped, each exactly once, all on the bus."""
+    import asyncio as aio
+
+    plugin = tmp_path / "orders_counted.py"
+    plugin.write_text(PLUGIN)
+    log_path = tmp_path / "handled.log"
+    env = {
+        "HERALD_DATABASE_URL": fresh_postgres_url,
+        "HERALD_BUS_URL": nats_url,
+        "HERALD_API_KEY": "sk-nats-" + uuid.uuid4().hex,
+        "HERALD_SENSORS__OWNERSHIP_RETRY_S": "0.5",
+        "HANDLED_LOG": str(log_path),
+    }
+    api = server_factory([str(plugin)], command="api", **env)
+    api.start()
+    workers = {name: start_worker(tmp_path / name, env, plugin, name) for name in ("w1", "w2")}
+    try:
+        deadline = time.monotonic() + 120
+        for name, p in workers.items():
+            logfile = tmp_path / name / f"{name}.log"
+            while "worker running on" not in logfile.read_text():
+                assert p.poll() is None, logfile.read_text()[-3000:]
+                assert time.monotonic() < deadline, f"{name} did not start"
+                time.sleep(0.1)
+        orders = [(str(uuid.uuid4()), f"o-{i}") for i in range(300)]
+        with api.client() as c:
+            unacked: list[str] = []
+            poster = threading.Thread(
+                target=lambda: unacked.extend(post_orders(c, orders, threading.Event()))
+            )
+            poster.start()
+            deadline = time.monotonic() + 120
+            while len(handled(log_path)) < 60:
+                assert time.monotonic() < deadline, "no worker handled orders"
+                time.sleep(0.02)
+            [owner_pid] = {pid for pid, _ in handled(log_path)}
+            [victim] = [n for n, p in workers.items() if p.pid == owner_pid]
+            workers[victim].kill()
+            workers[victim].wait(10)
+            poster.join(120)
+            assert not poster.is_alive() and unacked == []
+            check_exactly_once(c, orders)
+            shipped = all_of_type(c, "acme.order.shipped")
+        assert len(shipped) == 300
+        runs = handled(log_path)
+        assert {o for _, o in orders} == {o for _, o in runs}
+        assert len({pid for pid, _ in runs}) == 2  # the survivor took over
+
+        import psycopg
+
+        with psycopg.connect(fresh_postgres_url) as conn:  # the roles' own relay published
+            row = conn.execute("SELECT max(published_seq) FROM herald_outbox_relay").fetchone()
+        assert row is not None and (row[0] or 0) >= 600
+
+        async def bus_ids() -> tuple[set[str], int]:
+            log = await _open(fresh_postgres_url, nats_url)
+            try:
+                deadline = aio.get_running_loop().time() + 60
+                while await log.relay_backlog() > 0:
+                    assert aio.get_running_loop().time() < deadline, "relay did not catch up"
+                    await aio.sleep(0.2)
+                stored = {e.id for e in await log.read(0, 100_000)}
+                ids = await _stream_ids(log)
+                assert len(ids) == len(set(ids))  # nothing twice on the bus
+                return stored - set(ids), len(ids)
+            finally:
+                await log.close()
+
+        missing, on_bus = aio.run(bus_ids())
+        assert missing == set() and on_bus >= 600  # every committed event is on the bus
+    finally:
+        for p in workers.values():
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(5)

@@ -495,6 +495,7 @@ class NatsEventLog(PostgresEventLog):
         ack_wait_s: float | None = None,
         max_deliver: int | None = None,
         batch: int = 64,
+        concurrency: int = 1,
         deliver_new: bool = False,
     ) -> BusConsumer:
         """A consumer (not yet started) of the durable JetStream consumer ``durable``.
@@ -504,7 +505,9 @@ class NatsEventLog(PostgresEventLog):
         ``handler`` is awaited per event; the message is acked when it returns, nak'ed with
         backoff when it raises, and terminated after ``max_deliver`` deliveries. Make the
         handler idempotent (e.g. commit an :class:`~herald.bus.base.Outcome`: a redelivered
-        event then commits nothing) — delivery is at-least-once.
+        event then commits nothing) — delivery is at-least-once. With ``concurrency`` > 1 up
+        to that many handlers of one fetched batch run at once (their commits group together;
+        the order among them is not kept).
         """
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", durable):
             raise ConfigurationError(f"consumer name {durable!r}: use [A-Za-z0-9_-]{{1,128}}")
@@ -516,6 +519,7 @@ class NatsEventLog(PostgresEventLog):
             ack_wait_s=ack_wait_s or self.bus.ack_wait_s,
             max_deliver=max_deliver or self.bus.max_deliver,
             batch=batch,
+            concurrency=concurrency,
             deliver_new=deliver_new,
         )
         self._consumers.append(c)
@@ -535,7 +539,8 @@ class BusConsumer:
         ack_wait_s: float,
         max_deliver: int,
         batch: int,
-        deliver_new: bool,
+        concurrency: int = 1,
+        deliver_new: bool = False,
     ) -> None:
         self.owner = owner
         self.durable = durable
@@ -544,6 +549,7 @@ class BusConsumer:
         self.ack_wait_s = ack_wait_s
         self.max_deliver = max_deliver
         self.batch = batch
+        self.concurrency = max(1, concurrency)
         self.deliver_new = deliver_new
         self.handled = 0
         self.failed = 0
@@ -601,8 +607,17 @@ class BusConsumer:
                     msgs = await psub.fetch(self.batch, timeout=1.0)
                 except TimeoutError:
                     continue
-                for m in msgs:
-                    await self._handle(m)
+                if self.concurrency == 1:
+                    for m in msgs:
+                        await self._handle(m)
+                else:
+                    limit = asyncio.Semaphore(self.concurrency)
+
+                    async def limited(m: Any, limit: asyncio.Semaphore = limit) -> None:
+                        async with limit:
+                            await self._handle(m)
+
+                    await asyncio.gather(*(limited(m) for m in msgs))
                 backoff = 0.2
             except asyncio.CancelledError:
                 raise
