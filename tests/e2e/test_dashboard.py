@@ -22,6 +22,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 DOC_SHOTS = ROOT / "docs" / "images"
 
 KEY = "hk_dashboard_e2e_key"
+HANDBOOK_DOC = "vacation-policy.md"
 
 pytestmark = pytest.mark.slow
 
@@ -210,6 +211,11 @@ def test_login_live_overview_flow_and_emit_form(
 
     # playground: a streamed chat with the deployment
     with server.client() as api:
+        # a one-document RAG collection (ingested by the rag.ingest job with the bundled MiniLM)
+        assert api.post("/v1/collections", json={"name": "handbook"}).status_code == 201
+        doc = str(ROOT / "examples" / "rag" / "handbook" / HANDBOOK_DOC)
+        r = api.post("/v1/collections/handbook/documents", json={"source": doc})
+        assert r.status_code == 202, r.text
         for template in ("Q: {{ question }}", "Please answer: {{ question }}?"):
             r = api.post("/v1/prompts", json={"name": "ask", "template": template})
             assert r.status_code == 201, r.text
@@ -234,6 +240,20 @@ def test_login_live_overview_flow_and_emit_form(
     expect(page.locator("#pg2-transcript .assistant .answer")).not_to_have_text("")
     expect(page.locator("#pg2-usage")).to_contain_text("completion tokens")
     page.screenshot(path=str(shots / "playground.png"), full_page=True)
+
+    # a RAG chain over the collection: the answer streams and its numbered sources are listed
+    with server.client() as api:
+        wait_until(lambda: api.get("/v1/collections/handbook").json().get("documents"), 120)
+    page.reload()
+    page.click("button:has-text('New chat')")
+    # RAG chains are listed over the statically served models: the bundled SmolLM2 (llama.cpp)
+    page.select_option("#pg-model", "rag/handbook@smollm2-135m-instruct")
+    page.fill("#pg-max-tokens", "8")
+    page.fill("#pg-prompt", "How many vacation days do employees get?")
+    page.click("#pg-form button[type=submit]")
+    expect(page.locator("#pg-usage")).to_contain_text("completion tokens", timeout=120_000)
+    expect(page.locator("#pg-transcript ol.citations li").first).to_contain_text("vacation")
+    page.screenshot(path=str(shots / "playground-rag.png"), full_page=True)
 
     # the served requests show up in the deployment's charts (from the request log)
     page.goto(server.url + "/#/deployments")

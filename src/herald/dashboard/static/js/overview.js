@@ -72,7 +72,7 @@ export function renderOverview(root) {
     for (const s of res.data) {
       const status = !s.enabled ? "disabled" : s.last_error ? "error" : "ok";
       sensors.append(el("tr", {},
-        el("td", { title: `on ${(s.on || []).join(", ") || "a schedule"}` }, s.name),
+        el("td", { title: `on ${(s.on || []).join(", ") || (s.cron ? `cron ${s.cron}` : "a schedule")}` }, s.name),
         el("td", {}, el("span", { class: `pill ${status}`, title: s.last_error || "" }, status)),
         el("td", {}, s.lag ?? "–")));
     }

@@ -77,8 +77,10 @@ function column(id, label) {
       }
       if (header) {
         const list = JSON.parse(header);
-        const used = new Set([...full.matchAll(/\[(\d+)\]/g)].map((m) => Number(m[1])));
-        fill(cites, el("h4", {}, "Sources"), citationList(list.map((c) => ({ ...c, cited: c.cited || used.has(c.index) }))));
+        // markers in the answer itself, not in the "Sources:" footer the chain may append
+        const body = full.split(/\n\nSources:\n/)[0];
+        const used = new Set([...body.matchAll(/\[(\d+)\]/g)].map((m) => Number(m[1])));
+        fill(cites, el("h4", {}, "Sources"), citationList(list.map((c) => ({ ...c, cited: used.has(c.index) }))));
       }
       history.push({ role: "assistant", content: full });
     } catch (err) {

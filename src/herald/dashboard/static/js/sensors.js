@@ -34,7 +34,7 @@ export function renderSensors(root) {
       const verb = s.enabled ? "disable" : "enable";
       sensors.append(el("tr", { "data-sensor": s.name },
         el("td", {}, s.name, s.description ? el("div", { class: "muted" }, s.description) : null),
-        el("td", { class: "muted" }, (s.on || []).join(", ") || (s.schedule ? `every ${s.schedule}` : "")),
+        el("td", { class: "muted" }, (s.on || []).join(", ") || (s.cron ? `cron ${s.cron}` : "")),
         el("td", {}, el("span", { class: `pill ${st}`, title: s.last_error || "" }, st),
           s.last_error ? el("div", { class: "error" }, String(s.last_error).slice(0, 200)) : null),
         el("td", {}, s.lag ?? "–"),
