@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -40,13 +41,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class Cluster(NamedTuple):
+    address: str  # the GCS: 127.0.0.1:<port>
+    client: str  # the Ray Client server: ray://127.0.0.1:<port>
+
+
 @pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[str]:
-    """A single-node Ray cluster: yields its GCS address ``127.0.0.1:<port>``."""
+def ray_cluster() -> Iterator[Cluster]:
+    """A single-node Ray cluster started for this module."""
     tmp = Path(tempfile.mkdtemp(prefix="hray-", dir="/tmp"))
-    port = _free_port()
+    port, client_port = _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HERALD_", "RAY_"))}
     env["RAY_USAGE_STATS_ENABLED"] = "0"
+    # a private loopback cluster: Ray's token authentication (on when ~/.ray/auth_token
+    # exists) stays off so the test's drivers need no token
+    env["RAY_AUTH_MODE"] = "disabled"
     cmd = [
         RAY,
         "start",
@@ -54,7 +63,7 @@ def ray_cluster() -> Iterator[str]:
         "--block",
         "--node-ip-address=127.0.0.1",
         f"--port={port}",
-        f"--ray-client-server-port={_free_port()}",
+        f"--ray-client-server-port={client_port}",
         f"--dashboard-agent-listen-port={_free_port()}",
         "--num-cpus=4",
         "--object-store-memory=100000000",
@@ -72,15 +81,26 @@ def ray_cluster() -> Iterator[str]:
     address = f"127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp / "start.log").read_text()[-2000:]
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "the Ray head did not come up in 60 s"
-                time.sleep(0.2)
-        yield address
+        for wait_port in (port, client_port):  # the GCS first, the Ray Client server later
+            while True:
+                assert proc.poll() is None, (tmp / "start.log").read_text()[-2000:]
+                try:
+                    with socket.create_connection(("127.0.0.1", wait_port), timeout=1):
+                        break
+                except OSError:
+                    assert time.monotonic() < deadline, "the Ray head did not come up in 60 s"
+                    time.sleep(0.2)
+        # ready when a driver can join and run a task (the raylet registers after the GCS)
+        probe = (
+            f"import ray; ray.init(address={address!r}, log_to_driver=False); "
+            "assert ray.get(ray.remote(lambda: 1).remote(), timeout=60) == 1"
+        )
+        while subprocess.run(
+            [sys.executable, "-c", probe], env=env, capture_output=True
+        ).returncode:
+            assert time.monotonic() < deadline + 60, "the Ray cluster did not accept a driver"
+            time.sleep(1)
+        yield Cluster(address, f"ray://127.0.0.1:{client_port}")
     finally:
         for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
             try:
@@ -108,7 +128,7 @@ def ray_settings(address: str, **kw: object) -> dict[str, object]:
     return {"ray": {"enabled": True, "address": address, **kw}, "cancel_grace_s": 1.0}
 
 
-async def wait_job(env: Env, job_id: str, status: set[str], timeout: float = 60) -> object:
+async def wait_job(env: Env, job_id: str, status: set[str], timeout: float = 120) -> object:
     assert env.herald is not None
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -122,9 +142,9 @@ async def wait_job(env: Env, job_id: str, status: set[str], timeout: float = 60)
 
 
 async def test_job_runs_on_the_cluster_with_logs_progress_and_messages(
-    renv: Env, ray_cluster: str
+    renv: Env, ray_cluster: Cluster
 ) -> None:
-    h = await renv.start(load=[PLUGIN, RAY_PLUGIN], jobs=ray_settings(ray_cluster))
+    h = await renv.start(load=[PLUGIN, RAY_PLUGIN], jobs=ray_settings(ray_cluster.address))
     job = await h.submit_job("ray_test.where", {"n": 6}, executor="ray")
     done = await wait_job(renv, job.id, {"succeeded", "failed"})
     assert done.status == "succeeded", done.error  # type: ignore[attr-defined]
@@ -147,11 +167,26 @@ async def test_job_runs_on_the_cluster_with_logs_progress_and_messages(
     assert square.executor == "ray" and square.status == "succeeded"
 
 
+async def test_ray_client_address_runs_jobs_through_a_queue(
+    renv: Env, ray_cluster: Cluster
+) -> None:
+    h = await renv.start(load=[RAY_PLUGIN], jobs=ray_settings(ray_cluster.client))
+    job = await h.submit_job("ray_test.where", {"n": 5}, executor="ray")
+    done = await wait_job(renv, job.id, {"succeeded", "failed"})
+    assert done.status == "succeeded", done.error  # type: ignore[attr-defined]
+    assert done.result["n2"] == 25  # type: ignore[attr-defined]
+    lines = [ln.line for ln in await h.log.logs(job.id)]
+    assert "running 5 under Ray" in lines
+    assert any(ln.endswith("(Ray Client)") for ln in lines)
+    progressed = await h.log.query(EventQuery(types=["job.progressed"]))
+    assert [e.data["progress"] for e in progressed] == [0.5]
+
+
 async def test_herald_executor_setting_sends_local_jobs_to_ray(
-    renv: Env, ray_cluster: str, monkeypatch: pytest.MonkeyPatch
+    renv: Env, ray_cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HERALD_EXECUTOR", "ray")
-    monkeypatch.setenv("HERALD_JOBS__RAY__ADDRESS", ray_cluster)
+    monkeypatch.setenv("HERALD_JOBS__RAY__ADDRESS", ray_cluster.address)
     h = await renv.start(load=[PLUGIN, RAY_PLUGIN], jobs={"cancel_grace_s": 1.0})
     assert h.settings.jobs.default_executor == "ray" and h.settings.jobs.ray.enabled
     job = await h.submit_job("square", {"n": 3})  # pinned to nothing: the default
@@ -161,9 +196,9 @@ async def test_herald_executor_setting_sends_local_jobs_to_ray(
 
 
 async def test_cancel_stops_the_ray_task_and_its_process(
-    renv: Env, ray_cluster: str, tmp_path: Path
+    renv: Env, ray_cluster: Cluster, tmp_path: Path
 ) -> None:
-    h = await renv.start(load=[PLUGIN], jobs=ray_settings(ray_cluster))
+    h = await renv.start(load=[PLUGIN], jobs=ray_settings(ray_cluster.address))
     marker = tmp_path / "pids"
     job = await h.submit_job("sleepy", {"seconds": 120, "marker": str(marker)}, executor="ray")
     for _ in range(600):
@@ -186,9 +221,11 @@ async def test_cancel_stops_the_ray_task_and_its_process(
 
 
 async def test_crashed_ray_worker_is_a_failed_attempt_and_retried(
-    renv: Env, ray_cluster: str
+    renv: Env, ray_cluster: Cluster
 ) -> None:
-    h = await renv.start(load=[RAY_PLUGIN], jobs={**ray_settings(ray_cluster), "max_attempts": 2})
+    h = await renv.start(
+        load=[RAY_PLUGIN], jobs={**ray_settings(ray_cluster.address), "max_attempts": 2}
+    )
     job = await h.submit_job("ray_test.kill_worker", {}, executor="ray")
     done = await wait_job(renv, job.id, {"failed"}, timeout=90)
     assert done.attempt == 2  # type: ignore[attr-defined]
@@ -233,9 +270,11 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 async def test_distributed_lora_finetune_with_ray_train_on_the_ray_executor(
-    renv: Env, ray_cluster: str, tiny: Path
+    renv: Env, ray_cluster: Cluster, tiny: Path
 ) -> None:
-    h = await renv.start(jobs={**ray_settings(ray_cluster), "lease_s": 5.0, "max_attempts": 1})
+    h = await renv.start(
+        jobs={**ray_settings(ray_cluster.address), "lease_s": 5.0, "max_attempts": 1}
+    )
     params = {
         "base_model": str(tiny),
         "dataset": str(DATA),
@@ -276,7 +315,7 @@ async def test_distributed_lora_finetune_with_ray_train_on_the_ray_executor(
 
 
 async def test_sharded_evaluation_equals_the_unsharded_run(
-    ray_cluster: str, tmp_path: Path
+    ray_cluster: Cluster, tmp_path: Path
 ) -> None:
     import json
 
@@ -309,7 +348,7 @@ async def test_sharded_evaluation_equals_the_unsharded_run(
         base_dir=tmp_path,
     )
     settings = Settings(
-        home=tmp_path / "home", jobs={"ray": {"enabled": True, "address": ray_cluster}}
+        home=tmp_path / "home", jobs={"ray": {"enabled": True, "address": ray_cluster.address}}
     )
     store = current_store(settings)
     spec = parse_target("fake-echo", backend="fake")

@@ -318,7 +318,87 @@ def _stop_process(proc: subprocess.Popen[bytes], grace_s: float) -> None:
         proc.wait()
 
 
+def run_job_to_queue(spec: dict[str, Any], env: dict[str, str], grace_s: float, events: Any) -> int:
+    """The Ray Client variant: put the items on a queue actor; return the exit status."""
+    code = 1
+    for item in run_job_process(spec, env, grace_s):
+        if item.get("kind") == "exit":
+            code = int(item.get("code", 1))
+        else:
+            events.put(item)
+    return code
+
+
+def _drain(events: Any, wait_s: float) -> list[dict[str, Any]]:
+    """Whatever the queue holds now, after waiting up to ``wait_s`` for the first item."""
+    from ray.util.queue import Empty
+
+    try:
+        first = events.get(timeout=wait_s)
+    except Empty:
+        return []
+    rest: list[dict[str, Any]] = []
+    size = events.qsize()
+    if size:
+        rest = list(events.get_nowait_batch(size))
+    return [first, *rest]
+
+
+class _Attempt:
+    """The items of one attempt: logs and progress go to the sink, the outcome is kept."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.tail: deque[str] = deque(maxlen=20)
+        self.outcome: dict[str, Any] = {}
+        self.code: int | None = None
+
+    def take(self, item: dict[str, Any]) -> None:
+        kind = item.get("kind")
+        if kind == "exit":
+            self.code = int(item.get("code", 1))
+        elif kind in ("result", "error"):
+            self.outcome.update(item)
+        else:
+            if kind == "log" and item.get("stream") == "stderr":
+                self.tail.append(str(item.get("line", "")))
+            self.sink(item)
+
+    def result(self) -> dict[str, Any]:
+        outcome, code = self.outcome, self.code
+        if outcome.get("kind") == "result" and code == 0:
+            return {"messages": outcome.get("messages", []), "value": outcome.get("value")}
+        if outcome.get("kind") == "error":
+            raise JobFailure(
+                outcome.get("error") or "job failed",
+                retryable=bool(outcome.get("retryable", True)),
+            )
+        reason = f"job process on Ray exited with code {code}"
+        if code is not None and code < 0:
+            reason = f"job process on Ray was killed by signal {-code}"
+        if self.tail:
+            reason += f": {self.tail[-1]}"
+        raise JobFailure(reason)
+
+
+async def _mapped(work: Any) -> None:
+    """Await ``work``; Ray's errors become :class:`JobFailure` with a readable reason."""
+    import ray.exceptions as rex
+
+    try:
+        await work
+    except rex.TaskCancelledError:
+        raise JobFailure("the Ray task was cancelled (ray.cancel or the cluster)") from None
+    except (rex.WorkerCrashedError, rex.NodeDiedError, rex.OutOfMemoryError) as exc:
+        raise JobFailure(f"the Ray worker running the job died: {_first_line(exc)}") from None
+    except rex.RayTaskError as exc:
+        raise JobFailure(f"the Ray task failed: {_first_line(exc)}") from None
+    except rex.RayError as exc:
+        raise JobFailure(f"Ray error while running the job: {_first_line(exc)}") from None
+
+
 _REMOTE: Any = None
+_REMOTE_QUEUED: Any = None
 
 
 def _remote() -> Any:
@@ -328,6 +408,15 @@ def _remote() -> Any:
 
         _REMOTE = ray.remote(max_retries=0)(run_job_process)
     return _REMOTE
+
+
+def _remote_queued() -> Any:
+    global _REMOTE_QUEUED
+    if _REMOTE_QUEUED is None:
+        import ray
+
+        _REMOTE_QUEUED = ray.remote(max_retries=0)(run_job_to_queue)
+    return _REMOTE_QUEUED
 
 
 # the executor ------------------------------------------------------------------------------------
@@ -381,83 +470,82 @@ class RayExecutor(Executor):
         }
         if self.settings.runtime_env:
             task_options["runtime_env"] = dict(self.settings.runtime_env)
-        gen = _remote().options(**task_options).remote(spec, self.env, self.cancel_grace_s)
+        client_mode = self.settings.address.startswith("ray://")
         sink(
             {
                 "kind": "log",
                 "stream": "herald",
                 "line": f"submitted to Ray at {self.gcs_address} requesting "
-                + ", ".join(f"{k}={v}" for k, v in options.items()),
+                + ", ".join(f"{k}={v}" for k, v in options.items())
+                + (" (Ray Client)" if client_mode else ""),
             }
         )
-        tail: deque[str] = deque(maxlen=20)
-        outcome: dict[str, Any] = {}
-        code: int | None = None
-        try:
-            code = await self._consume(gen, sink, outcome, tail)
-        except asyncio.CancelledError:
-            await self._cancel(gen, sink, outcome, tail)
-            raise
-        if outcome.get("kind") == "result" and code == 0:
-            return {"messages": outcome.get("messages", []), "value": outcome.get("value")}
-        if outcome.get("kind") == "error":
-            raise JobFailure(
-                outcome.get("error") or "job failed",
-                retryable=bool(outcome.get("retryable", True)),
-            )
-        reason = f"job process on Ray exited with code {code}"
-        if code is not None and code < 0:
-            reason = f"job process on Ray was killed by signal {-code}"
-        if tail:
-            reason += f": {tail[-1]}"
-        raise JobFailure(reason)
+        attempt = _Attempt(sink)
+        if client_mode:
+            await self._run_client(attempt, spec, task_options)
+        else:
+            gen = _remote().options(**task_options).remote(spec, self.env, self.cancel_grace_s)
+            try:
+                await _mapped(self._consume(gen, attempt))
+            except asyncio.CancelledError:
+                await self._cancel(gen, self._consume(gen, attempt))
+                raise
+        return attempt.result()
 
-    async def _consume(
-        self, gen: Any, sink: Sink, outcome: dict[str, Any], tail: deque[str]
-    ) -> int | None:
-        import ray.exceptions as rex
+    async def _consume(self, gen: Any, attempt: _Attempt) -> None:
+        """Read the streaming generator's items as they come."""
+        async for ref in gen:
+            attempt.take(await ref)
 
-        code: int | None = None
-        try:
-            async for ref in gen:
-                item = await ref
-                kind = item.get("kind")
-                if kind == "exit":
-                    code = int(item.get("code", 1))
-                elif kind in ("result", "error"):
-                    outcome.update(item)
-                else:
-                    if kind == "log" and item.get("stream") == "stderr":
-                        tail.append(str(item.get("line", "")))
-                    sink(item)
-        except rex.TaskCancelledError:
-            raise JobFailure("the Ray task was cancelled (ray.cancel or the cluster)") from None
-        except (rex.WorkerCrashedError, rex.NodeDiedError, rex.OutOfMemoryError) as exc:
-            raise JobFailure(f"the Ray worker running the job died: {_first_line(exc)}") from None
-        except rex.RayTaskError as exc:
-            raise JobFailure(f"the Ray task failed: {_first_line(exc)}") from None
-        except rex.RayError as exc:
-            raise JobFailure(f"Ray error while running the job: {_first_line(exc)}") from None
-        return code
-
-    async def _cancel(
-        self, gen: Any, sink: Sink, outcome: dict[str, Any], tail: deque[str]
+    async def _run_client(
+        self, attempt: _Attempt, spec: dict[str, Any], task_options: dict[str, Any]
     ) -> None:
+        """Ray Client has no streaming generators: items travel through a queue actor."""
+        import ray
+        from ray.util.queue import Queue
+
+        events = Queue(actor_options={"num_cpus": 0})
+        ref = (
+            _remote_queued()
+            .options(**task_options)
+            .remote(spec, self.env, self.cancel_grace_s, events)
+        )
+        finished = asyncio.ensure_future(asyncio.to_thread(ray.get, ref))
+
+        async def pump() -> None:
+            while True:
+                items = await asyncio.to_thread(_drain, events, 0.3)
+                for item in items:
+                    attempt.take(item)
+                if finished.done() and not items:
+                    attempt.take({"kind": "exit", "code": finished.result()})
+                    return
+
+        try:
+            await _mapped(pump())
+        except asyncio.CancelledError:
+            await self._cancel(ref, pump())
+            raise
+        finally:
+            finished.cancel()
+            with contextlib.suppress(Exception):
+                actor: Any = events.actor
+                ray.kill(actor)
+
+    async def _cancel(self, task: Any, drain: Any) -> None:
         """Cancel the task; let it stop the job process; kill its worker if it lingers."""
         import ray
 
         with contextlib.suppress(Exception):
-            ray.cancel(gen)
+            ray.cancel(task)
         try:
-            await asyncio.wait_for(
-                self._consume(gen, sink, outcome, tail), self.cancel_grace_s + 5.0
-            )
+            await asyncio.wait_for(_mapped(drain), self.cancel_grace_s + 5.0)
         except (TimeoutError, asyncio.CancelledError, JobFailure):
             pass
         except Exception as exc:  # never mask the cancellation
             log.debug("while cancelling a Ray task: %s", exc)
         with contextlib.suppress(Exception):
-            ray.cancel(gen, force=True)
+            ray.cancel(task, force=True)
 
     async def close(self) -> None:
         """Leave the cluster (the cluster itself keeps running)."""
