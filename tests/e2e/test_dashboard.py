@@ -405,7 +405,8 @@ def test_newcomer_finetunes_evaluates_deploys_a_canary_and_chats(
     expect(page.locator('[data-chart="loss"] circle')).to_have_count(4)
     expect(page.locator('[data-chart="eval loss"] circle').first).to_be_attached()
     expect(page.locator('[data-chart="tokens/s"]')).to_be_visible()
-    page.screenshot(path=str(shots / "finetune-job.png"), full_page=True)
+    # the docs show these two pages from a hand-run with the bundled SmolLM2 (see the guide)
+    page.screenshot(path=str(tmp_path / "finetune-job.png"), full_page=True)
     page.locator("#job-next a").click()
     row = page.locator('#versions tr[data-version="1"]')
     expect(row).to_contain_text("data")  # lineage: base model, data set, training job
@@ -422,7 +423,7 @@ def test_newcomer_finetunes_evaluates_deploys_a_canary_and_chats(
     page.fill("#deploy-weight", "10")
     page.click("button[data-action=deploy]")
     expect(page.locator("#deploy-result a").first).to_have_text("deployment.traffic.changed")
-    page.screenshot(path=str(shots / "registry-new-version.png"), full_page=True)
+    page.screenshot(path=str(tmp_path / "registry-new-version.png"), full_page=True)
     with server.client() as api:
 
         def canary_ready() -> bool:
