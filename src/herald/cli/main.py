@@ -404,11 +404,17 @@ def flow(
             return f"[magenta]job[/] {n['type']} [{n['status']}] attempt {n['attempt']} ({n['id'][4:]})"
         return f"[cyan]{n['type']}[/] {n.get('subject') or ''} [dim]{n['id']}[/]"
 
-    def add(branch: Tree, node_id: str, depth: int = 0) -> None:
-        sub = branch.add(label(nodes[node_id]))
-        if depth < 50:
-            for child in children.get(node_id, []):
-                add(sub, child, depth + 1)
+    def add(branch: Tree, node_id: str) -> None:
+        # a chain (one child each) continues on the same level; only forks indent, so a
+        # long lineage (train → … → rollout, 100+ steps) stays readable and is never cut
+        while True:
+            sub = branch.add(label(nodes[node_id]))
+            kids = children.get(node_id, [])
+            if len(kids) != 1:
+                break
+            node_id = kids[0]
+        for child in kids:
+            add(sub, child)
 
     for node_id in nodes:
         if node_id not in has_parent:
