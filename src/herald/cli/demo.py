@@ -37,7 +37,7 @@ STAGES = {
     "deployment.requested": "deploy",
     "demo.traffic.served": "serve",
     "drift.detected": "drift",
-    "dataset.registered": "retrain: data set of accepted traffic",
+    "dataset.register": "retrain: data set of accepted traffic",
     "deployment.watch": "canary: watch",
     "deployment.rolledout": "rollout",
 }
