@@ -26,7 +26,7 @@ export function renderFinetune(root, preset) {
   const datasets = el("datalist", { id: "ft-datasets" });
   root.append(el("section", { class: "card emit" }, el("h2", {}, "Fine-tune a model"),
     el("p", { class: "muted" }, "LoRA on CPU by default. The run reports loss, learning rate, tokens/s and eval loss live on its job page; ",
-      "when it finishes the result is registered, evaluated on the configured suites, and can be deployed from the Registry. ",
+      "when it finishes the result is registered; evaluate and deploy it from its Registry page (suites in evaluation.on_register_suites run by themselves). ",
       el("a", { href: "#/emit/finetune.requested" }, "All options")),
     formBox, note, banner, datasets));
   // "#/finetune/key=value&key=value" presets fields (used by links and by tests with a tiny model)
