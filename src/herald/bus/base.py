@@ -193,6 +193,14 @@ class EventLog(abc.ABC):
     async def release(self, sensor: str) -> None:
         """Give up ownership of ``sensor`` (no-op if not owned)."""
 
+    async def owners(self) -> int:
+        """How many live processes share sensor ownership on this log right now.
+
+        Runners use it to take a fair share of the sensors (``ceil(sensors / owners)``) and hand
+        the rest to the others. The default (a log only one process can own) is 1.
+        """
+        return 1
+
     # sensors --------------------------------------------------------------------------------
     @abc.abstractmethod
     async def register_sensor(self, name: str, start: Literal["latest", "earliest"]) -> SensorState:

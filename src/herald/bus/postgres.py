@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import secrets
 import threading
 from typing import Any
 
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "herald_events"
 APPEND_LOCK = 0x4E52414C44  # any constant shared by every Herald process on this database
 SENSOR_LOCK_SPACE = 0x48534E53  # first key of the two-key advisory locks owning sensors
+PRESENCE_LOCK_SPACE = 0x48525052  # one lock per live sensor-owning process (EventLog.owners)
 
 
 def sensor_lock_key(sensor: str) -> int:
@@ -121,16 +123,7 @@ class PostgresEventLog(SQLEventLog):
                     self._drop_owner_conn_locked()
                     conn = None
             if conn is None:
-                self._owned.clear()
-                try:
-                    conn = psycopg.connect(
-                        self._dsn, autocommit=True, application_name="herald-sensor-owner"
-                    )
-                except psycopg.Error as exc:
-                    raise BackendError(
-                        f"cannot reach PostgreSQL at {self.safe_url} to own sensors: {exc}"
-                    ) from exc
-                self._owner_conn = conn
+                conn = self._connect_owner_locked()
             try:
                 row = conn.execute(
                     "SELECT pg_try_advisory_lock(%s::int4, %s::int4)", (SENSOR_LOCK_SPACE, key)
@@ -142,6 +135,48 @@ class PostgresEventLog(SQLEventLog):
             if got:
                 self._owned.add(sensor)
             return got
+
+    def _connect_owner_locked(self) -> Any:
+        """Open the ownership session and mark this process present (a presence lock)."""
+        import psycopg
+
+        self._owned.clear()
+        try:
+            conn = psycopg.connect(
+                self._dsn, autocommit=True, application_name="herald-sensor-owner"
+            )
+            while True:  # a random key; retry in the unlikely case another process has it
+                key = secrets.randbits(31)
+                row = conn.execute(
+                    "SELECT pg_try_advisory_lock(%s::int4, %s::int4)", (PRESENCE_LOCK_SPACE, key)
+                ).fetchone()
+                if row and row[0]:
+                    break
+        except psycopg.Error as exc:
+            raise BackendError(
+                f"cannot reach PostgreSQL at {self.safe_url} to own sensors: {exc}"
+            ) from exc
+        self._owner_conn = conn
+        return conn
+
+    async def owners(self) -> int:
+        return await asyncio.to_thread(self._owners)
+
+    def _owners(self) -> int:
+        import psycopg
+
+        with self._owner_lock:
+            try:
+                conn = self._owner_conn or self._connect_owner_locked()
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND classid = %s::oid AND objsubid = 2",
+                    (PRESENCE_LOCK_SPACE,),
+                ).fetchone()
+            except psycopg.Error as exc:
+                self._drop_owner_conn_locked()
+                raise BackendError(f"cannot count the live workers: {exc}") from exc
+        return max(1, int(row[0]) if row else 1)
 
     def _release(self, sensor: str) -> None:
         import psycopg

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import math
 import random
 import time
 import uuid
@@ -76,6 +77,8 @@ class SensorRunner:
         self._sensors: dict[str, _Sensor] = {}
         self._stopping = False
         self._head = 0
+        self._owners = 1  # live processes sharing the sensors (EventLog.owners)
+        self._owners_checked = -1e9
         self.cron: CronRunner | None = None
 
     # lifecycle ------------------------------------------------------------------------------
@@ -166,6 +169,13 @@ class SensorRunner:
         now = time.monotonic()
         if s.owned and now - s.owned_checked < self.settings.ownership_retry_s:
             return True
+        fair = await self._fair_share(now)
+        mine = sum(1 for x in self._sensors.values() if x.owned)
+        if s.owned and mine > fair:  # more workers than when we took it: hand this one over
+            await self._hand_over(s)
+            return False
+        if not s.owned and mine >= fair:  # leave it to a worker with less than its share
+            return False
         try:
             owned = await self.log.try_own(s.spec.name)
         except Exception:
@@ -184,6 +194,25 @@ class SensorRunner:
         s.owned = owned
         s.owned_checked = now
         return owned
+
+    async def _fair_share(self, now: float) -> int:
+        """``ceil(sensors / live workers)``, the most sensors this worker should run."""
+        if now - self._owners_checked >= self.settings.ownership_retry_s:
+            self._owners_checked = now
+            try:
+                self._owners = max(1, await self.log.owners())
+            except Exception as exc:  # keep the last count; ownership itself still works
+                log.warning("cannot count the live workers (%s); assuming %d", exc, self._owners)
+        total = sum(1 for x in self._sensors.values() if x.spec.kind != "cron")
+        return max(1, math.ceil(total / self._owners))
+
+    async def _hand_over(self, s: _Sensor) -> None:
+        s.owned = False
+        if s.cursor > s.persisted:
+            await self.log.advance_cursor(s.spec.name, s.cursor)
+            s.persisted = s.cursor
+        await self.log.release(s.spec.name)
+        log.info("sensor %s: handed over (more than this worker's share)", s.spec.name)
 
     # the loop -------------------------------------------------------------------------------
     async def _run(self, s: _Sensor) -> None:
