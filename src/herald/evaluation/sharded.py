@@ -31,9 +31,11 @@ Row = tuple[dict[str, float], dict[str, Any], str | None, float | None]
 
 def shard_count(options: dict[str, Any]) -> int:
     """``options.shards`` as a positive int (1: not sharded)."""
-    raw = options.get("shards", 1)
+    raw = options.get("shards")
+    if raw is None:
+        return 1
     try:
-        n = int(raw or 1)
+        n = int(raw)
     except (TypeError, ValueError):
         raise ConfigurationError(f"options.shards must be a whole number, got {raw!r}") from None
     if n < 1 or n > 1024:
