@@ -357,7 +357,14 @@ def test_newcomer_finetunes_evaluates_deploys_a_canary_and_chats(
     from herald.models.testing import tiny_llama
 
     tiny = tiny_llama(tmp_path / "tiny")
-    server = server_factory([], HERALD_API_KEY=KEY)
+    # jobs run in the server process (the inline executor): the path under test is the
+    # dashboard's; two ~50 s subprocess start-ups (torch imports) would double the test's time
+    server = server_factory(
+        [],
+        HERALD_API_KEY=KEY,
+        HERALD_JOBS__DEFAULT_EXECUTOR="inline",
+        HERALD_JOBS__OVERRIDE_LOCAL="1",
+    )
     server.start()
     shots = DOC_SHOTS if os.environ.get("HERALD_UPDATE_SCREENSHOTS") == "1" else tmp_path
     shots.mkdir(parents=True, exist_ok=True)
