@@ -65,7 +65,7 @@ def ray_cluster() -> Iterator[Cluster]:
         f"--port={port}",
         f"--ray-client-server-port={client_port}",
         f"--dashboard-agent-listen-port={_free_port()}",
-        "--num-cpus=4",
+        "--num-cpus=2",  # the distributed fine-tune fits: its driver task asks for no CPU
         "--object-store-memory=100000000",
         "--include-dashboard=false",
         "--disable-usage-stats",

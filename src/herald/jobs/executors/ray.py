@@ -237,10 +237,12 @@ def run_job_process(
     child_env.update(env)
     child_env[CHANNEL_ENV] = str(write_fd)
     child_env["PYTHONUNBUFFERED"] = "1"
-    with contextlib.suppress(Exception):  # nested Ray use (distributed training) joins us
+    with contextlib.suppress(Exception):
         import ray
 
-        child_env.setdefault("HERALD_JOBS__RAY__ADDRESS", ray.get_runtime_context().gcs_address)
+        # nested Ray use (distributed training, sharded evaluation) joins this cluster's GCS
+        # directly, even when the Herald worker came in through the Ray Client
+        child_env["HERALD_JOBS__RAY__ADDRESS"] = str(ray.get_runtime_context().gcs_address)
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "herald.jobs.child"],
@@ -456,6 +458,14 @@ class RayExecutor(Executor):
             options = resource_request(job.name, definition, self.settings)
         except ConfigurationError as exc:
             raise JobFailure(str(exc), retryable=False) from None
+        if (
+            isinstance(job.params.get("distributed"), dict)
+            and job.name not in self.settings.job_resources
+            and not (definition.resources or {}).get("cpus")
+        ):
+            # a distributed fine-tune only drives its Ray Train workers, which request their
+            # own CPUs: holding one more would deadlock a cluster sized for the workers
+            options["num_cpus"] = 0.0
         spec = {
             "job_id": job.id,
             "name": job.name,
