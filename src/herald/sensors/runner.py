@@ -9,6 +9,7 @@ after ``max_attempts`` the event is dead-lettered and the sensor moves on.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import functools
 import inspect
@@ -54,6 +55,51 @@ class _Sensor:
         self.owned_checked = 0.0  # time.monotonic() of the last confirmation
 
 
+class _Tail:
+    """The newest events, read once per runner and shared by all its sensors.
+
+    Without it every sensor queried the log after every append (with 40 sensors, 40 queries per
+    message, almost all of them empty). A sensor whose cursor lies inside the tail takes its
+    events from memory; one that lags behind it (just took over, or was busy) reads the log.
+    """
+
+    def __init__(self, event_log: EventLog, head: int, size: int = 2048) -> None:
+        self.log = event_log
+        self.size = size
+        self.events: list[Envelope] = []
+        self.seqs: list[int] = []
+        self.start = head  # the tail holds every event with start < seq <= head
+        self.head = head
+        self.lock = asyncio.Lock()
+
+    def covers(self, cursor: int) -> bool:
+        return cursor >= self.start
+
+    async def upto(self, head: int) -> None:
+        async with self.lock:
+            while self.head < head:
+                new = await self.log.read(self.head, 512)
+                if not new:
+                    return
+                self.events.extend(new)
+                self.seqs.extend(e.seq or 0 for e in new)
+                self.head = self.seqs[-1]
+            if len(self.events) > self.size:
+                cut = len(self.events) - self.size
+                self.start = self.seqs[cut - 1]
+                del self.events[:cut], self.seqs[:cut]
+
+    def after(self, cursor: int, head: int, types: tuple[str, ...], limit: int) -> list[Envelope]:
+        i = bisect.bisect_right(self.seqs, cursor)
+        out: list[Envelope] = []
+        for e in self.events[i:]:
+            if (e.seq or 0) > head or len(out) >= limit:
+                break
+            if e.type in types:
+                out.append(e)
+        return out
+
+
 class SensorRunner:
     def __init__(
         self,
@@ -77,6 +123,7 @@ class SensorRunner:
         self._sensors: dict[str, _Sensor] = {}
         self._stopping = False
         self._head = 0
+        self._tail: _Tail | None = None
         self._owners = 1  # live processes sharing the sensors (EventLog.owners)
         self._owners_checked = -1e9
         self.cron: CronRunner | None = None
@@ -85,6 +132,7 @@ class SensorRunner:
     async def start(self) -> None:
         """Register every sensor's durable state (cursor) and start its task."""
         self._head = await self.log.head()
+        self._tail = _Tail(self.log, self._head)
         for spec in self.specs.values():
             start = "earliest" if spec.kind == "cron" else spec.start
             state = await self.log.register_sensor(spec.name, start)
@@ -236,7 +284,7 @@ class SensorRunner:
                     continue
                 head = await self._wait(s, seen)
                 self._head = max(self._head, head)
-                events = await self.log.read(s.cursor, self.settings.batch_size, s.spec.types)
+                events = await self._read(s, head)
                 if head == seen and not events:
                     idle_rounds += 1
                     await self._idle(s)
@@ -256,6 +304,15 @@ class SensorRunner:
                 s.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("sensor %s: loop error; retrying in 1 s", name)
                 await asyncio.sleep(1.0)
+
+    async def _read(self, s: _Sensor, head: int) -> list[Envelope]:
+        """The sensor's next events up to ``head``: from the shared tail, else from the log."""
+        tail = self._tail
+        if tail is not None and tail.covers(s.cursor):
+            await tail.upto(head)
+            if tail.covers(s.cursor) and tail.head >= head:
+                return tail.after(s.cursor, head, s.spec.types, self.settings.batch_size)
+        return await self.log.read(s.cursor, self.settings.batch_size, s.spec.types)
 
     async def _wait(self, s: _Sensor, seen: int) -> int:
         waiter = asyncio.create_task(self.log.wait(seen, self.settings.idle_poll_s))
