@@ -218,6 +218,9 @@ async def test_failover_when_a_replica_dies(env: tuple[Herald, str]) -> None:
     group = h.deployments.active["fo"].groups[0]
     dead, alive = group.replicas
     dead.watched.inner.fail_after = 0  # crashes at its next generation
+    # and, like a dead process, fails its health checks: otherwise a health check on a slow
+    # machine puts it back into rotation after the cool-down and a second request hits it
+    dead.watched.inner.options["healthy"] = False
     async with openai.AsyncOpenAI(api_key=KEY, base_url=f"{url}/v1", max_retries=0) as c:
         failures = 0
         for _ in range(20):
@@ -236,6 +239,7 @@ async def test_failover_when_a_replica_dies(env: tuple[Herald, str]) -> None:
         await h.serving.route("fo")
     # recovery after the cool-down once health checks pass
     dead.watched.inner.fail_after = None
+    dead.watched.inner.options["healthy"] = True
     alive.watched.inner.options["healthy"] = True
     await asyncio.sleep(0.25)
     await h.deployments.check_health()
