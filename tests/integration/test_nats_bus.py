@@ -189,6 +189,31 @@ async def test_relay_death_between_commit_and_publish_loses_nothing(
         await b.close()
 
 
+async def test_the_relay_does_not_count_as_a_sensor_owning_worker(
+    fresh_postgres_url: str, nats_url: str
+) -> None:
+    """`herald api` relays too; workers share sensors by counting live owners (presence locks),
+    so a process that only relays must hold no presence lock, or sensors would go unowned."""
+    import psycopg
+
+    from herald.bus.postgres import PRESENCE_LOCK_SPACE
+
+    a = await open_log(fresh_postgres_url, nats_url)
+    try:
+        await a.append([ev(1)])
+        await eventually(lambda: _backlog_zero(a), timeout=30)
+        assert a._relay_owned
+        with psycopg.connect(fresh_postgres_url) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND classid = %s::oid",
+                (PRESENCE_LOCK_SPACE,),
+            ).fetchone()
+        assert row is not None and row[0] == 0
+    finally:
+        await a.close()
+
+
 async def _backlog_zero(log: NatsEventLog) -> bool:
     return await log.relay_backlog() == 0
 

@@ -5,8 +5,8 @@ rows, dead letters, jobs all stay in PostgreSQL, committed atomically) plus:
 
 * an **outbox relay**: the event table itself is the outbox. Appends are serialised, so the
   sequence order is the commit order and "everything after ``published_seq``" is exactly what
-  the bus has not yet acknowledged. One relay per database (the PostgreSQL advisory lock of
-  ``__outbox_relay``) publishes those events to a JetStream stream (subject
+  the bus has not yet acknowledged. One relay per database (a PostgreSQL session advisory lock
+  on a connection of its own, so relaying does not count as owning sensors) publishes those events to a JetStream stream (subject
   ``<prefix>.events.<type>``, ``Nats-Msg-Id`` = event id) and moves ``published_seq`` (table
   ``herald_outbox_relay``, migration 0003) only after every PubAck. A crash between the
   database commit and the PubAck republishes; JetStream's duplicate window drops the repeat.
@@ -48,7 +48,7 @@ from herald.messages.envelope import Envelope
 
 log = logging.getLogger(__name__)
 
-RELAY = "__outbox_relay"  # the sensor-ownership name of the one active relay per database
+RELAY_LOCK = (0x48524C59, 1)  # the session advisory lock held by the one active relay
 SEQ_HEADER = "Herald-Seq"
 _TOKEN = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -175,6 +175,9 @@ class NatsEventLog(PostgresEventLog):
         self._db_head_lock = threading.Lock()
         self._closing = False
         self._consumers: list[BusConsumer] = []
+        self._relay_conn: Any = None  # psycopg.Connection holding RELAY_LOCK
+        self._relay_owned = False
+        self._relay_guard = threading.Lock()
         self.relayed = 0  # events this process published (and got a PubAck for)
         self.bus_connected = False
 
@@ -277,6 +280,7 @@ class NatsEventLog(PostgresEventLog):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        await asyncio.to_thread(self._drop_relay_conn)
         if self._nc is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
@@ -346,7 +350,7 @@ class NatsEventLog(PostgresEventLog):
                 now = time.monotonic()
                 if not owned or now - owned_at > 1.0:
                     was = owned
-                    owned = await self.try_own(RELAY)
+                    owned = await asyncio.to_thread(self._own_relay)
                     owned_at = now
                     if owned and not was:
                         cursor = await self._relay_cursor()
@@ -367,6 +371,44 @@ class NatsEventLog(PostgresEventLog):
                 await asyncio.sleep(backoff * (0.8 + 0.4 * random.random()))
                 backoff = min(backoff * 2, 5.0)
                 self._poke_relay()
+
+    def _own_relay(self) -> bool:
+        """Hold (or confirm) the relay lock on a session of its own; the database frees it when
+        this process or its connection dies, and another process's relay takes over."""
+        import psycopg
+
+        with self._relay_guard:
+            return self._own_relay_locked(psycopg)
+
+    def _own_relay_locked(self, psycopg: Any) -> bool:
+        try:
+            if self._relay_conn is not None and self._relay_owned:
+                self._relay_conn.execute("SELECT 1")  # the session, and with it the lock, lives
+                return True
+            if self._relay_conn is None:
+                self._relay_conn = psycopg.connect(
+                    self._dsn, autocommit=True, application_name="herald-outbox-relay"
+                )
+            row = self._relay_conn.execute(
+                "SELECT pg_try_advisory_lock(%s::int4, %s::int4)", RELAY_LOCK
+            ).fetchone()
+        except psycopg.Error as exc:
+            self._drop_relay_conn_locked()
+            raise BackendError(
+                f"cannot take the outbox relay lock on {self.safe_url}: {exc}"
+            ) from exc
+        self._relay_owned = bool(row and row[0])
+        return self._relay_owned
+
+    def _drop_relay_conn(self) -> None:
+        with self._relay_guard:
+            self._drop_relay_conn_locked()
+
+    def _drop_relay_conn_locked(self) -> None:
+        conn, self._relay_conn, self._relay_owned = self._relay_conn, None, False
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()  # ends the session: PostgreSQL frees the relay lock
 
     async def _relay_cursor(self) -> int:
         def run() -> int:
