@@ -6,14 +6,9 @@ import pytest
 
 from herald.errors import BackendUnavailable, ConfigurationError
 from herald.evaluation.sharded import shard_count, split
-from herald.jobs.executors.ray import (
-    _host_port,
-    check_reachable,
-    job_environment,
-    parse_memory,
-    resource_request,
-)
+from herald.jobs.executors.ray import job_environment, parse_memory, resource_request
 from herald.jobs.registry import JobRegistry, job
+from herald.raycluster import check_reachable, host_port
 from herald.settings import RaySettings, Settings
 
 
@@ -66,11 +61,11 @@ def test_resource_request_refuses_unknown_keys_and_bad_numbers() -> None:
 
 
 def test_addresses_and_unreachable_error() -> None:
-    assert _host_port("auto") is None and _host_port("local") is None
-    assert _host_port("10.0.0.5:6379") == ("10.0.0.5", 6379)
-    assert _host_port("ray://head:10001") == ("head", 10001)
+    assert host_port("auto") is None and host_port("local") is None
+    assert host_port("10.0.0.5:6379") == ("10.0.0.5", 6379)
+    assert host_port("ray://head:10001") == ("head", 10001)
     with pytest.raises(ConfigurationError, match="not host:port"):
-        _host_port("head")
+        host_port("head")
     with pytest.raises(BackendUnavailable, match=r"127\.0\.0\.1:1 "):
         check_reachable("127.0.0.1:1", 1.0)
 

@@ -114,7 +114,7 @@ async def score_sharded(
     """Score ``todo`` in ``options.shards`` Ray tasks; yield each shard's rows as it ends."""
     import ray
 
-    from herald.jobs.executors.ray import connect
+    from herald.raycluster import connect
     from herald.settings import RaySettings, load_settings
 
     opts = plan.options

@@ -138,7 +138,7 @@ def train_distributed(
     from ray.train.torch import TorchConfig, TorchTrainer
     from ray.util.queue import Queue
 
-    from herald.jobs.executors.ray import connect
+    from herald.raycluster import connect
 
     dist = dict(config["distributed"])
     if config.get("merge_adapter"):
