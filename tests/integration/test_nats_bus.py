@@ -271,6 +271,28 @@ async def test_bus_lost_mid_run_recovers_without_losing_events(
         await a.close()
 
 
+async def test_a_stream_lost_with_the_bus_storage_is_recreated(
+    fresh_postgres_url: str, nats_url: str
+) -> None:
+    """A NATS restarted without its storage has no stream: the relay recreates it and the
+    consumer its durable; events committed from then on flow again (the database has all)."""
+    a = await open_log(fresh_postgres_url, nats_url)
+    rec = Recorder(a, "lost-storage")
+    consumer = a.consume("lost-storage", rec)
+    await consumer.start()
+    try:
+        before = await a.append([ev(i) for i in range(3)])
+        await eventually(lambda: _handled(rec, 3), timeout=30)
+        await a._js.delete_stream(a.bus.stream)  # the bus forgets everything
+        after = await a.append([ev(i) for i in range(3, 8)])
+        await eventually(lambda: _handled(rec, 8), timeout=60)
+        assert set(rec.fresh) == {e.id for e in before + after}
+        assert len(rec.fresh) == 8
+    finally:
+        await consumer.stop()
+        await a.close()
+
+
 async def _handled(rec: Recorder, n: int) -> bool:
     return len(rec.fresh) >= n
 

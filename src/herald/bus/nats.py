@@ -146,6 +146,13 @@ class BusConfig:
 Handler = Callable[[Envelope], Awaitable[None]]
 
 
+def _stream_missing(exc: BaseException) -> bool:
+    """A publish found no stream for its subject (or the stream is gone)."""
+    from nats.js.errors import NoStreamResponseError, NotFoundError
+
+    return isinstance(exc, NoStreamResponseError | NotFoundError)
+
+
 class NatsEventLog(PostgresEventLog):
     """PostgreSQL event log whose changes travel over NATS JetStream."""
 
@@ -200,7 +207,6 @@ class NatsEventLog(PostgresEventLog):
 
     async def _connect(self) -> None:
         import nats
-        from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 
         hint = (
             f"cannot reach NATS at {self.bus_url}: is nats-server running with -js (JetStream) "
@@ -248,6 +254,20 @@ class NatsEventLog(PostgresEventLog):
                 f"NATS at {self.bus_url} answers but JetStream is not available "
                 f"({type(exc).__name__}: {exc}); start nats-server with -js"
             ) from None
+        try:
+            await self._ensure_stream()
+        except Exception as exc:
+            await self._nc.close()
+            raise BackendError(
+                f"cannot create JetStream stream {self.bus.stream!r} on {self.bus_url} "
+                f"(replicas={self.bus.replicas}): {type(exc).__name__}: {exc}; a replicated "
+                "stream needs that many JetStream servers in the cluster"
+            ) from None
+
+    async def _ensure_stream(self) -> None:
+        """Create the stream, or bring its configuration up to date."""
+        from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+
         cfg = StreamConfig(
             name=self.bus.stream,
             subjects=[self.bus.events_subject],
@@ -258,19 +278,11 @@ class NatsEventLog(PostgresEventLog):
             duplicate_window=self.bus.duplicate_window_s,
         )
         try:
-            try:
-                await self._js.stream_info(self.bus.stream)
-            except Exception:
-                await self._js.add_stream(cfg)
-            else:
-                await self._js.update_stream(cfg)
-        except Exception as exc:
-            await self._nc.close()
-            raise BackendError(
-                f"cannot create JetStream stream {self.bus.stream!r} on {self.bus_url} "
-                f"(replicas={self.bus.replicas}): {type(exc).__name__}: {exc}; a replicated "
-                "stream needs that many JetStream servers in the cluster"
-            ) from None
+            await self._js.stream_info(self.bus.stream)
+        except Exception:
+            await self._js.add_stream(cfg)
+        else:
+            await self._js.update_stream(cfg)
 
     async def close(self) -> None:
         self._closing = True
@@ -365,6 +377,10 @@ class NatsEventLog(PostgresEventLog):
                 if self._closing:
                     return
                 owned = False  # re-read the cursor before publishing again
+                if _stream_missing(exc):  # the bus lost its storage: recreate the stream
+                    with contextlib.suppress(Exception):
+                        await self._ensure_stream()
+                        log.warning("JetStream stream %s was missing; recreated", self.bus.stream)
                 log.warning(
                     "outbox relay: %s: %s; retrying in %.1fs", type(exc).__name__, exc, backoff
                 )
