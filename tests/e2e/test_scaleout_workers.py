@@ -50,6 +50,31 @@ def ship(msg: OrderPlaced, ctx: herald.SensorContext):
 """
 
 
+def owned_now(logfile: Path) -> int:
+    """Sensors a worker runs, from its log (taken minus handed over or lost)."""
+    text = logfile.read_text()
+    return (
+        text.count("owned by this worker")
+        - text.count("handed over")
+        - text.count("ownership lost to another worker")
+    )
+
+
+def wait_for_shares(logfiles: list[Path], timeout: float = 120, quiet_s: float = 3.0) -> None:
+    """Workers split the sensors fairly and hand extras over when one joins: wait until every
+    worker runs some and nothing moved for ``quiet_s``, so one sensor keeps one owner."""
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while True:
+        counts = [owned_now(f) for f in logfiles]
+        if counts != last:
+            last, since = counts, time.monotonic()
+        elif all(c > 0 for c in counts) and time.monotonic() - since >= quiet_s:
+            return
+        assert time.monotonic() < deadline, f"sensor shares did not settle: {counts}"
+        time.sleep(0.1)
+
+
 def handled(path: Path) -> list[tuple[int, str]]:
     if not path.exists():
         return []
@@ -97,6 +122,7 @@ def test_two_workers_share_sensors_and_fail_over_on_sigkill(
                 assert p.poll() is None, logfile.read_text()[-3000:]
                 assert time.monotonic() < deadline, f"{name} did not start"
                 time.sleep(0.1)
+        wait_for_shares([tmp_path / name / f"{name}.log" for name in workers])
         orders = [(str(uuid.uuid4()), f"o-{i}") for i in range(300)]
         with api.client() as c:
             unacked: list[str] = []
