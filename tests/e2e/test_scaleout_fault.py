@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from tests.e2e.test_orders_sigkill import all_of_type
-from tests.e2e.test_scaleout_workers import start_worker
+from tests.e2e.test_scaleout_workers import start_worker, wait_for_shares
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -123,6 +123,7 @@ def test_kill_one_of_three_workers_during_a_thousand_triggers_and_jobs(
                 assert p.poll() is None, logfile.read_text()[-3000:]
                 assert time.monotonic() < deadline, f"{name} did not start"
                 time.sleep(0.1)
+        wait_for_shares([tmp_path / n / f"{n}.log" for n in workers])  # one owner per sensor
         ids = [str(uuid.uuid4()) for _ in range(N)]
         with api.client() as c:
             poster = threading.Thread(target=post_triggers, args=(c, ids))
