@@ -102,6 +102,10 @@ def ray_cluster() -> Iterator[Cluster]:
             time.sleep(1)
         yield Cluster(address, f"ray://127.0.0.1:{client_port}")
     finally:
+        import ray
+
+        if ray.is_initialized():  # a driver left connected here: Ray's core worker would
+            ray.shutdown()  # end pytest itself (exit 1, no report) once the GCS is gone
         for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
             try:
                 os.killpg(proc.pid, sig)
