@@ -204,6 +204,8 @@ def test_servicemonitor_and_raycluster_structure() -> None:
     rc = docs["RayCluster/herald-ray"]
     assert rc["apiVersion"] == "ray.io/v1" and rc["spec"]["rayVersion"] == v["ray"]["rayVersion"]
     head = rc["spec"]["headGroupSpec"]
+    # the Ray dashboard (no auth, accepts job submissions) stays on the pod's loopback
+    assert head["rayStartParams"]["dashboard-host"] == "127.0.0.1"
     [group] = rc["spec"]["workerGroupSpecs"]
     assert group["minReplicas"] <= group["replicas"] <= group["maxReplicas"]
     for pod in (head["template"]["spec"], group["template"]["spec"]):
