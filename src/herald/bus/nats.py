@@ -42,7 +42,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from sqlalchemy import text
 
-from herald.bus.postgres import CHANNEL, PostgresEventLog
+from herald.bus.postgres import PostgresEventLog
 from herald.errors import BackendError, BackendUnavailable, ConfigurationError
 from herald.messages.envelope import Envelope
 
@@ -325,27 +325,10 @@ class NatsEventLog(PostgresEventLog):
         if loop is not None and ev is not None and not loop.is_closed():
             loop.call_soon_threadsafe(ev.set)
 
-    def _listen(self) -> None:
+    def _notified(self, head: int) -> None:
         """Other processes' commits (LISTEN/NOTIFY) only wake the relay; their wake-ups reach
         this process's waiters through JetStream."""
-        import psycopg
-
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(self._dsn, autocommit=True) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
-                    while not self._stop.is_set():
-                        got = False
-                        for _ in conn.notifies(timeout=0.5, stop_after=1):
-                            got = True
-                        if got:
-                            row = conn.execute("SELECT max(seq) FROM herald_events").fetchone()
-                            self._db_committed(int(row[0] or 0) if row else 0)
-            except Exception as exc:
-                if self._stop.is_set():
-                    return
-                log.warning("LISTEN connection lost (%s); reconnecting", exc)
-                self._stop.wait(1.0)
+        self._db_committed(head)
 
     # the outbox relay ---------------------------------------------------------------------
     async def _relay_loop(self) -> None:

@@ -77,8 +77,12 @@ class PostgresEventLog(SQLEventLog):
             self._listener = None
         await super().close()
 
+    def _notified(self, head: int) -> None:
+        """Some process committed events up to ``head`` (LISTEN/NOTIFY): wake local waiters."""
+        self.committed(head)
+
     def _listen(self) -> None:
-        """Wake local waiters when any process commits events (LISTEN/NOTIFY)."""
+        """Follow every process's commits (LISTEN/NOTIFY), reconnecting for ever."""
         import psycopg
 
         while not self._stop.is_set():
@@ -91,7 +95,7 @@ class PostgresEventLog(SQLEventLog):
                             got = True
                         if got:
                             row = conn.execute("SELECT max(seq) FROM herald_events").fetchone()
-                            self.committed(int(row[0] or 0) if row else 0)
+                            self._notified(int(row[0] or 0) if row else 0)
             except Exception as exc:
                 if self._stop.is_set():
                     return
