@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from herald.bus import EventLog, EventQuery, JobSpec, LeaseLost, Outcome
-from herald.bus.base import DeadLetter
+from herald.bus.base import DeadLetter, PageKey, page_key
 from herald.errors import Conflict, NotFound
 from herald.messages import Envelope
 
@@ -404,3 +404,119 @@ async def test_sensor_ownership_is_freed_when_the_owner_is_killed(
             proc.wait(10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+# keyset paging -------------------------------------------------------------------------------
+async def _walk_jobs(
+    event_log: EventLog, limit: int, between: int = 0, **filters: str
+) -> list[str]:
+    """Every job id, page by page via ``before``; ``between`` new jobs are submitted after each
+    page (they are newer than any cursor, so they must not show up or shift later pages)."""
+    seen: list[str] = []
+    before: PageKey | None = None
+    while True:
+        rows = await event_log.jobs(limit=limit, before=before, **filters)  # type: ignore[arg-type]
+        seen += [j.id for j in rows]
+        if len(rows) < limit:
+            return seen
+        before = page_key(rows[-1].created_at, rows[-1].id)
+        for _ in range(between):
+            await event_log.submit_job(spec("late"))
+
+
+async def test_jobs_keyset_pages_return_each_job_once_in_order(event_log: EventLog) -> None:
+    ids = [(await event_log.submit_job(spec())).id for _ in range(11)]
+    everything = await event_log.jobs(limit=1000)
+    assert sorted(j.id for j in everything) == sorted(ids)
+    newest_first = [j.id for j in everything]
+    keys = [page_key(j.created_at, j.id) for j in everything]
+    assert keys == sorted(keys, reverse=True)  # a strict total order, ties broken by id
+    assert len(set(keys)) == len(keys)
+    for limit in (1, 3, 4, 11):
+        assert await _walk_jobs(event_log, limit) == newest_first, limit
+    # the filter and the cursor combine; a cursor past the oldest row gives an empty page
+    assert await _walk_jobs(event_log, 2, name="work") == newest_first
+    assert await event_log.jobs(before=keys[-1]) == []
+
+
+async def test_jobs_paging_ignores_jobs_inserted_between_pages(event_log: EventLog) -> None:
+    for _ in range(9):
+        await event_log.submit_job(spec())
+    before_walk = [j.id for j in await event_log.jobs(limit=1000)]
+    walked = await _walk_jobs(event_log, 2, between=2)
+    assert walked == before_walk  # no duplicates, no skips, no late jobs mid-walk
+    late = await event_log.jobs(name="late", limit=1000)
+    assert len(late) >= 2 * (len(before_walk) // 2)
+
+
+async def test_jobs_paging_breaks_created_at_ties_by_id(event_log: EventLog) -> None:
+    # rows with the same timestamp must still page without loss: the id decides among them
+    await event_log.submit_job(spec())
+    [only] = await event_log.jobs()
+    us, _ = page_key(only.created_at, only.id)
+    assert await event_log.jobs(before=(us, only.id)) == []
+    assert [j.id for j in await event_log.jobs(before=(us, only.id + "z"))] == [only.id]
+    assert [j.id for j in await event_log.jobs(before=(us + 1, ""))] == [only.id]
+
+
+async def _dead_letters(event_log: EventLog, n: int, at: datetime) -> list[str]:
+    await event_log.register_sensor("s", "earliest")
+    triggers = await event_log.append([ev() for _ in range(n)])
+    ids = []
+    for i, t in enumerate(triggers):
+        dl = DeadLetter(
+            id=f"dl-{i:03d}",
+            sensor="s",
+            event_id=t.id,
+            event_seq=t.seq or 0,
+            event_type=t.type,
+            error="boom",
+            attempts=1,
+            # pairs of rows share a timestamp, so the id has to break ties
+            created_at=at + timedelta(microseconds=i // 2),
+        )
+        await event_log.commit(
+            Outcome(sensor="s", event_id=t.id, event_seq=t.seq or 0, dead_letter=dl)
+        )
+        ids.append(dl.id)
+    return ids
+
+
+async def test_dead_letters_keyset_pages_and_concurrent_inserts(event_log: EventLog) -> None:
+    at = datetime(2026, 3, 1, 12, 0, 0, 999_999, tzinfo=UTC)
+    ids = await _dead_letters(event_log, 9, at)
+    everything = await event_log.dead_letters()
+    assert [d.id for d in everything] == sorted(ids, reverse=True)  # newest first, id tiebreak
+    assert [d.id for d in await event_log.dead_letters(limit=4)] == sorted(ids, reverse=True)[:4]
+    for limit in (1, 2, 4, 9):
+        snapshot = [d.id for d in await event_log.dead_letters(sensor="s")]
+        assert snapshot[-len(ids) :] == sorted(ids, reverse=True)
+        seen: list[str] = []
+        before: PageKey | None = None
+        while True:
+            rows = await event_log.dead_letters(sensor="s", limit=limit, before=before)
+            seen += [d.id for d in rows]
+            if len(rows) < limit:
+                break
+            before = page_key(rows[-1].created_at, rows[-1].id)
+            # a newer dead letter arriving between pages is not part of this walk
+            [t] = await event_log.append([ev()])
+            late = DeadLetter(
+                id=f"late-{t.id}",
+                sensor="s",
+                event_id=t.id,
+                event_seq=t.seq or 0,
+                event_type=t.type,
+                error="late",
+                attempts=1,
+                created_at=datetime.now(UTC),
+            )
+            await event_log.commit(
+                Outcome(sensor="s", event_id=t.id, event_seq=t.seq or 0, dead_letter=late)
+            )
+        assert seen == snapshot, limit
+    # filters still apply with a cursor
+    await event_log.request_replay("dl-004")
+    key = page_key(everything[0].created_at, everything[0].id)
+    got = await event_log.dead_letters(status="replay_requested", before=key, limit=10)
+    assert [d.id for d in got] == ["dl-004"]

@@ -10,13 +10,29 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from herald.messages.envelope import Envelope
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+PageKey = tuple[int, str]
+"""A row's place in a newest-first listing: (created time in µs since the epoch, id)."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def page_key(created_at: datetime, row_id: str) -> PageKey:
+    """The keyset position of a job or dead letter (exact integer µs, no float rounding).
+
+    Listings are ordered by this key descending; ``before=page_key(last_row)`` asks for the
+    rows after ``last_row``. Rows inserted meanwhile are newer, so they never shift a page.
+    """
+    if created_at.tzinfo is None:
+        created_at = created_at.replace(tzinfo=UTC)
+    return ((created_at - _EPOCH) // timedelta(microseconds=1), row_id)
 
 
 @dataclass(frozen=True)
@@ -229,9 +245,14 @@ class EventLog(abc.ABC):
     # dead letters ---------------------------------------------------------------------------
     @abc.abstractmethod
     async def dead_letters(
-        self, sensor: str | None = None, status: str | None = None
+        self,
+        sensor: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        before: PageKey | None = None,
     ) -> list[DeadLetter]:
-        """Dead-letter records, newest first."""
+        """Dead-letter records, newest first by :func:`page_key` (all when ``limit`` is None);
+        ``before`` skips to the rows after that key (keyset paging)."""
 
     @abc.abstractmethod
     async def request_replay(self, dead_letter_id: str) -> DeadLetter:
@@ -289,8 +310,10 @@ class EventLog(abc.ABC):
         name: str | None = None,
         limit: int = 100,
         correlationid: str | None = None,
+        before: PageKey | None = None,
     ) -> list[JobRecord]:
-        """Jobs, newest first."""
+        """Jobs, newest first by :func:`page_key`; ``before`` skips to the jobs after that key
+        (keyset paging: stable under concurrent inserts, no OFFSET)."""
 
     @abc.abstractmethod
     async def append_logs(self, job_id: str, lines: Sequence[tuple[str, str]]) -> None:

@@ -22,7 +22,9 @@ from herald.bus.base import (
     LeaseLost,
     LogLine,
     Outcome,
+    PageKey,
     SensorState,
+    page_key,
 )
 from herald.errors import Conflict, NotFound
 from herald.messages.envelope import Envelope
@@ -188,14 +190,21 @@ class MemoryEventLog(EventLog):
 
     # dead letters ---------------------------------------------------------------------------
     async def dead_letters(
-        self, sensor: str | None = None, status: str | None = None
+        self,
+        sensor: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        before: PageKey | None = None,
     ) -> list[DeadLetter]:
         out = [
             d
             for d in self._dead.values()
-            if (sensor is None or d.sensor == sensor) and (status is None or d.status == status)
+            if (sensor is None or d.sensor == sensor)
+            and (status is None or d.status == status)
+            and (before is None or page_key(d.created_at, d.id) < before)
         ]
-        return sorted(out, key=lambda d: d.created_at, reverse=True)
+        out.sort(key=lambda d: page_key(d.created_at, d.id), reverse=True)
+        return out if limit is None else out[:limit]
 
     async def request_replay(self, dead_letter_id: str) -> DeadLetter:
         dl = self._dead.get(dead_letter_id)
@@ -316,6 +325,7 @@ class MemoryEventLog(EventLog):
         name: str | None = None,
         limit: int = 100,
         correlationid: str | None = None,
+        before: PageKey | None = None,
     ) -> list[JobRecord]:
         out = [
             j
@@ -323,8 +333,9 @@ class MemoryEventLog(EventLog):
             if (status is None or j.status == status)
             and (name is None or j.name == name)
             and (correlationid is None or j.correlationid == correlationid)
+            and (before is None or page_key(j.created_at, j.id) < before)
         ]
-        return sorted(out, key=lambda j: (j.created_at, j.id), reverse=True)[:limit]
+        return sorted(out, key=lambda j: page_key(j.created_at, j.id), reverse=True)[:limit]
 
     async def append_logs(self, job_id: str, lines: Sequence[tuple[str, str]]) -> None:
         self._job(job_id)

@@ -34,6 +34,7 @@ from herald.bus.base import (
     LeaseLost,
     LogLine,
     Outcome,
+    PageKey,
     SensorState,
 )
 from herald.errors import BackendError, Conflict, NotFound
@@ -135,6 +136,12 @@ def _sensor(r: Row[Any]) -> SensorState:
         failed=r.failed,
         updated_at=from_us(r.updated_us) or datetime.now(UTC),
     )
+
+
+def _before(created: Any, row_id: Any, key: PageKey) -> Any:
+    """Rows after ``key`` in (created_us, id) descending order — the keyset condition."""
+    us, kid = key
+    return or_(created < us, and_(created == us, row_id < kid))
 
 
 def _dead(r: Row[Any]) -> DeadLetter:
@@ -586,14 +593,22 @@ class SQLEventLog(EventLog):
 
     # dead letters -----------------------------------------------------------------------------
     async def dead_letters(
-        self, sensor: str | None = None, status: str | None = None
+        self,
+        sensor: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        before: PageKey | None = None,
     ) -> list[DeadLetter]:
         d = schema.dead_letters
-        stmt = select(d).order_by(d.c.created_us.desc())
+        stmt = select(d).order_by(d.c.created_us.desc(), d.c.id.desc())
         if sensor is not None:
             stmt = stmt.where(d.c.sensor == sensor)
         if status is not None:
             stmt = stmt.where(d.c.status == status)
+        if before is not None:
+            stmt = stmt.where(_before(d.c.created_us, d.c.id, before))
+        if limit is not None:
+            stmt = stmt.limit(limit)
         return await self._read(lambda c: [_dead(r) for r in c.execute(stmt)])
 
     async def request_replay(self, dead_letter_id: str) -> DeadLetter:
@@ -749,6 +764,7 @@ class SQLEventLog(EventLog):
         name: str | None = None,
         limit: int = 100,
         correlationid: str | None = None,
+        before: PageKey | None = None,
     ) -> list[JobRecord]:
         j = schema.jobs
         conds = []
@@ -758,6 +774,8 @@ class SQLEventLog(EventLog):
             conds.append(j.c.name == name)
         if correlationid is not None:
             conds.append(j.c.correlationid == correlationid)
+        if before is not None:
+            conds.append(_before(j.c.created_us, j.c.id, before))
         stmt = (
             select(j)
             .where(and_(True, *conds))
