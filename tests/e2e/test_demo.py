@@ -129,6 +129,15 @@ def test_demo_runs_the_whole_loop(server_factory: Any, tmp_path: Path) -> None:
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)  # fmt: skip
     assert tree.returncode == 0 and "deployment.rolledout" in tree.stdout
 
+    # a second demo takes the next free name, and windows smaller than the server's
+    # monitoring.min_samples stop it at once with the fix, not after a silent drift monitor
+    again = subprocess.run([*cmd[:4], "--requests", "4", "--timeout", "120"], capture_output=True,
+                           text=True, cwd=ROOT, env=env, timeout=180)  # fmt: skip
+    assert again.returncode == 1, again.stdout
+    assert "demo 'demo-2'" in again.stdout
+    assert "4 prompts per traffic window" in again.stderr and "min_samples is 8" in again.stderr
+    assert "--requests 8" in again.stderr and "Traceback" not in again.stderr
+
 
 def test_demo_says_when_herald_is_not_running(tmp_path: Path) -> None:
     env = {**os.environ, "HERALD_URL": "http://127.0.0.1:9", "HERALD_API_KEY": "k",

@@ -19,7 +19,9 @@ from herald.settings import Settings
 
 @pytest.fixture
 def home(tmp_path: Path) -> Any:
-    monitoring.bind_monitoring(Settings(home=tmp_path, database_url="memory://"))
+    monitoring.bind_monitoring(
+        Settings(home=tmp_path, database_url="memory://", monitoring={"min_samples": 2})
+    )
     yield tmp_path
     monitoring.bind_monitoring(None)
 
@@ -46,6 +48,15 @@ def test_the_demo_starts_with_a_small_finetune_and_remembers_its_flow(home: Path
     assert state is not None and state["rollout"]["canary_weight"] == 25
     assert state["rollout"]["strategy"] == "canary"  # the demo's defaults under the override
     assert demo.load_state("another-flow") is None
+
+
+def test_windows_smaller_than_min_samples_stop_the_demo_at_once(home: Path) -> None:
+    short = request().model_copy(update={"drift_prompts": ["c"]})
+    done = demo.on_demo_requested(short, ctx())
+    assert isinstance(done, DemoCompleted) and not done.ok
+    assert "1 prompts per traffic window" in done.reason and "min_samples is 2" in done.reason
+    assert "--requests 2" in done.reason
+    assert demo.load_state("flow-1") is None  # nothing started, nothing remembered
 
 
 def test_glue_acts_only_inside_demo_flows(home: Path) -> None:

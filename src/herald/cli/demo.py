@@ -13,8 +13,10 @@ It ends with ``herald flow <id>``, the lineage from the first message to the rol
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -92,8 +94,12 @@ def _bundled_present() -> str | None:
 @app.callback(invoke_without_command=True)
 def demo(
     name: Annotated[
-        str, typer.Option(help="Registry model and deployment the demo creates (must be new).")
-    ] = "demo",
+        str | None,
+        typer.Option(
+            help="Registry model and deployment the demo creates; must be new (default: the "
+            "first free one of demo, demo-2, demo-3, …)."
+        ),
+    ] = None,
     requests: Annotated[
         int,
         typer.Option(
@@ -137,15 +143,12 @@ def demo(
     except HeraldError as exc:
         _fail(f"{exc.message} — start Herald first (make up, or herald up) and check HERALD_URL")
     with client:
-        for path, what in ((f"/v1/deployments/{name}", "a deployment"),
-                           (f"/v1/registry/models/{name}", "a registry model")):  # fmt: skip
-            try:
-                client._request("GET", path)
-            except HeraldError as exc:
-                if exc.status != 404:
-                    _fail(f"cannot read {path}: {exc.message}")
-                continue
-            _fail(f"{what} named {name!r} exists already (an earlier demo?): pass --name NEW")
+        if name is None:
+            name = next(n for n in _default_names() if _taken(client, n) is None)
+        else:
+            what = _taken(client, name)
+            if what is not None:
+                _fail(f"{what} named {name!r} exists already (an earlier demo?): pass --name NEW")
         data = {
             "name": name,
             "dataset": str(dataset),
@@ -166,13 +169,32 @@ def demo(
         except HeraldError as exc:
             _fail(f"could not publish demo.requested: {exc.message}")
         cid = sent["correlationid"]
-        out.print(f"[bold]published demo.requested[/] {sent['id']} — flow {cid}")
+        out.print(f"[bold]published demo.requested[/] {sent['id']} — demo {name!r}, flow {cid}")
         last = _follow(client, cid, int(sent.get("seq") or 1), started, timeout, as_json)
     out.print(
         f"[bold green]done[/] in {time.monotonic() - started:.0f}s: fine-tune → evaluate → "
         f"register → promote → deploy → serve → drift → retrain → canary → rollout of "
         f"{last.get('version')}.\nLineage: [bold]herald flow {cid}[/]"
     )
+
+
+def _default_names() -> Iterator[str]:
+    yield "demo"
+    yield from (f"demo-{i}" for i in itertools.count(2))
+
+
+def _taken(client: Any, name: str) -> str | None:
+    """What already uses ``name`` (a deployment or a registry model), or None when it is free."""
+    for path, what in ((f"/v1/deployments/{name}", "a deployment"),
+                       (f"/v1/registry/models/{name}", "a registry model")):  # fmt: skip
+        try:
+            client._request("GET", path)
+        except HeraldError as exc:
+            if exc.status != 404:
+                _fail(f"cannot read {path}: {exc.message}")
+            continue
+        return what
+    return None
 
 
 def _follow(

@@ -92,9 +92,22 @@ def _finetune(state: dict[str, Any]) -> dict[str, Any]:
 
 @sensor(on=DemoRequested, name="herald.demo.start")
 def on_demo_requested(msg: DemoRequested, ctx: SensorContext) -> Message:
-    """Remember the demo's settings for its flow and fine-tune the first version."""
+    """Remember the demo's settings for its flow and fine-tune the first version — unless its
+    traffic windows are smaller than the drift monitor needs, which it says at once."""
+    from herald.monitoring.sensors import current_settings
     from herald.training.job import FinetuneRequested
 
+    need = current_settings().monitoring.min_samples
+    have = min(len(msg.reference_prompts), len(msg.drift_prompts))
+    if have < need:
+        return DemoCompleted(
+            name=msg.name,
+            ok=False,
+            reason=f"{have} prompts per traffic window, but this server's monitoring.min_samples "
+            f"is {need}: the drift monitor would give no verdict on so few requests. Send at "
+            f"least {need} (herald demo --requests {need}) or start the server with "
+            f"HERALD_MONITORING__MIN_SAMPLES={have}",
+        )
     state = {**msg.payload(), "rollout": {**DEFAULT_ROLLOUT, **msg.rollout}}
     p = state_path(ctx.event.correlationid)
     p.parent.mkdir(parents=True, exist_ok=True)
