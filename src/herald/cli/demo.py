@@ -105,8 +105,8 @@ def demo(
         typer.Option(
             min=4,
             max=100,
-            help="Requests per traffic window (the server's monitoring.min_samples, 30 by "
-            "default, must not exceed it).",
+            help="Requests per traffic window; at least the server's monitoring.min_samples "
+            "(30 by default).",
         ),
     ] = 30,
     max_steps: Annotated[int, typer.Option(min=1, help="LoRA steps of each fine-tune.")] = 3,
