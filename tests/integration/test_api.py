@@ -29,7 +29,7 @@ class Shipped(herald.Message, type="api.order.shipped"):
 async def api(env: Env) -> AsyncIterator[httpx.AsyncClient]:
     @herald.sensor(on=Order, where=lambda m: m.amount > 0, registry=env.sensors, name="ship")
     def ship(msg: Order) -> Shipped:
-        if msg.order_id == "poison":
+        if msg.order_id.startswith("poison"):
             raise RuntimeError("cannot ship poison")
         return Shipped(order_id=msg.order_id)
 
@@ -219,6 +219,101 @@ async def test_jobs_submit_list_logs_cancel_retry(api: httpx.AsyncClient, env: E
     assert (await api.get("/v1/jobs/nope")).status_code == 404
     defs = (await api.get("/v1/jobs/definitions")).json()["data"]
     assert defs[0]["name"] == "double" and defs[0]["parameters"]["required"] == ["x"]
+
+
+async def _walk(api: httpx.AsyncClient, path: str, **params: object) -> list[list[str]]:
+    """Every page of a list endpoint, following next_cursor; each page's ids."""
+    pages: list[list[str]] = []
+    cursor = None
+    while True:
+        q = {**params, **({"cursor": cursor} if cursor else {})}
+        r = await api.get(path, params=q)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert set(body) == {"data", "next_cursor"}
+        pages.append([x["id"] for x in body["data"]])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return pages
+        assert isinstance(cursor, str) and len(pages) < 50
+
+
+async def test_jobs_and_dead_letters_page_by_cursor(api: httpx.AsyncClient, env: Env) -> None:
+    ids = [
+        (await api.post("/v1/jobs", json={"name": "double", "params": {"x": i}})).json()["id"]
+        for i in range(5)
+    ]
+    everything = (await api.get("/v1/jobs")).json()
+    assert everything["next_cursor"] is None and sorted(j["id"] for j in everything["data"]) == (
+        sorted(ids)
+    )
+    newest_first = [j["id"] for j in everything["data"]]
+    assert await _walk(api, "/v1/jobs", limit=2) == [
+        newest_first[:2],
+        newest_first[2:4],
+        newest_first[4:],
+    ]
+    # a full last page ends the walk: no trailing empty page
+    assert await _walk(api, "/v1/jobs", limit=5) == [newest_first]
+    assert await _walk(api, "/v1/jobs", limit=1, name="double") == [[i] for i in newest_first]
+    # a job submitted mid-walk is newer than the cursor: the walk neither repeats nor skips
+    first = (await api.get("/v1/jobs", params={"limit": 2})).json()
+    await api.post("/v1/jobs", json={"name": "double", "params": {"x": 9}})
+    rest = await _walk(api, "/v1/jobs", limit=2, cursor=first["next_cursor"])
+    assert [j["id"] for j in first["data"]] + [i for p in rest for i in p] == newest_first
+
+    for order in ("poison-1", "poison-2", "poison-3"):
+        await api.post(
+            "/v1/messages",
+            json={"type": "api.order.placed", "data": {"order_id": order, "amount": 1}},
+        )
+    await env.wait_for("sensor.deadlettered", 3)
+    dead = (await api.get("/v1/dead-letters")).json()
+    assert len(dead["data"]) == 3 and dead["next_cursor"] is None
+    assert await _walk(api, "/v1/dead-letters", limit=2, sensor="ship") == [
+        [d["id"] for d in dead["data"][:2]],
+        [dead["data"][2]["id"]],
+    ]
+    assert (await api.get("/v1/dead-letters", params={"limit": 1001})).status_code == 422
+
+
+async def test_bad_or_foreign_cursors_are_422_naming_the_parameter(
+    api: httpx.AsyncClient,
+) -> None:
+    import base64
+    import json
+
+    for _ in range(2):
+        await api.post("/v1/jobs", json={"name": "double", "params": {"x": 1}})
+    jobs_cursor = (await api.get("/v1/jobs", params={"limit": 1})).json()["next_cursor"]
+    assert jobs_cursor
+
+    def forge(body: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
+
+    bad = [
+        "not a cursor!",
+        "%%%",
+        forge([1, 2]),
+        forge({"k": "jobs", "v": ["x", 1]}),
+        forge({"k": "jobs", "v": [1]}),
+        forge({"k": "jobs", "v": [True, "a"]}),
+        jobs_cursor[:-3],
+        "A" * 5000,
+    ]
+    for cursor in bad:
+        r = await api.get("/v1/jobs", params={"cursor": cursor})
+        assert r.status_code == 422, (cursor, r.text)
+        err = r.json()["error"]
+        assert err["code"] == "invalid_cursor" and "'cursor'" in err["message"], err
+        assert "GET /v1/jobs" in err["message"]
+    # a jobs cursor is refused by another listing, and says whose it is
+    r = await api.get("/v1/dead-letters", params={"cursor": jobs_cursor})
+    assert r.status_code == 422
+    message = r.json()["error"]["message"]
+    assert "'jobs' listing" in message and "GET /v1/dead-letters" in message
+    # an empty cursor is the first page
+    assert (await api.get("/v1/jobs", params={"cursor": ""})).status_code == 200
 
 
 async def test_metrics_exposes_backbone_counters(api: httpx.AsyncClient, env: Env) -> None:

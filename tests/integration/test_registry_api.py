@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -135,3 +136,71 @@ async def test_datasets_and_runs(api_env: tuple[httpx.AsyncClient, Env]) -> None
     assert cmp["params"]["differ"] == {"lr": {"r1": 0.1, "r2": 0.2}}
     assert cmp["metrics"]["loss"]["r2"]["last"] == 3.0
     assert (await api.get("/v1/runs/nope")).status_code == 404
+
+
+async def _walk(api: httpx.AsyncClient, path: str, key: str, **params: object) -> list[list[Any]]:
+    pages: list[list[Any]] = []
+    cursor = None
+    while True:
+        r = await api.get(path, params={**params, **({"cursor": cursor} if cursor else {})})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        pages.append([x[key] for x in body["data"]])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return pages
+        assert len(pages) < 50
+
+
+async def test_models_versions_runs_and_evaluations_page_by_cursor(
+    api_env: tuple[httpx.AsyncClient, Env],
+) -> None:
+    from herald.evaluation.jobs import current_store
+
+    api, env = api_env
+    assert env.herald is not None
+    reg = env.herald.registry
+    for name in ("zz-a", "zz-b", "zz-c"):
+        reg.register_model_version(name, artifact_uri="file:///m", kind="lora")
+    names = [m["name"] for m in (await api.get("/v1/registry/models")).json()["data"]]
+    pages = await _walk(api, "/v1/registry/models", "name", limit=2)
+    assert [n for p in pages for n in p] == names and all(len(p) <= 2 for p in pages)
+
+    for _ in range(3):
+        reg.register_model_version("demo", artifact_uri="file:///m/n", kind="lora")
+    assert await _walk(api, "/v1/registry/models/demo/versions", "version", limit=2) == [
+        [5, 4],
+        [3, 2],
+        [1],
+    ]
+    r = await api.get("/v1/registry/models/nope/versions")
+    assert r.status_code == 404
+
+    for i in range(3):
+        reg.create_run(f"r-page-{i}", name="paged")
+    runs = await _walk(api, "/v1/runs", "id", limit=2, name="paged")
+    assert [len(p) for p in runs] == [2, 1]
+    assert sorted(i for p in runs for i in p) == ["r-page-0", "r-page-1", "r-page-2"]
+
+    store = current_store(env.herald.settings)
+    for i in range(3):
+        store.begin(f"ev-page-{i}", suite="s", target="t")
+    evals = await _walk(api, "/v1/evaluations", "id", limit=2)
+    everything = (await api.get("/v1/evaluations")).json()
+    assert everything["next_cursor"] is None
+    assert [i for p in evals for i in p] == [e["id"] for e in everything["data"]]
+
+    # a cursor is tied to its listing: models ≠ runs ≠ evaluations ≠ another model's versions
+    models_cursor = (await api.get("/v1/registry/models", params={"limit": 1})).json()
+    runs_cursor = (await api.get("/v1/runs", params={"limit": 1})).json()["next_cursor"]
+    versions = await api.get("/v1/registry/models/demo/versions", params={"limit": 1})
+    for path, cursor in (
+        ("/v1/runs", models_cursor["next_cursor"]),
+        ("/v1/evaluations", runs_cursor),
+        ("/v1/registry/models", runs_cursor),
+        ("/v1/registry/models/zz-a/versions", versions.json()["next_cursor"]),
+        ("/v1/registry/models", "garbage"),
+    ):
+        r = await api.get(path, params={"cursor": cursor})
+        assert r.status_code == 422, (path, r.text)
+        assert "'cursor'" in r.json()["error"]["message"]

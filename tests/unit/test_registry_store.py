@@ -293,3 +293,47 @@ def test_concurrent_registration_is_serialised(tmp_path: Path) -> None:
     for r in regs:
         r.close()
     assert sorted(versions) == list(range(1, 21))
+
+
+def test_models_versions_and_runs_page_by_key(reg: Registry) -> None:
+    from herald.bus.base import page_key
+
+    for name in ("m-c", "m-a", "m-e", "m-b", "m-d"):
+        register(reg, name)
+    names = [m["name"] for m in reg.list_models()]
+    assert names == sorted(names)
+    pages, after = [], None
+    while True:
+        got = [m["name"] for m in reg.list_models(limit=2, after=after)]
+        if not got:
+            break
+        pages.append(got)
+        after = got[-1]
+        register(reg, "m-0")  # sorts before every cursor: never shows up mid-walk
+    assert pages == [names[0:2], names[2:4], names[4:]]
+    assert reg.list_models(limit=1, after="m-e") == []
+
+    for _ in range(4):
+        register(reg, "pv")
+    assert [v.version for v in reg.list_versions("pv", limit=3)] == [4, 3, 2]
+    assert [v.version for v in reg.list_versions("pv", limit=3, before=2)] == [1]
+    assert reg.list_versions("pv", before=1) == []  # past the oldest: empty, not 404
+    with pytest.raises(NotFound):
+        reg.list_versions("nope", before=3)
+
+    for i in range(7):
+        reg.create_run(f"run-{i}", name="sweep")
+    newest_first = [r.id for r in reg.list_runs(name="sweep")]
+    assert sorted(newest_first) == [f"run-{i}" for i in range(7)]
+    keys = [page_key(r.created_at, r.id) for r in reg.list_runs(name="sweep")]
+    assert keys == sorted(keys, reverse=True) and len(set(keys)) == 7
+    walked: list[str] = []
+    before = None
+    while True:
+        rows = reg.list_runs(limit=3, before=before, name="sweep")
+        walked += [r.id for r in rows]
+        if len(rows) < 3:
+            break
+        before = page_key(rows[-1].created_at, rows[-1].id)
+        reg.create_run(f"late-{len(walked)}", name="sweep")
+    assert walked == newest_first

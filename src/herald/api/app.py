@@ -15,6 +15,7 @@ from sse_starlette.sse import EventSourceResponse
 
 import herald
 from herald.api import errors
+from herald.api.paging import CURSOR_HELP, decode_cursor, page
 from herald.api.routes import capability_routers
 from herald.api.schemas import (
     JobSubmit,
@@ -25,7 +26,7 @@ from herald.api.schemas import (
 )
 from herald.api.security import AuthMiddleware
 from herald.bootstrap import Herald
-from herald.bus.base import EventQuery
+from herald.bus.base import EventQuery, page_key
 from herald.bus.memory import matches
 from herald.dashboard import Sessions
 from herald.dashboard import mount as mount_dashboard
@@ -289,9 +290,17 @@ def _control(h: Herald) -> APIRouter:
         name: str | None = None,
         correlationid: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: Annotated[str | None, Query(description=CURSOR_HELP)] = None,
     ) -> dict[str, Any]:
-        found = await h.log.jobs(status=status, name=name, correlationid=correlationid, limit=limit)
-        return {"data": [job_json(j) for j in found]}
+        before = decode_cursor(cursor, "jobs", (int, str), endpoint="GET /v1/jobs")
+        found = await h.log.jobs(
+            status=status,
+            name=name,
+            correlationid=correlationid,
+            limit=limit + 1,
+            before=(before[0], before[1]) if before else None,
+        )
+        return page(found, limit, "jobs", lambda j: page_key(j.created_at, j.id), job_json)
 
     @r.post("/jobs", tags=["jobs"], status_code=202)
     async def submit(body: JobSubmit) -> dict[str, Any]:
@@ -338,8 +347,16 @@ def _control(h: Herald) -> APIRouter:
     async def dead_letters(
         sensor: str | None = None,
         status: Annotated[str | None, Query(pattern="^(dead|replay_requested|replayed)$")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: Annotated[str | None, Query(description=CURSOR_HELP)] = None,
     ) -> dict[str, Any]:
-        return {"data": [dead_letter_json(d) for d in await h.log.dead_letters(sensor, status)]}
+        before = decode_cursor(cursor, "dead-letters", (int, str), endpoint="GET /v1/dead-letters")
+        found = await h.log.dead_letters(
+            sensor, status, limit=limit + 1, before=(before[0], before[1]) if before else None
+        )
+        return page(
+            found, limit, "dead-letters", lambda d: page_key(d.created_at, d.id), dead_letter_json
+        )
 
     @r.post("/dead-letters/{dead_letter_id}/replay", tags=["dead letters"], status_code=202)
     async def replay(dead_letter_id: str) -> dict[str, Any]:

@@ -220,8 +220,12 @@ class EvaluationStore:
         model_version: str | None = None,
         status: str | None = None,
         limit: int = 100,
+        before: tuple[float, str] | None = None,
     ) -> list[dict[str, Any]]:
-        where, args = [], []
+        """Newest first by (created_at, id); ``before`` continues after that key (keyset
+        paging: rows written meanwhile are newer, so pages never repeat or skip a row)."""
+        where: list[str] = []
+        args: list[Any] = []
         for col, value in (
             ("suite", suite),
             ("target", target),
@@ -231,10 +235,13 @@ class EvaluationStore:
             if value is not None:
                 where.append(f"{col} = ?")
                 args.append(value)
+        if before is not None:
+            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            args += [before[0], before[0], before[1]]
         sql = "SELECT * FROM evaluations"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC LIMIT ?"
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
         return [_row(r) for r in self._connection().execute(sql, (*args, limit))]
 
     def items(

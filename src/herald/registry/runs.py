@@ -6,7 +6,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from herald.errors import NotFound
@@ -134,8 +134,13 @@ class RunTracking:
             row = self._require_run(conn, run_id)
             return self._run(conn, row._mapping)
 
-    def list_runs(self, *, limit: int = 100, **filters: Any) -> list[Run]:
-        """Newest first; filter by ``name``, ``job_id`` or ``status``."""
+    def list_runs(
+        self, *, limit: int = 100, before: tuple[int, str] | None = None, **filters: Any
+    ) -> list[Run]:
+        """Newest first by (created µs, id); filter by ``name``, ``job_id`` or ``status``.
+
+        ``before`` continues after that key (keyset paging: runs created meanwhile are newer,
+        so pages never repeat or skip a run)."""
         unknown = set(filters) - set(_RUN_FILTERS)
         if unknown:
             raise InvalidRegistryRequest(
@@ -146,8 +151,12 @@ class RunTracking:
         for k, v in filters.items():
             if v is not None:
                 q = q.where(R.c[k] == v)
+        if before is not None:
+            us, run_id = before
+            q = q.where(or_(R.c.created_us < us, and_(R.c.created_us == us, R.c.id < run_id)))
         with self._tx() as conn:
-            rows = conn.execute(q.order_by(R.c.created_us.desc()).limit(limit)).all()
+            q = q.order_by(R.c.created_us.desc(), R.c.id.desc()).limit(limit)
+            rows = conn.execute(q).all()
             return [self._run(conn, r._mapping) for r in rows]
 
     def run_metrics(

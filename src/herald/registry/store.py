@@ -315,10 +315,13 @@ class Registry(RunTracking):
             assert row is not None
             return self._version(conn, row._mapping)
 
-    def list_models(self) -> list[dict[str, Any]]:
-        """One summary per model: latest version, counts, aliases, last update."""
+    def list_models(
+        self, *, limit: int | None = None, after: str | None = None
+    ) -> list[dict[str, Any]]:
+        """One summary per model (latest version, counts, aliases, last update), by name;
+        ``after`` continues after that name and ``limit`` caps the page (keyset paging)."""
         with self._tx() as conn:
-            stats = conn.execute(
+            q = (
                 select(
                     MV.c.name,
                     func.max(MV.c.version).label("latest"),
@@ -327,9 +330,15 @@ class Registry(RunTracking):
                 )
                 .group_by(MV.c.name)
                 .order_by(MV.c.name)
-            ).all()
+            )
+            if after is not None:
+                q = q.where(MV.c.name > after)
+            if limit is not None:
+                q = q.limit(limit)
+            stats = conn.execute(q).all()
             aliases: dict[str, dict[str, int]] = {}
-            for r in conn.execute(select(AL)):
+            names = [r.name for r in stats]
+            for r in conn.execute(select(AL).where(AL.c.name.in_(names))):
                 aliases.setdefault(r.name, {})[r.alias] = r.version
             out = []
             for r in stats:
@@ -352,14 +361,20 @@ class Registry(RunTracking):
                 )
             return out
 
-    def list_versions(self, name: str) -> list[ModelVersion]:
-        """Every version of ``name``, newest first (NotFound for an unknown model)."""
+    def list_versions(
+        self, name: str, *, limit: int | None = None, before: int | None = None
+    ) -> list[ModelVersion]:
+        """Versions of ``name``, newest first (NotFound for an unknown model); ``before``
+        continues below that version number and ``limit`` caps the page (keyset paging)."""
         check_name(name)
         with self._tx() as conn:
-            rows = conn.execute(
-                select(MV).where(MV.c.name == name).order_by(MV.c.version.desc())
-            ).all()
-            if not rows:
+            q = select(MV).where(MV.c.name == name).order_by(MV.c.version.desc())
+            if before is not None:
+                q = q.where(MV.c.version < before)
+            if limit is not None:
+                q = q.limit(limit)
+            rows = conn.execute(q).all()
+            if not rows and (before is None or not self._exists(conn, name)):
                 raise NotFound(self._missing_model(conn, name))
             aliases = self._aliases_of(conn, name)
             return [_model(r._mapping, aliases) for r in rows]

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from herald.api.paging import CURSOR_HELP, decode_cursor, page
 from herald.errors import Conflict
 
 if TYPE_CHECKING:
@@ -52,11 +53,18 @@ def router(h: Herald) -> APIRouter:
         model_version: str | None = None,
         status: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: Annotated[str | None, Query(description=CURSOR_HELP)] = None,
     ) -> dict[str, Any]:
+        key = decode_cursor(cursor, "evaluations", (float, str), endpoint="GET /v1/evaluations")
         rows = store().list_evaluations(
-            suite=suite, target=target, model_version=model_version, status=status, limit=limit
+            suite=suite,
+            target=target,
+            model_version=model_version,
+            status=status,
+            limit=limit + 1,
+            before=(key[0], key[1]) if key else None,
         )
-        return {"data": rows}
+        return page(rows, limit, "evaluations", lambda e: (e["created_at"], e["id"]), dict)
 
     @r.get("/evaluations/compare", summary="Paired bootstrap of evaluations against the first")
     def compare(

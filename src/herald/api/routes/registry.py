@@ -14,6 +14,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
+from herald.api.paging import CURSOR_HELP, decode_cursor, page
+from herald.bus.base import page_key
 from herald.errors import Conflict
 from herald.registry.models import ALIAS_RE, check_alias, check_name
 
@@ -45,9 +47,14 @@ def router(h: Herald) -> APIRouter:
     r = APIRouter()
 
     # models -------------------------------------------------------------------------------
-    @r.get("/registry/models", tags=["registry"], summary="Registered models")
-    def list_models() -> dict[str, Any]:
-        return {"data": [_jsonable(m) for m in h.registry.list_models()]}
+    @r.get("/registry/models", tags=["registry"], summary="Registered models, by name")
+    def list_models(
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: Annotated[str | None, Query(description=CURSOR_HELP)] = None,
+    ) -> dict[str, Any]:
+        key = decode_cursor(cursor, "models", (str,), endpoint="GET /v1/registry/models")
+        rows = h.registry.list_models(limit=limit + 1, after=key[0] if key else None)
+        return page(rows, limit, "models", lambda m: (m["name"],), _jsonable)
 
     @r.get("/registry/resolve", tags=["registry"], summary="Resolve models:/name[@alias|/N]")
     def resolve(uri: str) -> dict[str, Any]:
@@ -64,6 +71,19 @@ def router(h: Herald) -> APIRouter:
             "aliases": dict(sorted(aliases.items())),
             "versions": [_json(v) for v in versions],
         }
+
+    @r.get("/registry/models/{name}/versions", tags=["registry"], summary="Versions, newest first")
+    def list_versions(
+        name: str,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: Annotated[str | None, Query(description=CURSOR_HELP)] = None,
+    ) -> dict[str, Any]:
+        endpoint = "GET /v1/registry/models/{name}/versions"
+        key = decode_cursor(cursor, f"versions:{name}", (int,), endpoint=endpoint)
+        rows = h.registry.list_versions(
+            check_name(name), limit=limit + 1, before=key[0] if key else None
+        )
+        return page(rows, limit, f"versions:{name}", lambda v: (v.version,), _json)
 
     @r.get("/registry/models/{name}/versions/{version}", tags=["registry"])
     def get_version(name: str, version: int) -> dict[str, Any]:
@@ -148,9 +168,17 @@ def router(h: Herald) -> APIRouter:
         job_id: str | None = None,
         status: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: Annotated[str | None, Query(description=CURSOR_HELP)] = None,
     ) -> dict[str, Any]:
-        runs = h.registry.list_runs(limit=limit, name=name, job_id=job_id, status=status)
-        return {"data": [_json(x) for x in runs]}
+        key = decode_cursor(cursor, "runs", (int, str), endpoint="GET /v1/runs")
+        runs = h.registry.list_runs(
+            limit=limit + 1,
+            before=(key[0], key[1]) if key else None,
+            name=name,
+            job_id=job_id,
+            status=status,
+        )
+        return page(runs, limit, "runs", lambda x: page_key(x.created_at, x.id), _json)
 
     @r.get("/runs/compare", tags=["runs"], summary="Params diff and metrics side by side")
     def compare(ids: Annotated[list[str], Query()]) -> dict[str, Any]:
