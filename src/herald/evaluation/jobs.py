@@ -243,7 +243,9 @@ def on_evaluation_requested(msg: EvaluationRequested, ctx: SensorContext) -> Non
 
 @sensor(on=ModelRegistered, name="herald.evaluation.on_registered")
 def on_model_registered(msg: ModelRegistered, ctx: SensorContext) -> list[EvaluationRequested]:
-    """Evaluate a new version on its configured suites (tag ``eval_suites`` or settings)."""
+    """Evaluate a new version on its configured suites: its tag ``eval_suites`` if set, else the
+    settings' ``on_register_suites`` plus the ``eval_suites`` its fine-tune was watched on (the
+    promotion policy judges these step-less runs; in-training runs only draw curves)."""
     from herald.evaluation.settings import evaluation_settings
     from herald.registry.sensors import current_registry
 
@@ -252,10 +254,13 @@ def on_model_registered(msg: ModelRegistered, ctx: SensorContext) -> list[Evalua
         return []
     mv = current_registry().get_version(msg.name, msg.version)
     tagged = mv.tags.get("eval_suites")
-    suites = [s.strip() for s in tagged.split(",")] if tagged else list(es.on_register_suites)
+    if tagged:
+        suites = [s.strip() for s in tagged.split(",")]
+    else:
+        suites = [*es.on_register_suites, *(mv.config.get("eval_suites") or [])]
     return [
         EvaluationRequested(target=f"models:/{msg.name}/{msg.version}", suite=s)
-        for s in suites
+        for s in dict.fromkeys(suites)  # each suite once, in order
         if s
     ]
 

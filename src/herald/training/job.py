@@ -119,7 +119,8 @@ def finetune(
         list[str] | None,
         Field(
             description="Evaluation suites (YAML paths or shipped names) scored on the live "
-            "model every eval_steps (else once at the end): evaluation.completed with the step."
+            "model every eval_steps (else once at the end): evaluation.completed with the step; "
+            "the registered version is evaluated on them too (the promotion policy's input)."
         ),
     ] = None,
     eval_limit: Annotated[

@@ -17,6 +17,7 @@ const SHOWN = {
   sequence_len: 256,
   val_set_size: 0.05,
   eval_steps: 5,
+  eval_suites: ["tiny"],
 };
 
 export function renderFinetune(root, preset) {
@@ -26,7 +27,7 @@ export function renderFinetune(root, preset) {
   const datasets = el("datalist", { id: "ft-datasets" });
   root.append(el("section", { class: "card emit" }, el("h2", {}, "Fine-tune a model"),
     el("p", { class: "muted" }, "LoRA on CPU by default. The run reports loss, learning rate, tokens/s and eval loss live on its job page; ",
-      "when it finishes the result is registered; evaluate and deploy it from its Registry page (suites in evaluation.on_register_suites run by themselves). ",
+      "the evaluation suites are scored on the live model as it trains and, once it is registered, on the new version (the promotion policy judges that run); deploy it from its Registry page. ",
       el("a", { href: "#/emit/finetune.requested" }, "All options")),
     formBox, note, banner, datasets));
   // "#/finetune/key=value&key=value" presets fields (used by links and by tests with a tiny model)
