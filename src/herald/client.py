@@ -75,6 +75,32 @@ class Client:
             return None
         return r.json()
 
+    # paging -------------------------------------------------------------------------------
+    def page(
+        self, path: str, *, limit: int | None = None, cursor: str | None = None, **filters: Any
+    ) -> dict[str, Any]:
+        """One page of a list endpoint: ``{"data": [...], "next_cursor": str | None}``.
+
+        ``path`` is a list endpoint (``/v1/jobs``, ``/v1/dead-letters``, ``/v1/evaluations``,
+        ``/v1/registry/models``, ``/v1/registry/models/NAME/versions``, ``/v1/runs``); pass the
+        previous page's ``next_cursor`` as ``cursor`` for the next one (None on the last page).
+        """
+        params = {**filters, "limit": limit, "cursor": cursor}
+        body = self._request("GET", path, params={k: v for k, v in params.items() if v is not None})
+        return {"data": list(body["data"]), "next_cursor": body.get("next_cursor")}
+
+    def iterate(
+        self, path: str, *, limit: int | None = None, cursor: str | None = None, **filters: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Every row of a list endpoint, fetching page after page (``limit`` rows each) by
+        cursor; rows created meanwhile are newer than the cursor and are not repeated."""
+        while True:
+            got = self.page(path, limit=limit, cursor=cursor, **filters)
+            yield from got["data"]
+            cursor = got["next_cursor"]
+            if not cursor:
+                return
+
     # messages -----------------------------------------------------------------------------
     def emit(
         self,
@@ -135,6 +161,7 @@ class Client:
         return dict(self._request("POST", f"/v1/sensors/{name}/{action}"))
 
     def jobs(self, **filters: Any) -> list[dict[str, Any]]:
+        """One page of jobs, newest first (``limit``, ``cursor``; :meth:`iterate` for all)."""
         params = {k: v for k, v in filters.items() if v is not None}
         return list(self._request("GET", "/v1/jobs", params=params)["data"])
 
@@ -153,6 +180,7 @@ class Client:
         return dict(self._request("POST", f"/v1/jobs/{job_id}/retry"))
 
     def dead_letters(self, **filters: Any) -> list[dict[str, Any]]:
+        """One page of dead letters, newest first (``limit``, ``cursor``)."""
         params = {k: v for k, v in filters.items() if v is not None}
         return list(self._request("GET", "/v1/dead-letters", params=params)["data"])
 
@@ -163,8 +191,17 @@ class Client:
         return dict(self._request("GET", "/healthz"))
 
     # registry: models, data sets, runs ---------------------------------------------------------
-    def models(self) -> list[dict[str, Any]]:
-        return list(self._request("GET", "/v1/registry/models")["data"])
+    def models(self, **filters: Any) -> list[dict[str, Any]]:
+        """One page of models by name (``limit``, ``cursor``; see :meth:`page`)."""
+        return list(self.page("/v1/registry/models", **filters)["data"])
+
+    def model_versions(self, name: str, **filters: Any) -> list[dict[str, Any]]:
+        """One page of a model's versions, newest first (``limit``, ``cursor``)."""
+        return list(self.page(f"/v1/registry/models/{_seg(name)}/versions", **filters)["data"])
+
+    def evaluations(self, **filters: Any) -> list[dict[str, Any]]:
+        """One page of evaluations, newest first (suite/target/model_version/status filters)."""
+        return list(self.page("/v1/evaluations", **filters)["data"])
 
     def model(self, name: str) -> dict[str, Any]:
         return dict(self._request("GET", f"/v1/registry/models/{_seg(name)}"))
@@ -217,6 +254,7 @@ class Client:
         return dict(self._request("GET", f"/v1/datasets/{_seg(name)}"))
 
     def runs(self, **filters: Any) -> list[dict[str, Any]]:
+        """One page of runs, newest first (``limit``, ``cursor``)."""
         params = {k: v for k, v in filters.items() if v is not None}
         return list(self._request("GET", "/v1/runs", params=params)["data"])
 

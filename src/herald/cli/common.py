@@ -17,6 +17,13 @@ T = TypeVar("T")
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # errors stay one line (easy to grep)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+CursorOpt = Annotated[
+    str | None,
+    typer.Option("--cursor", help="Start after this next-cursor (printed when more rows exist)."),
+]
+AllOpt = Annotated[
+    bool, typer.Option("--all", help="Follow every page (--limit rows per request).")
+]
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -41,6 +48,29 @@ def client() -> Any:
         return Client()
     except HeraldError as exc:
         fail(exc.message)
+
+
+def fetch_list(
+    c: Any,
+    path: str,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    every_page: bool = False,
+    **filters: Any,
+) -> list[dict[str, Any]]:
+    """Rows of one page of a list endpoint (or of every page with ``every_page``). When more
+    rows exist, the cursor to continue with goes to stderr, so ``--json`` output stays clean."""
+    if every_page:
+        return call(lambda: list(c.iterate(path, limit=limit, cursor=cursor, **filters)))
+    got = call(c.page, path, limit=limit, cursor=cursor, **filters)
+    if got["next_cursor"]:
+        err.print(
+            f"more rows: rerun with --cursor {got['next_cursor']} (or --all for every page)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return list(got["data"])
 
 
 def print_json(data: Any) -> None:

@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from herald.cli.common import JsonOpt, err, out
+from herald.cli.common import AllOpt, CursorOpt, JsonOpt, err, fetch_list, out
 from herald.cli.common import call as _call
 from herald.cli.common import client as _client
 from herald.cli.common import fail as _fail
@@ -201,12 +201,23 @@ def _run_local(
 def list_(
     suite: Annotated[str | None, typer.Option(help="only this suite")] = None,
     target: Annotated[str | None, typer.Option(help="only this target")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=1000, help="Rows per page.")
+    ] = 50,
+    cursor: CursorOpt = None,
+    every_page: AllOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """List evaluations, newest first."""
-    params = {k: v for k, v in {"suite": suite, "target": target, "limit": limit}.items() if v}
-    rows = _call(_client()._request, "GET", "/v1/evaluations", params=params)["data"]
+    """List evaluations, newest first (one page; --cursor for the next, --all for all)."""
+    rows = fetch_list(
+        _client(),
+        "/v1/evaluations",
+        limit=limit,
+        cursor=cursor,
+        every_page=every_page,
+        suite=suite,
+        target=target,
+    )
     if json_out:
         return _print_json(rows)
     if not rows:

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
+from herald.cli.common import AllOpt, CursorOpt, fetch_list
 from herald.errors import HeraldError
 
 app = typer.Typer(
@@ -494,13 +495,25 @@ def jobs(
     ctx: typer.Context,
     status: Annotated[str | None, typer.Option("--status")] = None,
     name: Annotated[str | None, typer.Option("--name")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n")] = 20,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=1000, help="Rows per page.")
+    ] = 20,
+    cursor: CursorOpt = None,
+    every_page: AllOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """List jobs, newest first."""
+    """List jobs, newest first (one page; --cursor for the next, --all for every page)."""
     if ctx.invoked_subcommand:
         return
-    rows = call(client().jobs, status=status, name=name, limit=limit)
+    rows = fetch_list(
+        client(),
+        "/v1/jobs",
+        limit=limit,
+        cursor=cursor,
+        every_page=every_page,
+        status=status,
+        name=name,
+    )
     if as_json:
         dump(rows)
         return
@@ -570,12 +583,25 @@ def dead_letters(
     ctx: typer.Context,
     sensor: Annotated[str | None, typer.Option("--sensor")] = None,
     status: Annotated[str | None, typer.Option("--status")] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=1000, help="Rows per page.")
+    ] = 100,
+    cursor: CursorOpt = None,
+    every_page: AllOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """List events a sensor gave up on after all retries."""
+    """List events a sensor gave up on after all retries, newest first (paged like jobs)."""
     if ctx.invoked_subcommand:
         return
-    rows = call(client().dead_letters, sensor=sensor, status=status)
+    rows = fetch_list(
+        client(),
+        "/v1/dead-letters",
+        limit=limit,
+        cursor=cursor,
+        every_page=every_page,
+        sensor=sensor,
+        status=status,
+    )
     if as_json:
         dump(rows)
         return

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from herald.cli.common import JsonOpt, out
+from herald.cli.common import AllOpt, CursorOpt, JsonOpt, fetch_list, out
 from herald.cli.common import call as _call
 from herald.cli.common import client as _client
 from herald.cli.common import print_json as _print_json
@@ -40,9 +40,18 @@ def _fmt(v: Any) -> str:
 
 # models ---------------------------------------------------------------------------------------
 @models_app.command("list")
-def models_list(json_out: JsonOpt = False) -> None:
-    """List registered models with their latest version and aliases."""
-    rows = _call(_client().models)
+def models_list(
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=1000, help="Rows per page.")
+    ] = 100,
+    cursor: CursorOpt = None,
+    every_page: AllOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """List registered models by name with their latest version and aliases (paged)."""
+    rows = fetch_list(
+        _client(), "/v1/registry/models", limit=limit, cursor=cursor, every_page=every_page
+    )
     if json_out:
         return _print_json(rows)
     if not rows:
@@ -210,11 +219,24 @@ def runs_list(
     name: Annotated[str | None, typer.Option(help="Only runs with this name.")] = None,
     status: Annotated[str | None, typer.Option(help="running/finished/failed/killed")] = None,
     job: Annotated[str | None, typer.Option("--job", help="Only runs of this job id.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=1000, help="Rows per page.")
+    ] = 50,
+    cursor: CursorOpt = None,
+    every_page: AllOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """List experiment runs, newest first."""
-    rows = _call(_client().runs, name=name, status=status, job_id=job, limit=limit)
+    """List experiment runs, newest first (one page; --cursor for the next, --all for all)."""
+    rows = fetch_list(
+        _client(),
+        "/v1/runs",
+        limit=limit,
+        cursor=cursor,
+        every_page=every_page,
+        name=name,
+        status=status,
+        job_id=job,
+    )
     if json_out:
         return _print_json(rows)
     t = Table("id", "name", "status", "job", "last metrics", "models", "created")
