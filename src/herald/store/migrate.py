@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.engine import Connection
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).parent / "migrations"
-logging.getLogger("alembic").setLevel(logging.WARNING)  # migration chatter is not user news
+# migration chatter is not user news; set before alembic is imported (its plugins log on import)
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config(str(MIGRATIONS / "alembic.ini"))
     cfg.set_main_option("script_location", str(MIGRATIONS))
     if connection is not None:
@@ -23,6 +28,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def upgrade(connection: Connection, revision: str = "head") -> None:
     """Bring the schema on ``connection`` up to ``revision``."""
+    from alembic import command
+
     command.upgrade(alembic_config(connection), revision)
 
 
