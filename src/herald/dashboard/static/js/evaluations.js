@@ -2,6 +2,7 @@
 // runs of one suite side by side (paired bootstrap: difference, 95% interval, p-value).
 import { api, follow, query } from "./api.js";
 import { el, clear, fill, ago, throttle } from "./dom.js";
+import { pagedList } from "./paging.js";
 
 const num = (x) => (Number.isInteger(x) ? String(x) : Math.abs(x) >= 100 ? x.toFixed(1) : x.toFixed(4));
 // A metric is a number or {value, ci_low, ci_high, n, ...}: show the value and its 95% interval.
@@ -16,6 +17,7 @@ function fmt(x) {
 
 export function renderEvaluations(root) {
   const body = el("tbody", { id: "evaluations" });
+  const listControls = el("div");
   const suitePick = el("select", { id: "lb-suite", "aria-label": "suite" });
   const board = el("tbody", { id: "leaderboard" });
   const boardHead = el("p", { class: "muted" });
@@ -26,14 +28,17 @@ export function renderEvaluations(root) {
   root.append(el("div", { class: "grid" },
     el("section", { class: "card wide" }, el("h2", {}, "Evaluations ", compare),
       el("p", { class: "muted" }, "Tick a baseline, then a candidate of the same suite, to compare them side by side."),
-      el("table", {}, el("thead", {}, el("tr", {}, ["", "suite", "target", "status", "primary metric", "passed", "created"].map((h) => el("th", {}, h)))), body)),
+      el("table", {}, el("thead", {}, el("tr", {}, ["", "suite", "target", "status", "primary metric", "passed", "created"].map((h) => el("th", {}, h)))), body), listControls),
     el("section", { class: "card" }, el("h2", {}, "Leaderboard ", suitePick), boardHead,
       el("table", {}, el("thead", {}, el("tr", {}, ["#", "target", "score", "passed"].map((h) => el("th", {}, h)))), board))));
 
+  let boardGen = 0; // the leaderboard of the latest request wins (refreshes can overlap)
   async function loadBoard() {
-    clear(board); boardHead.textContent = "";
-    if (!suitePick.value) return;
+    const g = ++boardGen;
+    if (!suitePick.value) { clear(board); boardHead.textContent = ""; return; }
     const lb = await api(`/evaluations/leaderboard${query({ suite: suitePick.value })}`);
+    if (g !== boardGen) return;
+    clear(board);
     boardHead.textContent = `${lb.metric} (${lb.higher_is_better ? "higher" : "lower"} is better)`;
     for (const r of lb.data) {
       board.append(el("tr", {}, el("td", {}, r.rank),
@@ -41,10 +46,9 @@ export function renderEvaluations(root) {
         el("td", {}, fmt(r.score)), el("td", {}, r.passed == null ? "" : r.passed ? "yes" : "no")));
     }
   }
-  async function load() {
-    const res = await api("/evaluations?limit=100");
+  function draw(rows) {
     clear(body);
-    for (const e of res.data) {
+    for (const e of rows) {
       const metric = e.primary_metric;
       const box = el("input", { type: "checkbox", "aria-label": `select ${e.id}`, "data-select": e.id, checked: picked.includes(e.id),
         disabled: e.status !== "completed", onchange: () => {
@@ -61,12 +65,20 @@ export function renderEvaluations(root) {
         el("td", {}, e.passed == null ? "" : e.passed ? "yes" : "no"),
         el("td", { class: "muted" }, ago(e.created_at))));
     }
-    if (!res.data.length) body.append(el("tr", {}, el("td", { colspan: 7, class: "muted" }, "no evaluations yet")));
-    const suites = [...new Set(res.data.map((e) => e.suite))].sort();
+    if (!rows.length) body.append(el("tr", {}, el("td", { colspan: 7, class: "muted" }, "no evaluations yet")));
+    const suites = [...new Set(rows.map((e) => e.suite))].sort();
     const current = suitePick.value;
     clear(suitePick);
     for (const s of suites) suitePick.append(el("option", { value: s }, s));
     if (suites.includes(current)) suitePick.value = current;
+    if (suitePick.value !== boardSuite) loadBoard(); // "load more" brought new suites
+    boardSuite = suitePick.value;
+  }
+  let boardSuite = null;
+  const list = pagedList({ path: "/evaluations", pageSize: 100, id: "evaluations", noun: "evaluations", draw });
+  listControls.append(list.controls);
+  async function load() {
+    await list.refresh();
     await loadBoard();
   }
   suitePick.addEventListener("change", loadBoard);

@@ -1,22 +1,20 @@
-// Jobs: list by status, detail with progress, a live log tail, cancel and retry.
+// Jobs: list by status (cursor-paged: "load more"), detail with progress, a live log tail, cancel and retry.
 import { api, follow, head as logHead, query } from "./api.js";
 import { el, clear, fill, ago, throttle } from "./dom.js";
 import { lineChart } from "./chart.js";
+import { pagedList } from "./paging.js";
 
 export function renderJobs(root) {
   const picker = el("select", { "aria-label": "status" },
     ["", "queued", "running", "succeeded", "failed", "cancelled"].map((s) => el("option", { value: s }, s || "all")));
   const body = el("tbody", { id: "jobs" });
-  let limit = 50;
-  const more = el("button", { class: "secondary", id: "jobs-more", hidden: true, onclick: () => { limit = Math.min(limit * 2, 1000); load(); } }, "show more");
+  const list = pagedList({ path: "/jobs", filters: () => ({ status: picker.value }), id: "jobs", noun: "jobs", draw });
   root.append(el("section", { class: "card" }, el("h2", {}, "Jobs ", picker),
-    el("table", {}, el("thead", {}, el("tr", {}, ["job", "status", "attempt", "progress", "created"].map((h) => el("th", {}, h)))), body), more));
-  async function load() {
-    const res = await api(`/jobs${query({ status: picker.value, limit })}`);
-    more.hidden = res.data.length < limit || limit >= 1000;
+    el("table", {}, el("thead", {}, el("tr", {}, ["job", "status", "attempt", "progress", "created"].map((h) => el("th", {}, h)))), body), list.controls));
+  function draw(rows) {
     clear(body);
-    for (const j of res.data) {
-      body.append(el("tr", {},
+    for (const j of rows) {
+      body.append(el("tr", { "data-job": j.id },
         el("td", {}, el("a", { href: `#/jobs/${j.id}` }, j.name), el("div", { class: "muted" }, j.id)),
         el("td", {}, el("span", { class: `pill ${j.status}` }, j.status)),
         el("td", {}, `${j.attempt}/${j.max_attempts}`),
@@ -24,7 +22,8 @@ export function renderJobs(root) {
         el("td", { class: "muted" }, ago(j.created_at))));
     }
   }
-  picker.addEventListener("change", load);
+  const load = () => list.refresh();
+  picker.addEventListener("change", () => list.reset());
   const reload = throttle(load, 1000);
   const close = follow({ type: "job.requested,job.started,job.progressed,job.succeeded,job.failed,job.cancelled" }, reload);
   load();

@@ -1,8 +1,9 @@
-// Registry: models, versions with their evaluations, aliases with history, lineage, model cards,
+// Registry: models (cursor-paged), versions with their evaluations, aliases with history, lineage, model cards,
 // version compare; promote/archive publish messages; "Deploy" creates a deployment or adds the
 // version to one as a canary (deployment.requested / deployment.traffic.changed).
 import { api, follow, query } from "./api.js";
 import { el, clear, fill, ago, throttle } from "./dom.js";
+import { pagedList } from "./paging.js";
 
 const MODEL_EVENTS = "model.registered,model.promoted,model.archived";
 const num = (x) => {
@@ -12,12 +13,12 @@ const num = (x) => {
 
 export function renderRegistry(root) {
   const body = el("tbody", { id: "models" });
+  const list = pagedList({ path: "/registry/models", pageSize: 100, id: "models", noun: "models", draw });
   root.append(el("section", { class: "card" }, el("h2", {}, "Registered models"),
-    el("table", {}, el("thead", {}, el("tr", {}, ["model", "latest", "versions", "aliases", "kind", "updated"].map((h) => el("th", {}, h)))), body)));
-  async function load() {
-    const res = await api("/registry/models");
+    el("table", {}, el("thead", {}, el("tr", {}, ["model", "latest", "versions", "aliases", "kind", "updated"].map((h) => el("th", {}, h)))), body), list.controls));
+  function draw(rows) {
     clear(body);
-    for (const m of res.data) {
+    for (const m of rows) {
       body.append(el("tr", {},
         el("td", {}, el("a", { href: `#/registry/${encodeURIComponent(m.name)}` }, m.name)),
         el("td", {}, `v${m.latest_version}`),
@@ -26,8 +27,9 @@ export function renderRegistry(root) {
         el("td", { class: "muted" }, m.kind),
         el("td", { class: "muted" }, ago(m.updated_at))));
     }
-    if (!res.data.length) body.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "no models registered yet")));
+    if (!rows.length) body.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "no models registered yet")));
   }
+  const load = () => list.refresh();
   load();
   return follow({ type: MODEL_EVENTS }, throttle(load, 1000));
 }

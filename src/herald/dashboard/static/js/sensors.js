@@ -2,6 +2,7 @@
 // grant or deny approval requests waiting for a person (closed-loop retraining asks here).
 import { api, follow } from "./api.js";
 import { el, clear, fill, ago, throttle } from "./dom.js";
+import { pagedList } from "./paging.js";
 
 export function renderSensors(root) {
   const sensors = el("tbody", { id: "sensor-list" });
@@ -11,6 +12,7 @@ export function renderSensors(root) {
     ["dead", "replay_requested", "replayed", ""].map((s) => el("option", { value: s }, s || "all")));
   const status = el("div", { class: "error banner", role: "alert", id: "sensors-error" });
   const detail = el("div", { id: "dl-detail" });
+  const deadControls = el("div");
   root.append(status,
     el("section", { class: "card" }, el("h2", {}, "Approvals waiting for you"),
       el("table", {}, el("thead", {}, el("tr", {}, ["requested", "action", "reason", "by", "flow", ""].map((h) => el("th", {}, h)))), approvals)),
@@ -19,7 +21,7 @@ export function renderSensors(root) {
     el("section", { class: "card" }, el("h2", {}, "Dead letters ", deadFilter),
       el("p", { class: "muted" }, "Messages a sensor failed on after all its attempts. Replay re-runs the sensor on the same message."),
       el("table", {}, el("thead", {}, el("tr", {}, ["when", "sensor", "message", "attempts", "error", "status", ""].map((h) => el("th", {}, h)))), dead),
-      detail));
+      deadControls, detail));
 
   async function run(fn, done) {
     status.textContent = "";
@@ -54,10 +56,12 @@ export function renderSensors(root) {
     } catch (err) { detail.append(el("p", { class: "error" }, err.message)); }
   }
 
-  async function loadDead() {
-    const res = await api(`/dead-letters${deadFilter.value ? `?status=${deadFilter.value}` : ""}`);
+  const deadList = pagedList({ path: "/dead-letters", filters: () => ({ status: deadFilter.value }), id: "dead-letters", noun: "dead letters", draw: drawDead });
+  const loadDead = () => deadList.refresh();
+  deadControls.append(deadList.controls);
+  function drawDead(rows) {
     clear(dead);
-    for (const d of res.data.slice(0, 200)) {
+    for (const d of rows) {
       dead.append(el("tr", { "data-dead-letter": d.id },
         el("td", { class: "muted" }, ago(d.created_at)),
         el("td", {}, d.sensor),
@@ -69,7 +73,7 @@ export function renderSensors(root) {
         el("td", {}, d.status === "dead" ? el("button", { "data-action": "replay",
           onclick: () => run(() => api(`/dead-letters/${encodeURIComponent(d.id)}/replay`, { method: "POST" }), loadDead) }, "replay") : null)));
     }
-    if (!res.data.length) dead.append(el("tr", {}, el("td", { colspan: 7, class: "muted" }, "no dead letters")));
+    if (!rows.length) dead.append(el("tr", {}, el("td", { colspan: 7, class: "muted" }, "no dead letters")));
   }
 
   async function loadApprovals() {
@@ -91,7 +95,7 @@ export function renderSensors(root) {
   }
 
   const loadAll = () => { loadSensors(); loadDead(); loadApprovals(); };
-  deadFilter.addEventListener("change", loadDead);
+  deadFilter.addEventListener("change", () => deadList.reset());
   loadAll();
   const timer = setInterval(throttle(loadAll, 1000), 5000); // lag and dead letters are not messages
   const close = follow({ type: "approval.requested,approval.granted,approval.denied" }, throttle(loadApprovals, 500));
