@@ -47,6 +47,10 @@ def test_serve_mounts_the_data_plane_only(server_factory: Any) -> None:
         assert http.get("/v1/messages").status_code == 404  # no control plane here
         assert http.get("/v1/sensors").status_code == 404
         assert http.get("/v1/jobs").status_code == 404
+        assert http.get("/v1/monitors").status_code == 404
+        # clients rate what the data plane answered, on the data plane
+        rated = http.post("/v1/feedback", json={"response_id": r.id, "thumbs": "up"})
+        assert rated.status_code == 201, rated.text
         assert http.get("/v1/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert "herald:request_success_total" in http.get("/metrics").text
 

@@ -1,8 +1,8 @@
 """The ASGI app of ``herald serve``: a model server without sensors, job workers or dashboard.
 
 It mounts the probes (``/healthz``, ``/readyz``, ``/metrics``), the OpenAI-compatible data plane
-(``/v1/models``, ``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``) and the
-deployments resource, behind the same authentication as ``herald api``. Several of these
+(``/v1/models``, ``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``), the
+deployments resource and ``/v1/feedback`` (ratings of the responses it served), behind the same authentication as ``herald api``. Several of these
 processes can run behind one Service; ``herald worker`` processes run the sensors and jobs.
 """
 
@@ -16,7 +16,7 @@ from fastapi import FastAPI
 import herald
 from herald.api import errors
 from herald.api.app import _probes
-from herald.api.routes import deployments, serving
+from herald.api.routes import deployments, monitoring, serving
 from herald.api.security import AuthMiddleware
 from herald.bootstrap import Herald
 
@@ -49,4 +49,5 @@ def create_serving_app(h: Herald, api_key: str) -> FastAPI:
     app.include_router(_probes(h))
     app.include_router(serving.router(h), prefix="/v1")
     app.include_router(deployments.router(h), prefix="/v1")
+    app.include_router(monitoring.feedback_router(h), prefix="/v1")  # rate what this serves
     return app

@@ -45,9 +45,9 @@ class EvaluateBody(BaseModel):
     at: float | None = None
 
 
-def router(h: Herald) -> APIRouter:
-    from herald.monitoring.rules import load_rules
-    from herald.monitoring.sensors import bind_monitoring, last_outcomes, store_for
+def feedback_router(h: Herald) -> APIRouter:
+    """``POST /v1/feedback`` alone: also on ``herald serve``, next to the responses it rates."""
+    from herald.monitoring.sensors import bind_monitoring, store_for
 
     bind_monitoring(h.settings)
     r = APIRouter(tags=["monitoring"])
@@ -73,6 +73,16 @@ def router(h: Herald) -> APIRouter:
             subject=f"responses/{body.response_id}",
         )
         return JSONResponse(row, status_code=201)
+
+    return r
+
+
+def router(h: Herald) -> APIRouter:
+    from herald.monitoring.rules import load_rules
+    from herald.monitoring.sensors import last_outcomes
+
+    r = APIRouter(tags=["monitoring"])
+    r.include_router(feedback_router(h))  # binds the monitoring settings
 
     @r.get("/monitors", summary="Monitoring rules and their latest outcomes")
     def monitors() -> dict[str, Any]:
