@@ -23,9 +23,12 @@ from herald.settings import Settings
 KEY = "k"
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[PromptStore]:
-    s = PromptStore(tmp_path / "prompts" / "prompts.db")
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[PromptStore]:
+    if request.param == "postgres":
+        s = PromptStore(str(request.getfixturevalue("fresh_postgres_url")))
+    else:
+        s = PromptStore(tmp_path / "prompts" / "prompts.db")
     yield s
     s.close()
 

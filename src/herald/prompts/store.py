@@ -1,6 +1,6 @@
-"""The prompt registry: versioned prompt templates with aliases, in one SQLite file.
+"""The prompt registry: versioned prompt templates with aliases.
 
-    store = PromptStore(home / "prompts" / "prompts.db")
+    store = PromptStore.from_settings(settings)  # or PromptStore(path) / PromptStore(db_url)
     v = store.register("support-answer", "Answer {{ question }} politely.", description="…")
     store.promote("support-answer", "production", v.version)
     store.render("prompts:/support-answer@production", {"question": "Where is my order?"})
@@ -10,47 +10,74 @@ References: ``prompts:/name/3`` (a version), ``prompts:/name@production`` (an al
 immutable sandbox with ``StrictUndefined``; the variables a template uses are found when it is
 registered (and must match ``variables`` when those are declared), and a render must supply
 exactly those (missing or unknown variables are 400 errors naming them).
+
+Where the state lives: on PostgreSQL in the shared database (tables ``herald_prompt_versions``
+and ``herald_prompt_aliases``), so ``herald api``, ``worker`` and ``serve`` on different hosts
+see the same prompts; embedded in ``$HERALD_HOME/prompts/prompts.db``.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    Row,
+    Table,
+    Text,
+    delete,
+    func,
+    inspect,
+    select,
+    text,
+    update,
+)
 
 from herald.errors import HeraldError, NotFound
+from herald.store.shared import open_state, state_url
+
+if TYPE_CHECKING:
+    from herald.settings import Settings
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 _URI = re.compile(r"^(?:prompts:/)?(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[^/@]+))?$")
 MAX_TEMPLATE_CHARS = 64_000
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS prompt_versions (
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    template TEXT NOT NULL,
-    variables TEXT NOT NULL,
-    description TEXT NOT NULL DEFAULT '',
-    metadata TEXT NOT NULL DEFAULT '{}',
-    created_at TEXT NOT NULL,
-    PRIMARY KEY (name, version)
-);
-CREATE TABLE IF NOT EXISTS prompt_aliases (
-    name TEXT NOT NULL,
-    alias TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    updated_at TEXT NOT NULL,
-    PRIMARY KEY (name, alias)
-);
-"""
+_NAME_LOCK = 0x48525054  # pg_advisory_xact_lock(key, hashtext(name)) of one prompt's writers
+
+METADATA = MetaData()
+VERSIONS = Table(
+    "herald_prompt_versions",
+    METADATA,
+    Column("name", Text, primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("template", Text, nullable=False),
+    Column("variables", Text, nullable=False),  # JSON list
+    Column("description", Text, nullable=False, server_default=""),
+    Column("metadata", Text, nullable=False, server_default="{}"),  # JSON object
+    Column("created_at", Text, nullable=False),  # ISO 8601, UTC
+)
+ALIASES = Table(
+    "herald_prompt_aliases",
+    METADATA,
+    Column("name", Text, primary_key=True),
+    Column("alias", Text, primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", Text, nullable=False),
+)
 
 
 class PromptError(HeraldError):
@@ -155,31 +182,45 @@ def _now() -> str:
 
 
 class PromptStore:
-    """Versions and aliases of prompt templates in one SQLite file (thread-safe)."""
+    """Versions and aliases of prompt templates (thread- and process-safe).
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+    ``PromptStore(path)`` keeps them in that SQLite file; ``PromptStore("postgresql://…")`` in
+    that database (tables ``herald_prompt_versions`` and ``herald_prompt_aliases``), which is
+    where :meth:`from_settings` puts them when Herald runs on PostgreSQL, so every role sees
+    the same prompts.
+    """
+
+    def __init__(self, target: Path | str) -> None:
+        if isinstance(target, str) and "://" in target:
+            self.url = target
+            self.path: Path | None = None
+        else:
+            self.path = Path(target)
+            self.url = f"sqlite:///{self.path}"
+        self._engine = open_state(self.url, METADATA)
+        if self._engine.dialect.name == "sqlite":
+            _adopt_legacy_tables(self._engine)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PromptStore:
+        """The store every role of this Herald shares: the PostgreSQL database when Herald runs
+        on one, else ``$HERALD_HOME/prompts/prompts.db``."""
+        return cls(state_url(settings, default_path(settings.home)))
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._engine.dispose()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _tx(self, name: str | None = None) -> Iterator[Connection]:
+        """One write transaction; with ``name``, serialised with other writers of that prompt
+        (SQLite takes its write lock at BEGIN; PostgreSQL an advisory lock per name)."""
+        with self._engine.begin() as conn:
+            if name is not None and conn.dialect.name == "postgresql":
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:k, hashtext(:n))"),
+                    {"k": _NAME_LOCK, "n": name},
+                )
+            yield conn
 
     # writes -----------------------------------------------------------------------------------
     def register(
@@ -207,15 +248,23 @@ class PromptStore:
                     f"ones the template uses ({', '.join(used) or 'none'})"
                 )
         meta = json.dumps(dict(metadata or {}), default=str)
-        with self._tx() as db:
-            row = db.execute(
-                "SELECT COALESCE(MAX(version), 0) FROM prompt_versions WHERE name = ?", (name,)
-            ).fetchone()
-            version = int(row[0]) + 1
+        v = VERSIONS.c
+        with self._tx(name) as db:
+            latest = db.execute(
+                select(func.coalesce(func.max(v.version), 0)).where(v.name == name)
+            ).scalar_one()
+            version = int(latest) + 1
             created = _now()
             db.execute(
-                "INSERT INTO prompt_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (name, version, template, json.dumps(used), description, meta, created),
+                VERSIONS.insert().values(
+                    name=name,
+                    version=version,
+                    template=template,
+                    variables=json.dumps(used),
+                    description=description,
+                    metadata=meta,
+                    created_at=created,
+                )
             )
         return PromptVersion(name, version, template, used, description, json.loads(meta), created)
 
@@ -224,97 +273,144 @@ class PromptStore:
         if not ALIAS.match(alias) or alias == "latest":
             raise PromptError(f"alias {alias!r} is invalid (a letter, then letters, digits, _ -)")
         self.get(f"prompts:/{name}/{version}")
-        with self._tx() as db:
-            row = db.execute(
-                "SELECT version FROM prompt_aliases WHERE name = ? AND alias = ?", (name, alias)
-            ).fetchone()
-            db.execute(
-                "INSERT INTO prompt_aliases VALUES (?, ?, ?, ?) ON CONFLICT (name, alias) "
-                "DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at",
-                (name, alias, version, _now()),
-            )
-        return self.get(f"prompts:/{name}/{version}"), None if row is None else int(row[0])
+        a = ALIASES.c
+        with self._tx(name) as db:
+            previous = db.execute(
+                select(a.version).where(a.name == name, a.alias == alias)
+            ).scalar_one_or_none()
+            now = _now()
+            if previous is None:
+                db.execute(
+                    ALIASES.insert().values(name=name, alias=alias, version=version, updated_at=now)
+                )
+            else:
+                db.execute(
+                    update(ALIASES)
+                    .where(a.name == name, a.alias == alias)
+                    .values(version=version, updated_at=now)
+                )
+        return self.get(f"prompts:/{name}/{version}"), None if previous is None else int(previous)
 
     def delete_alias(self, name: str, alias: str) -> None:
-        with self._tx() as db:
-            cur = db.execute(
-                "DELETE FROM prompt_aliases WHERE name = ? AND alias = ?", (name, alias)
-            )
+        a = ALIASES.c
+        with self._tx(name) as db:
+            cur = db.execute(delete(ALIASES).where(a.name == name, a.alias == alias))
             if cur.rowcount == 0:
                 raise PromptNotFound(f"prompt {name!r} has no alias {alias!r}")
 
     # reads ------------------------------------------------------------------------------------
-    def _aliases(self, name: str) -> dict[int, list[str]]:
+    @staticmethod
+    def _aliases(db: Connection, name: str) -> dict[int, list[str]]:
+        a = ALIASES.c
         out: dict[int, list[str]] = {}
-        for alias, version in self._db.execute(
-            "SELECT alias, version FROM prompt_aliases WHERE name = ? ORDER BY alias", (name,)
+        for alias, version in db.execute(
+            select(a.alias, a.version).where(a.name == name).order_by(a.alias)
         ):
             out.setdefault(int(version), []).append(alias)
         return out
 
-    def _row(self, row: tuple[Any, ...], aliases: dict[int, list[str]]) -> PromptVersion:
-        name, version, template, variables, description, metadata, created = row
+    @staticmethod
+    def _row(row: Row[Any], aliases: dict[int, list[str]]) -> PromptVersion:
+        m = row._mapping
+        version = int(m["version"])
         return PromptVersion(
-            name,
-            int(version),
-            template,
-            json.loads(variables),
-            description,
-            json.loads(metadata),
-            created,
-            aliases.get(int(version), []),
+            m["name"],
+            version,
+            m["template"],
+            json.loads(m["variables"]),
+            m["description"],
+            json.loads(m["metadata"]),
+            m["created_at"],
+            aliases.get(version, []),
         )
 
     def get(self, ref: str) -> PromptVersion:
         """The version ``ref`` points at (raises PromptNotFound, PromptError)."""
         name, version, alias = parse_ref(ref)
-        with self._lock:
+        a, v = ALIASES.c, VERSIONS.c
+        with self._engine.connect() as db:
             if alias is not None and alias != "latest":
-                row = self._db.execute(
-                    "SELECT version FROM prompt_aliases WHERE name = ? AND alias = ?",
-                    (name, alias),
-                ).fetchone()
-                if row is None:
+                pointed = db.execute(
+                    select(a.version).where(a.name == name, a.alias == alias)
+                ).scalar_one_or_none()
+                if pointed is None:
                     raise PromptNotFound(f"prompt {name!r} has no alias {alias!r}")
-                version = int(row[0])
-            sql = "SELECT * FROM prompt_versions WHERE name = ?"
-            args: tuple[Any, ...] = (name,)
+                version = int(pointed)
+            query = select(VERSIONS).where(v.name == name)
             if version is not None:
-                sql += " AND version = ?"
-                args = (name, version)
-            row = self._db.execute(sql + " ORDER BY version DESC LIMIT 1", args).fetchone()
+                query = query.where(v.version == version)
+            row = db.execute(query.order_by(v.version.desc()).limit(1)).first()
             if row is None:
                 what = f"version {version} of prompt {name!r}" if version else f"prompt {name!r}"
                 raise PromptNotFound(f"{what} does not exist")
-            return self._row(row, self._aliases(name))
+            return self._row(row, self._aliases(db, name))
 
     def versions(self, name: str) -> list[PromptVersion]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT * FROM prompt_versions WHERE name = ? ORDER BY version", (name,)
-            ).fetchall()
+        v = VERSIONS.c
+        with self._engine.connect() as db:
+            rows = db.execute(select(VERSIONS).where(v.name == name).order_by(v.version)).all()
             if not rows:
                 raise PromptNotFound(f"prompt {name!r} does not exist")
-            aliases = self._aliases(name)
+            aliases = self._aliases(db, name)
             return [self._row(r, aliases) for r in rows]
 
     def list(self) -> list[PromptVersion]:
         """The latest version of every prompt."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT p.* FROM prompt_versions p JOIN (SELECT name, MAX(version) v FROM "
-                "prompt_versions GROUP BY name) m ON p.name = m.name AND p.version = m.v "
-                "ORDER BY p.name"
-            ).fetchall()
-            return [self._row(r, self._aliases(r[0])) for r in rows]
+        v = VERSIONS.c
+        latest = select(v.name, func.max(v.version).label("v")).group_by(v.name).subquery("m")
+        query = (
+            select(VERSIONS)
+            .join(latest, (v.name == latest.c.name) & (v.version == latest.c.v))
+            .order_by(v.name)
+        )
+        with self._engine.connect() as db:
+            rows = db.execute(query).all()
+            return [self._row(r, self._aliases(db, r._mapping["name"])) for r in rows]
 
     def render(self, ref: str, variables: Mapping[str, Any]) -> str:
         return self.get(ref).render(variables)
 
 
+def _adopt_legacy_tables(engine: Engine) -> None:
+    """Move the rows of a SQLite file written before the tables were named ``herald_*``
+    (``prompt_versions``/``prompt_aliases``) into the new tables, once."""
+    with engine.begin() as db:  # BEGIN IMMEDIATE: one process moves them
+        names = set(inspect(db).get_table_names())
+        for old, new in (("prompt_versions", VERSIONS), ("prompt_aliases", ALIASES)):
+            if old in names:
+                cols = ", ".join(c.name for c in new.columns)
+                db.exec_driver_sql(f"INSERT INTO {new.name} ({cols}) SELECT {cols} FROM {old}")
+                db.exec_driver_sql(f"DROP TABLE {old}")
+
+
+def default_path(home: Path | str) -> Path:
+    """The SQLite file of an embedded Herald home: ``$HERALD_HOME/prompts/prompts.db``."""
+    return Path(home) / "prompts" / "prompts.db"
+
+
 def open_prompt_store(home: Path | str) -> PromptStore:
-    """The registry of a Herald home: ``$HERALD_HOME/prompts/prompts.db``."""
-    return PromptStore(Path(home) / "prompts" / "prompts.db")
+    """The registry in the SQLite file of a Herald home (:func:`default_path`); a running
+    Herald's roles use :meth:`PromptStore.from_settings` or :func:`current_prompt_store`."""
+    return PromptStore(default_path(home))
+
+
+_cache: dict[str, PromptStore] = {}
+_cache_lock = threading.Lock()
+
+
+def current_prompt_store(settings: Settings | None = None) -> PromptStore:
+    """The process-wide store of ``settings`` (loaded from the environment if None), one per
+    database — callers must not close it."""
+    if settings is None:
+        from herald.settings import load_settings
+
+        settings = load_settings()
+    url = state_url(settings, default_path(settings.home))
+    with _cache_lock:
+        store = _cache.get(url)
+        if store is None:
+            store = _cache[url] = PromptStore(url)
+        return store
 
 
 __all__ = [
@@ -323,6 +419,8 @@ __all__ = [
     "PromptRenderError",
     "PromptStore",
     "PromptVersion",
+    "current_prompt_store",
+    "default_path",
     "open_prompt_store",
     "parse_ref",
     "template_variables",

@@ -221,13 +221,18 @@ class RagChains:
     def _prompt_template(self, ref: str, collection: str) -> ChainTemplate:
         """The default template with its system prompt from the prompt registry; the prompt
         may use the variables ``collection`` and ``citation_instructions``."""
-        from herald.prompts import open_prompt_store
+        from herald.prompts import current_prompt_store, open_prompt_store
+        from herald.rag import service as rag_service
 
-        store = open_prompt_store(_service().home)
-        try:
-            prompt = store.get(ref)
-        finally:
-            store.close()
+        settings = rag_service._bound
+        if settings is None or hasattr(settings, "resolved_database_url"):
+            prompt = current_prompt_store(settings).get(ref)  # the store every role shares
+        else:  # bound to bare RAG settings (no database): the home's own file
+            store = open_prompt_store(_service().home)
+            try:
+                prompt = store.get(ref)
+            finally:
+                store.close()
         base = ChainTemplate()
         offered = {"collection": collection, "citation_instructions": base.citation_instructions}
         unknown = sorted(set(prompt.variables) - set(offered))

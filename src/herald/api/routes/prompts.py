@@ -18,7 +18,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from herald.prompts import PromptPromoted, PromptRegistered, PromptStore, open_prompt_store
+from herald.prompts import PromptPromoted, PromptRegistered, PromptStore
 
 if TYPE_CHECKING:
     from herald.bootstrap import Herald
@@ -50,7 +50,7 @@ def router(h: Herald) -> APIRouter:
 
     def store() -> PromptStore:
         if not holder:
-            holder.append(open_prompt_store(h.settings.home))
+            holder.append(PromptStore.from_settings(h.settings))  # shared by every role
         return holder[0]
 
     async def run(fn: Any, *args: Any, **kw: Any) -> Any:
