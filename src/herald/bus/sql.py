@@ -141,7 +141,9 @@ def _sensor(r: Row[Any]) -> SensorState:
 def _before(created: Any, row_id: Any, key: PageKey) -> Any:
     """Rows after ``key`` in (created_us, id) descending order — the keyset condition."""
     us, kid = key
-    return or_(created < us, and_(created == us, row_id < kid))
+    # the redundant ``created <= us`` is what lets the created_us index start the scan at the
+    # cursor (an OR alone makes the database walk every newer row first: O(depth), not O(page))
+    return and_(created <= us, or_(created < us, row_id < kid))
 
 
 def _dead(r: Row[Any]) -> DeadLetter:

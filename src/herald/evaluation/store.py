@@ -236,7 +236,7 @@ class EvaluationStore:
                 where.append(f"{col} = ?")
                 args.append(value)
         if before is not None:
-            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            where.append("created_at <= ? AND (created_at < ? OR id < ?)")
             args += [before[0], before[0], before[1]]
         sql = "SELECT * FROM evaluations"
         if where:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from herald.errors import NotFound
@@ -153,7 +153,8 @@ class RunTracking:
                 q = q.where(R.c[k] == v)
         if before is not None:
             us, run_id = before
-            q = q.where(or_(R.c.created_us < us, and_(R.c.created_us == us, R.c.id < run_id)))
+            # ``<=`` lets the created index start at the cursor; the OR breaks ties by id
+            q = q.where(R.c.created_us <= us, or_(R.c.created_us < us, R.c.id < run_id))
         with self._tx() as conn:
             q = q.order_by(R.c.created_us.desc(), R.c.id.desc()).limit(limit)
             rows = conn.execute(q).all()
