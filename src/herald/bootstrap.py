@@ -94,7 +94,7 @@ class Herald:
         )
         self.deployments = DeploymentManager(  # deployments route before the static models
             self.serving,
-            DeploymentStore(settings.home / "serving" / "state.db"),
+            DeploymentStore.from_settings(settings),  # shared database on PostgreSQL
             registry=self.registry,
             settings=settings.serving.deployments,
             emit=self.emit,
@@ -104,7 +104,7 @@ class Herald:
         self.guardrails = GuardrailPipeline.install(self.serving, self, settings.serving)
         self.request_log = RequestLog.install(self.serving, settings)
         self.rag_chains = RagChains.install(self.serving)  # rag/<collection>@<model> models
-        self.keys = KeyStore(settings.home / "serving" / "state.db", settings.serving)
+        self.keys = KeyStore.from_settings(settings)  # shared database on PostgreSQL
         self.runner: SensorRunner | None = None
         self.worker: Worker | None = None
         self.started_at: datetime | None = None
@@ -206,6 +206,8 @@ class Herald:
         self.request_log.close()
         await self.log.close()
         self.registry.close()
+        self.deployments.store.close()
+        self.keys.close()
 
     async def __aenter__(self) -> Herald:
         await self.start()

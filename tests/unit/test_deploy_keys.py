@@ -69,7 +69,7 @@ async def test_keys_are_hashed_scoped_limited_and_revocable(tmp_path: Path, cloc
     rec, secret = store.create("team-a", ["inference"], rate_per_minute=6)
     assert secret.startswith(f"hk_c_{rec.id}_")
     conn = sqlite3.connect(tmp_path / "state.db")
-    [(stored,)] = conn.execute("SELECT hash FROM api_keys").fetchall()
+    [(stored,)] = conn.execute("SELECT hash FROM herald_api_keys").fetchall()
     conn.close()
     assert stored == hashlib.sha256(secret.encode()).hexdigest()
     assert secret not in (tmp_path / "state.db").read_bytes().decode("latin-1")

@@ -6,6 +6,9 @@ Scopes: ``inference`` (the OpenAI data plane: ``/v1/models``, ``/v1/chat/complet
 ``/v1/completions``, ``/v1/embeddings``), ``batch`` (``/v1/batches``) and ``admin`` (every
 route). The admin key (``HERALD_API_KEY`` / ``admin.key``) keeps full access and no limit.
 Revocation reaches every process within :data:`CACHE_S` seconds.
+
+Embedded the keys live in ``$HERALD_HOME/serving/state.db``; on PostgreSQL in the shared
+database (table ``herald_api_keys``), so every ``herald api`` / ``herald serve`` pod knows them.
 """
 
 from __future__ import annotations
@@ -15,33 +18,59 @@ import hashlib
 import json
 import math
 import secrets
-import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from herald.errors import HeraldError, NotFound
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Float,
+    MetaData,
+    Table,
+    Text,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from herald.errors import BackendError, HeraldError, NotFound
 
 if TYPE_CHECKING:
-    from herald.settings import ServingSettings
+    from herald.settings import ServingSettings, Settings
 
 SCOPES = ("inference", "batch", "admin")
 CACHE_S = 5.0
 DATA_PLANE = ("/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/embeddings")
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    hash TEXT NOT NULL UNIQUE,
-    scopes TEXT NOT NULL,
-    rate_per_minute REAL NOT NULL,
-    created_at TEXT NOT NULL,
-    revoked_at TEXT
-);
-"""
+METADATA = MetaData()
+api_keys = Table(
+    "herald_api_keys",
+    METADATA,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("hash", Text, nullable=False, unique=True),  # SHA-256 of the whole key, never the key
+    Column("scopes", Text, nullable=False),  # JSON list
+    Column("rate_per_minute", Float, nullable=False),
+    Column("created_at", Text, nullable=False),  # ISO 8601, UTC
+    Column("revoked_at", Text),
+)
+_COLUMNS = (
+    api_keys.c.id,
+    api_keys.c.name,
+    api_keys.c.scopes,
+    api_keys.c.rate_per_minute,
+    api_keys.c.created_at,
+    api_keys.c.revoked_at,
+)
 
 
 class InvalidKeyRequest(HeraldError):
@@ -79,6 +108,22 @@ def required_scope(path: str) -> str:
     return "admin"
 
 
+def state_target(target: Path | str) -> str:
+    """A database URL for ``target``: a ``Path`` (or a plain path string) is that SQLite file;
+    ``sqlite:///…`` and ``postgresql://…`` URLs pass through."""
+    if isinstance(target, str) and "://" in target:
+        return target
+    return f"sqlite:///{Path(target).expanduser()}"
+
+
+def safe_url(url: str) -> str:
+    """``url`` without its password, for error messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
+
+
 def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -104,24 +149,74 @@ class TokenBucket:
 
 
 class KeyStore:
-    """Client keys in the serving state database (SQLite under ``$HERALD_HOME/serving``)."""
+    """Client keys in the serving state database.
 
-    def __init__(self, path: Path, settings: ServingSettings | None = None) -> None:
-        self.path = path
+    ``KeyStore(path)`` keeps them in that SQLite file (embedded:
+    ``$HERALD_HOME/serving/state.db``); ``KeyStore(url)`` in the database at ``url``
+    (``postgresql://…``, table ``herald_api_keys``); :meth:`from_settings` picks the one every
+    role shares, so a key created through the API pod authenticates on every serving pod.
+    """
+
+    def __init__(self, path: Path | str, settings: ServingSettings | None = None) -> None:
+        self.url = state_target(path)
         self.default_rate = settings.rate_limit_per_minute if settings is not None else 600.0
         self._lock = threading.Lock()
+        self._open_lock = threading.Lock()
+        self._engine: Engine | None = None  # opened on first use
         self._cache: dict[str, tuple[float, ClientKey | None]] = {}
         self._buckets: dict[str, TokenBucket] = {}
-        self._ready = False
 
-    def _conn(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        if not self._ready:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(SCHEMA)
-            self._ready = True
-        return conn
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KeyStore:
+        """The keys on PostgreSQL when Herald runs on it, else in
+        ``$HERALD_HOME/serving/state.db``."""
+        from herald.store.shared import state_url
+
+        return cls(state_url(settings, settings.home / "serving" / "state.db"), settings.serving)
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            with self._open_lock:
+                if self._engine is None:
+                    self._engine = self._open()
+        return self._engine
+
+    def _open(self) -> Engine:
+        from herald.store.shared import open_state
+
+        try:
+            engine = open_state(self.url, METADATA)
+        except OperationalError as exc:
+            raise BackendError(
+                f"cannot open the API key database {safe_url(self.url)}: {exc.orig} "
+                "(check the database URL, that the server is up, and the file's permissions)"
+            ) from exc
+        if engine.dialect.name == "sqlite":
+            try:
+                with engine.begin() as conn:
+                    _adopt_legacy_sqlite(conn)
+            except Exception:
+                engine.dispose()
+                raise
+        return engine
+
+    def close(self) -> None:
+        """Release database connections (the store reopens on next use)."""
+        with self._open_lock:
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise BackendError(
+                f"API key database error ({safe_url(self.url)}): {exc.orig}"
+            ) from exc
 
     def create(
         self, name: str, scopes: list[str] | None = None, rate_per_minute: float | None = None
@@ -140,49 +235,36 @@ class KeyStore:
         kid = secrets.token_hex(6)
         secret = f"hk_c_{kid}_{secrets.token_urlsafe(32)}"
         rec = ClientKey(kid, name, tuple(scopes), rate, datetime.now(UTC).isoformat())
-        with self._lock:
-            conn = self._conn()
-            try:
-                conn.execute(
-                    "INSERT INTO api_keys (id, name, hash, scopes, rate_per_minute, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (kid, name, _hash(secret), json.dumps(scopes), rate, rec.created_at),
+        with self._lock, self._tx() as conn:
+            conn.execute(
+                insert(api_keys).values(
+                    id=kid,
+                    name=name,
+                    hash=_hash(secret),
+                    scopes=json.dumps(scopes),
+                    rate_per_minute=rate,
+                    created_at=rec.created_at,
                 )
-            finally:
-                conn.close()
+            )
         return rec, secret
 
     def list(self, *, include_revoked: bool = False) -> list[ClientKey]:
-        conn = self._conn()
-        try:
-            rows = conn.execute(
-                "SELECT id, name, scopes, rate_per_minute, created_at, revoked_at FROM api_keys "
-                "ORDER BY created_at"
-            ).fetchall()
-        finally:
-            conn.close()
-        keys = [_row(r) for r in rows]
+        with self._tx() as conn:
+            rows = conn.execute(select(*_COLUMNS).order_by(api_keys.c.created_at, api_keys.c.id))
+            keys = [_row(r) for r in rows]
         return keys if include_revoked else [k for k in keys if k.revoked_at is None]
 
     def revoke(self, key_id: str) -> ClientKey:
-        with self._lock:
-            conn = self._conn()
-            try:
-                cur = conn.execute(
-                    "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                    (datetime.now(UTC).isoformat(), key_id),
-                )
-                row = conn.execute(
-                    "SELECT id, name, scopes, rate_per_minute, created_at, revoked_at "
-                    "FROM api_keys WHERE id = ?",
-                    (key_id,),
-                ).fetchone()
-            finally:
-                conn.close()
+        with self._lock, self._tx() as conn:
+            conn.execute(
+                update(api_keys)
+                .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=datetime.now(UTC).isoformat())
+            )
+            row = conn.execute(select(*_COLUMNS).where(api_keys.c.id == key_id)).first()
         if row is None:
             raise NotFound(f"no API key with id {key_id!r} (see GET /v1/keys)")
         self._cache.clear()
-        del cur
         return _row(row)
 
     def lookup(self, key: str) -> ClientKey | None:
@@ -194,15 +276,10 @@ class KeyStore:
         hit = self._cache.get(h)
         if hit is not None and now - hit[0] < CACHE_S:
             return hit[1]
-        conn = self._conn()
-        try:
+        with self._tx() as conn:
             row = conn.execute(
-                "SELECT id, name, scopes, rate_per_minute, created_at, revoked_at FROM api_keys "
-                "WHERE hash = ? AND revoked_at IS NULL",
-                (h,),
-            ).fetchone()
-        finally:
-            conn.close()
+                select(*_COLUMNS).where(api_keys.c.hash == h, api_keys.c.revoked_at.is_(None))
+            ).first()
         rec = _row(row) if row is not None else None
         if len(self._cache) > 10_000:
             self._cache.clear()
@@ -243,3 +320,20 @@ def _cached(store: KeyStore, key: str) -> bool:
 
 def _row(r: Any) -> ClientKey:
     return ClientKey(r[0], r[1], tuple(json.loads(r[2])), float(r[3]), r[4], r[5])
+
+
+def _adopt_legacy_sqlite(conn: Connection) -> None:
+    """Move the ``api_keys`` table of Herald ≤ this release into ``herald_api_keys``, once, so
+    an upgraded ``$HERALD_HOME`` keeps its keys."""
+    names = set(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'table'")).scalars())
+    if "api_keys" not in names:
+        return
+    conn.execute(
+        text(
+            "INSERT INTO herald_api_keys "
+            "(id, name, hash, scopes, rate_per_minute, created_at, revoked_at) "
+            "SELECT id, name, hash, scopes, rate_per_minute, created_at, revoked_at FROM api_keys "
+            "WHERE id NOT IN (SELECT id FROM herald_api_keys)"
+        )
+    )
+    conn.execute(text("DROP TABLE api_keys"))

@@ -69,7 +69,7 @@ def current_store() -> DeploymentStore:
         if _store is None:
             from herald.settings import load_settings
 
-            _store = DeploymentStore(load_settings().home / "serving" / "state.db")
+            _store = DeploymentStore.from_settings(load_settings())
         return _store
 
 

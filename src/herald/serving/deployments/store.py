@@ -1,69 +1,210 @@
-"""Deployment state in ``$HERALD_HOME/serving/state.db`` (SQLite, WAL): shared by the
-processes of one host (``herald worker`` writes the desired state, ``herald api`` processes
-notice the change and apply it). A ``generation`` counter makes change detection one read."""
+"""Deployment state every serving process must see.
+
+Embedded it lives in ``$HERALD_HOME/serving/state.db`` (SQLite, WAL), shared by the processes of
+one host. On PostgreSQL it lives in the shared database (tables ``herald_deployments`` and
+``herald_deployments_meta``), so a revision written by ``herald worker`` on one host reaches the
+``herald serve`` / ``herald api`` processes on every other host. A ``generation`` counter,
+bumped by every change, makes change detection one cheap read.
+"""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from herald.errors import BackendError
 from herald.serving.deployments.models import Deployment, DeploymentNotFound
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS deployments (
-    name TEXT PRIMARY KEY,
-    revision INTEGER NOT NULL,
-    body TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS deployments_meta (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    generation INTEGER NOT NULL
-);
-INSERT OR IGNORE INTO deployments_meta (id, generation) VALUES (1, 0);
-"""
+if TYPE_CHECKING:
+    from herald.settings import Settings
+
+METADATA = MetaData()
+deployments = Table(
+    "herald_deployments",
+    METADATA,
+    Column("name", Text, primary_key=True),
+    Column("revision", Integer, nullable=False),
+    Column("body", Text, nullable=False),  # the Deployment as JSON
+)
+deployments_meta = Table(
+    "herald_deployments_meta",
+    METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always 1
+    Column("generation", BigInteger, nullable=False),
+)
+# the one read every process polls: plain SQL on a pooled DBAPI connection (no BEGIN IMMEDIATE)
+_GENERATION_SQL = "SELECT generation FROM herald_deployments_meta WHERE id = 1"
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    return conn
+def state_target(target: Path | str) -> str:
+    """A database URL for ``target``: a ``Path`` (or a plain path string) is that SQLite file;
+    ``sqlite:///…`` and ``postgresql://…`` URLs pass through."""
+    if isinstance(target, str) and "://" in target:
+        return target
+    return f"sqlite:///{Path(target).expanduser()}"
+
+
+def safe_url(url: str) -> str:
+    """``url`` without its password, for error messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
+
+
+def insert_ignore(engine: Engine | Connection, table: Table, **values: Any) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` for the engine's dialect (SQLite or PostgreSQL)."""
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table).values(**values).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(table).values(**values).on_conflict_do_nothing()
+    raise BackendError(f"deployment state cannot use {dialect} databases (SQLite or PostgreSQL)")
 
 
 class DeploymentStore:
-    """Deployments by name, each with its latest revision."""
+    """Deployments by name, each with its latest revision.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    ``DeploymentStore(path)`` keeps them in that SQLite file; ``DeploymentStore(url)`` in the
+    database at ``url`` (``postgresql://…``); :meth:`from_settings` picks the one every role of
+    a deployment shares.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.url = state_target(path)
+        self.path: Path | None = (
+            Path(make_url(self.url).database or "") if self.url.startswith("sqlite") else None
+        )
+        self._open_lock = threading.Lock()
         self._lock = threading.Lock()
-        with self._conn() as c:
-            c.executescript(SCHEMA)
+        # open (and create the tables) now, so a bad URL or file fails here
+        self._engine: Engine | None = self._open()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DeploymentStore:
+        """The store on PostgreSQL when Herald runs on it, else ``$HERALD_HOME/serving/state.db``."""
+        from herald.store.shared import state_url
+
+        return cls(state_url(settings, settings.home / "serving" / "state.db"))
+
+    # plumbing -----------------------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            with self._open_lock:
+                if self._engine is None:
+                    self._engine = self._open()
+        return self._engine
+
+    def _open(self) -> Engine:
+        from herald.store.shared import open_state
+
+        try:
+            engine = open_state(self.url, METADATA)
+        except OperationalError as exc:
+            raise BackendError(
+                f"cannot open the deployment state database {safe_url(self.url)}: {exc.orig} "
+                "(check the database URL, that the server is up, and the file's permissions)"
+            ) from exc
+        try:
+            with engine.begin() as conn:
+                conn.execute(insert_ignore(conn, deployments_meta, id=1, generation=0))
+                if conn.dialect.name == "sqlite":
+                    _adopt_legacy_sqlite(conn)
+        except Exception:
+            engine.dispose()
+            raise
+        return engine
+
+    def close(self) -> None:
+        """Release database connections (the store reopens on next use)."""
+        with self._open_lock:
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
 
     @contextmanager
-    def _conn(self) -> Iterator[sqlite3.Connection]:
-        conn = connect(self.path)
+    def _tx(self) -> Iterator[Connection]:
         try:
-            yield conn
-        finally:
-            conn.close()
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise BackendError(
+                f"deployment state database error ({safe_url(self.url)}): {exc.orig}"
+            ) from exc
 
+    def _lock_writes(self, conn: Connection) -> None:
+        """Serialise writers: SQLite already holds its write lock (BEGIN IMMEDIATE); on
+        PostgreSQL the meta row is the lock, so two processes never both create a name."""
+        conn.execute(
+            select(deployments_meta.c.id).where(deployments_meta.c.id == 1).with_for_update()
+        )
+
+    @staticmethod
+    def _bump(conn: Connection) -> None:
+        conn.execute(
+            update(deployments_meta)
+            .where(deployments_meta.c.id == 1)
+            .values(generation=deployments_meta.c.generation + 1)
+        )
+
+    # reads --------------------------------------------------------------------------------
     def generation(self) -> int:
         """Bumped by every write (cheap change detection across processes)."""
-        with self._conn() as c:
-            return int(c.execute("SELECT generation FROM deployments_meta").fetchone()[0])
+        try:
+            raw = self.engine.raw_connection()
+        except OperationalError as exc:
+            raise BackendError(
+                f"deployment state database error ({safe_url(self.url)}): {exc.orig}"
+            ) from exc
+        try:
+            cur = raw.cursor()
+            try:
+                cur.execute(_GENERATION_SQL)
+                row = cur.fetchone()
+            finally:
+                cur.close()
+            raw.rollback()  # PostgreSQL opened a transaction; SQLite (autocommit): no-op
+        except Exception as exc:
+            raise BackendError(
+                f"deployment state database error ({safe_url(self.url)}): {exc}"
+            ) from exc
+        finally:
+            raw.close()
+        return int(row[0]) if row else 0
 
     def get(self, name: str) -> Deployment:
-        with self._conn() as c:
-            row = c.execute("SELECT body FROM deployments WHERE name = ?", (name,)).fetchone()
-        if row is None:
+        with self._tx() as c:
+            body = c.execute(
+                select(deployments.c.body).where(deployments.c.name == name)
+            ).scalar_one_or_none()
+        if body is None:
             raise DeploymentNotFound(
                 f"no deployment named {name!r} (see GET /v1/deployments or herald deploy list)"
             )
-        return Deployment.model_validate_json(row[0])
+        return Deployment.model_validate_json(body)
 
     def find(self, name: str) -> Deployment | None:
         try:
@@ -72,54 +213,100 @@ class DeploymentStore:
             return None
 
     def list(self) -> list[Deployment]:
-        with self._conn() as c:
-            rows = c.execute("SELECT body FROM deployments ORDER BY name").fetchall()
-        return [Deployment.model_validate_json(r[0]) for r in rows]
+        with self._tx() as c:
+            rows = c.execute(select(deployments.c.body).order_by(deployments.c.name)).scalars()
+            bodies = list(rows)
+        return [Deployment.model_validate_json(b) for b in bodies]
 
+    # writes -------------------------------------------------------------------------------
     def put(self, dep: Deployment, *, expect_revision: int | None = None) -> Deployment:
-        """Store ``dep`` as its name's next revision (returns it with the revision set)."""
-        with self._lock, self._conn() as c:
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                row = c.execute(
-                    "SELECT revision FROM deployments WHERE name = ?", (dep.name,)
-                ).fetchone()
-                current = int(row[0]) if row else 0
-                if expect_revision is not None and current != expect_revision:
-                    c.execute("ROLLBACK")
-                    return self.get(dep.name)
-                dep = dep.model_copy(update={"revision": current + 1})
-                c.execute(
-                    "INSERT INTO deployments (name, revision, body) VALUES (?, ?, ?) "
-                    "ON CONFLICT(name) DO UPDATE SET revision = excluded.revision, "
-                    "body = excluded.body",
-                    (dep.name, dep.revision, dep.model_dump_json()),
+        """Store ``dep`` as its name's next revision (returns it with the revision set).
+
+        With ``expect_revision``, nothing is written unless the stored revision is that one
+        (compare-and-set); the stored deployment is returned instead.
+        """
+        with self._lock, self._tx() as c:
+            self._lock_writes(c)
+            row = c.execute(
+                select(deployments.c.revision, deployments.c.body).where(
+                    deployments.c.name == dep.name
                 )
-                c.execute("UPDATE deployments_meta SET generation = generation + 1")
-                c.execute("COMMIT")
-            except BaseException:
-                if c.in_transaction:
-                    c.execute("ROLLBACK")
-                raise
+            ).first()
+            current = int(row[0]) if row else 0
+            if expect_revision is not None and current != expect_revision:
+                if row is None:
+                    raise DeploymentNotFound(
+                        f"no deployment named {dep.name!r} (see GET /v1/deployments or "
+                        "herald deploy list)"
+                    )
+                return Deployment.model_validate_json(row[1])
+            dep = dep.model_copy(update={"revision": current + 1})
+            if row is None:
+                c.execute(
+                    insert(deployments).values(
+                        name=dep.name, revision=dep.revision, body=dep.model_dump_json()
+                    )
+                )
+            else:
+                c.execute(
+                    update(deployments)
+                    .where(deployments.c.name == dep.name)
+                    .values(revision=dep.revision, body=dep.model_dump_json())
+                )
+            self._bump(c)
         return dep
 
     def update_status(self, name: str, revision: int, status: str, error: str | None) -> None:
         """Record the outcome of applying ``revision`` (ignored if a newer one exists)."""
-        dep = self.find(name)
-        if dep is None or dep.revision != revision:
-            return
-        dep = dep.model_copy(update={"status": status, "error": error})
-        with self._lock, self._conn() as c:
+        with self._lock, self._tx() as c:
+            body = c.execute(
+                select(deployments.c.body)
+                .where(deployments.c.name == name, deployments.c.revision == revision)
+                .with_for_update()
+            ).scalar_one_or_none()
+            if body is None:
+                return
+            dep = Deployment.model_validate_json(body)
+            dep = dep.model_copy(update={"status": status, "error": error})
             c.execute(
-                "UPDATE deployments SET body = ? WHERE name = ? AND revision = ?",
-                (dep.model_dump_json(), name, revision),
+                update(deployments)
+                .where(deployments.c.name == name, deployments.c.revision == revision)
+                .values(body=dep.model_dump_json())
             )
 
     def delete(self, name: str) -> Deployment:
-        dep = self.get(name)
-        with self._lock, self._conn() as c:
-            c.execute("BEGIN IMMEDIATE")
-            c.execute("DELETE FROM deployments WHERE name = ?", (name,))
-            c.execute("UPDATE deployments_meta SET generation = generation + 1")
-            c.execute("COMMIT")
-        return dep
+        with self._lock, self._tx() as c:
+            self._lock_writes(c)
+            body = c.execute(
+                select(deployments.c.body).where(deployments.c.name == name)
+            ).scalar_one_or_none()
+            if body is None:
+                raise DeploymentNotFound(
+                    f"no deployment named {name!r} (see GET /v1/deployments or herald deploy list)"
+                )
+            c.execute(delete(deployments).where(deployments.c.name == name))
+            self._bump(c)
+        return Deployment.model_validate_json(body)
+
+
+def _adopt_legacy_sqlite(conn: Connection) -> None:
+    """Move the tables of Herald ≤ this release (``deployments``, ``deployments_meta``) into
+    the ``herald_`` ones, once, so an upgraded ``$HERALD_HOME`` keeps its deployments."""
+    names = set(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'table'")).scalars())
+    if "deployments" in names:
+        conn.execute(
+            text(
+                "INSERT INTO herald_deployments (name, revision, body) "
+                "SELECT name, revision, body FROM deployments "
+                "WHERE name NOT IN (SELECT name FROM herald_deployments)"
+            )
+        )
+        conn.execute(text("DROP TABLE deployments"))
+    if "deployments_meta" in names:
+        old = conn.execute(text("SELECT MAX(generation) FROM deployments_meta")).scalar()
+        conn.execute(
+            update(deployments_meta)
+            .where(deployments_meta.c.id == 1)
+            .values(generation=deployments_meta.c.generation + int(old or 0) + 1)
+        )
+        conn.execute(text("DROP TABLE deployments_meta"))
