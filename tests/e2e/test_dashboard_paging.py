@@ -46,3 +46,66 @@ def test_jobs_load_more_appends_the_next_page_by_cursor(server_factory: Any, pag
     expect(page.locator("#jobs-note")).to_have_text("60 jobs")
     shown = [rows.nth(i).get_attribute("data-job") for i in range(60)]
     assert shown == newest_first  # each job once, newest first, the second page appended
+
+
+def test_jobs_list_keeps_at_most_1000_rows_then_shows_older_windows(
+    server_factory: Any,
+    page: Any,  # noqa: F811
+) -> None:
+    """The DOM cap, with the jobs API answered by a stand-in of 1,200 jobs (the real endpoint's
+    paging is tested above and in tests/integration/test_api.py)."""
+    import json
+    from urllib.parse import parse_qs, urlparse
+
+    from playwright.sync_api import expect
+
+    server = server_factory([JOBS], HERALD_API_KEY=KEY)
+    server.start()
+    total = 1200
+    jobs = [
+        {
+            "id": f"job-{i:04d}",
+            "name": "square",
+            "status": "succeeded",
+            "attempt": 1,
+            "max_attempts": 3,
+            "progress": None,
+            "created_at": "2026-11-23T12:00:00+00:00",
+        }
+        for i in range(total)
+    ]
+    asked: list[dict[str, list[str]]] = []
+
+    def jobs_api(route: Any) -> None:
+        q = parse_qs(urlparse(route.request.url).query)
+        asked.append(q)
+        start = int(q.get("cursor", ["0"])[0])
+        limit = int(q["limit"][0])
+        end = min(start + limit, total)
+        body = {"data": jobs[start:end], "next_cursor": str(end) if end < total else None}
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    page.goto(server.url + "/login")
+    page.fill("input[name=api_key]", KEY)
+    page.click("button[type=submit]")
+    page.route(lambda url: urlparse(url).path == "/v1/jobs", jobs_api)
+    page.goto(server.url + "/#/jobs")
+    rows = page.locator("#jobs tr[data-job]")
+    more = page.locator("#jobs-more")
+    expect(rows).to_have_count(50)
+    for n in range(100, 1001, 50):
+        more.click()
+        expect(rows).to_have_count(n)
+    assert page.locator("#jobs-newest").is_hidden()
+    # one more page would pass 1,000 rows: the list moves on to a window of older jobs
+    more.click()
+    expect(rows.first).to_have_attribute("data-job", "job-1000")
+    expect(rows).to_have_count(50)
+    expect(page.locator("#jobs-note")).to_contain_text("at most 1000")
+    newest = page.locator("#jobs-newest")
+    expect(newest).to_be_visible()
+    assert all("offset" not in q for q in asked)  # cursors only
+    newest.click()
+    expect(rows.first).to_have_attribute("data-job", "job-0000")
+    expect(rows).to_have_count(50)
+    expect(newest).to_be_hidden()
