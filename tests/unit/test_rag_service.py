@@ -220,3 +220,17 @@ def test_served_reranker_needs_configuration(svc: RagService) -> None:
     from herald.rag.rerank import HttpReranker
 
     assert isinstance(svc.reranker(), HttpReranker) and svc.reranker() is svc.reranker()
+
+
+def test_on_postgresql_the_defaults_are_that_database_so_every_role_shares_collections(
+    tmp_path: Path,
+) -> None:
+    from herald.rag.service import default_urls
+
+    pg = "postgresql://u:p@db:5432/herald"
+    assert default_urls(RagSettings(), tmp_path, pg) == (pg, pg)
+    store, catalog = default_urls(RagSettings(), tmp_path, f"sqlite:///{tmp_path / 'h.db'}")
+    assert store.startswith("local://") and catalog == f"sqlite:///{tmp_path / 'rag/catalog.db'}"
+    assert default_urls(RagSettings(), tmp_path, "memory://")[0].startswith("local://")
+    explicit = RagSettings(store_url="memory://", catalog_url=f"sqlite:///{tmp_path / 'c.db'}")
+    assert default_urls(explicit, tmp_path, pg) == ("memory://", f"sqlite:///{tmp_path / 'c.db'}")

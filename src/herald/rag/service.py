@@ -31,12 +31,26 @@ def bind(settings: Any) -> None:
     _bound = settings
 
 
+def default_urls(rs: RagSettings, home: Path, database_url: str | None) -> tuple[str, str]:
+    """(vector store URL, catalog URL): the settings', else — when Herald runs on PostgreSQL,
+    whose roles do not share a HERALD_HOME — that database (pgvector), else files in ``home``."""
+    from herald.store.shared import is_postgres
+
+    shared = database_url if database_url and is_postgres(database_url) else None
+    return (
+        rs.store_url or shared or default_store_url(home),
+        rs.catalog_url or shared or default_catalog_url(home),
+    )
+
+
 class RagService:
-    def __init__(self, settings: RagSettings, *, home: Path) -> None:
+    def __init__(
+        self, settings: RagSettings, *, home: Path, database_url: str | None = None
+    ) -> None:
         self.settings = settings
         self.home = home
-        self.store_url = settings.store_url or default_store_url(home)
-        self.catalog = Catalog(settings.catalog_url or default_catalog_url(home))
+        self.store_url, catalog_url = default_urls(settings, home, database_url)
+        self.catalog = Catalog(catalog_url)
         self._reranker: Any = None
 
     @classmethod
@@ -50,11 +64,12 @@ class RagService:
             settings = load_settings()
         rs = rag_settings(settings)
         home = Path(settings.home)
-        key = (rs.store_url or default_store_url(home), rs.catalog_url or default_catalog_url(home))
+        database_url = getattr(settings, "resolved_database_url", None)
+        key = default_urls(rs, home, database_url)
         with _lock:
             svc = _instances.get(key)
             if svc is None:
-                svc = _instances[key] = cls(rs, home=home)
+                svc = _instances[key] = cls(rs, home=home, database_url=database_url)
             return svc
 
     @classmethod
