@@ -74,5 +74,20 @@ def test_cli_lists_page_by_cursor(server_factory, tmp_path: Path) -> None:
     ]
     assert [n for n in names if n.startswith("paged-")] == ["paged-0", "paged-1", "paged-2"]
     assert names == sorted(names)
+    reg = Registry(f"sqlite:///{server.home / 'herald.db'}")
+    for _ in range(2):
+        reg.register_model_version("paged-0", artifact_uri="file:///m", kind="lora")
+    reg.close()
+    versions = herald_cli(server, "models", "versions", "paged-0", "-n", "2", "--json")
+    assert [v["version"] for v in json.loads(versions.stdout)] == [3, 2]
+    cursor = _cursor(versions.stderr)
+    assert cursor
+    older = herald_cli(server, "models", "versions", "paged-0", "--cursor", cursor, "--json")
+    assert [v["version"] for v in json.loads(older.stdout)] == [1]
+    assert _cursor(older.stderr) is None
+    table = herald_cli(server, "models", "versions", "paged-0", "--all").stdout
+    assert "version" in table and "lora" in table
+    missing = herald_cli(server, "models", "versions", "nope", check=False)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
     evals = herald_cli(server, "eval", "list", "--limit", "1", "--json")
     assert json.loads(evals.stdout) == [] and _cursor(evals.stderr) is None

@@ -126,6 +126,38 @@ def models_show(
     return None
 
 
+@models_app.command("versions")
+def models_versions(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=1000, help="Rows per page.")
+    ] = 100,
+    cursor: CursorOpt = None,
+    every_page: AllOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """List a model's versions, newest first (one page; --cursor for the next, --all for all)."""
+    from urllib.parse import quote
+
+    path = f"/v1/registry/models/{quote(name, safe='')}/versions"
+    rows = fetch_list(_client(), path, limit=limit, cursor=cursor, every_page=every_page)
+    if json_out:
+        return _print_json(rows)
+    t = Table("version", "status", "kind", "aliases", "metrics", "run", "created")
+    for v in rows:
+        t.add_row(
+            str(v["version"]),
+            v["status"],
+            v["kind"],
+            ", ".join(v["aliases"]) or "—",
+            _kv({k: _fmt(x) for k, x in v["metrics"].items()}),
+            v.get("run_id") or "—",
+            str(v["created_at"])[:19],
+        )
+    out.print(t)
+    return None
+
+
 @models_app.command("resolve")
 def models_resolve(
     uri: Annotated[str, typer.Argument(help="models:/name@alias, models:/name/3 or models:/name")],
