@@ -187,13 +187,20 @@ class DeploymentSettings(BaseModel):
 
 
 class RequestLogSettings(BaseModel):
-    """Sampled, PII-redacted request logs under ``$HERALD_HOME/serving/requests/``."""
+    """Sampled, PII-redacted request logs under ``$HERALD_HOME/serving/requests/`` (on
+    PostgreSQL: the shared table ``herald_requests``)."""
 
     enabled: bool = Field(True, description="Write request logs.")
     sample_rate: float = Field(1.0, ge=0, le=1, description="Fraction of requests logged.")
     include_text: bool = Field(True, description="Log (redacted) prompts and completions.")
     max_file_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Rotate files at this size.")
     max_files: int = Field(10, ge=1, description="Rotated files kept.")
+    retention_days: float = Field(
+        30.0, gt=0, description="On PostgreSQL: rows of herald_requests older than this deleted."
+    )
+    max_rows: int = Field(
+        5_000_000, ge=1, description="On PostgreSQL: newest rows of herald_requests kept."
+    )
     prices: dict[str, dict[str, float]] = Field(
         default_factory=dict,
         description="USD per 1k tokens by model name (or '*'): {'prompt': x, 'completion': y}.",

@@ -78,10 +78,9 @@ def test_serving_metrics_buckets_percentiles_and_rates(tmp_path: Path) -> None:
 
 async def test_serving_endpoint_reads_the_request_log(api: httpx.AsyncClient, env: Env) -> None:
     assert env.herald is not None
-    folder = env.herald.settings.home / "serving" / "requests"
-    folder.mkdir(parents=True, exist_ok=True)
-    now = time.time()
-    (folder / "requests.jsonl").write_text(rec(now - 1, "demo", 0.2, 0.05, 8))
+    sink = env.herald.request_log.sink  # files embedded, the herald_requests table on PostgreSQL
+    sink.write(json.loads(rec(time.time() - 1, "demo", 0.2, 0.05, 8)))
+    assert sink.flush()
     r = await api.get("/v1/dashboard/serving", params={"minutes": 5})
     assert r.status_code == 200, r.text
     assert r.json()["models"]["demo"]["requests"] == 1

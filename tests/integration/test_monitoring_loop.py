@@ -26,9 +26,8 @@ RULES = """rules:
 """
 
 
-def seed_traffic(home: Path) -> None:
-    folder = home / "serving" / "requests"
-    folder.mkdir(parents=True)
+def seed_traffic(h: Any) -> None:
+    """Through the Herald's own request-log sink (files embedded, herald_requests on PostgreSQL)."""
     now = time.time()
     rows: list[dict[str, Any]] = []
     for i in range(40):  # reference: short questions; live: long ones
@@ -37,18 +36,20 @@ def seed_traffic(home: Path) -> None:
         rows.append({"time": now - 600 + i, "model": "m", "status": 200, "latency_s": 0.1,
                      "request_id": f"live{i}", "input": "user: " + "long question " * 20 + str(i),
                      "output": f"answer {i}"})  # fmt: skip
-    (folder / "requests.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for r in rows:
+        h.request_log.sink.write(r)
+    assert h.request_log.sink.flush()
 
 
 async def start(env: Env, **retrain: Any) -> Any:
     monitoring.install(env.sensors, cron=False)
     rules = env.tmp / "rules.yaml"
     rules.write_text(RULES)
-    seed_traffic(env.tmp / "home")
     h = await env.start(
         monitoring={"rules_file": str(rules), "min_samples": 30,
                     "retrain": {"min_rows": 5, "finetune": {"max_steps": 2}, **retrain}},
     )  # fmt: skip
+    seed_traffic(h)
     monitoring.bind_monitoring(h.settings)
     store = monitoring.store_for(h.settings)
     for i in range(10):

@@ -36,9 +36,10 @@ from herald.sensors.base import SensorContext, SensorRegistry, default_registry,
 from herald.sensors.cron import schedule
 from herald.serving.guardrails.messages import GuardrailTriggered
 from herald.settings import Settings
+from herald.store.shared import state_url
 
 _settings: Settings | None = None
-_stores: dict[Path, MonitoringStore] = {}
+_stores: dict[str, MonitoringStore] = {}
 _lock = threading.Lock()
 last_outcomes: list[dict[str, Any]] = []
 
@@ -61,21 +62,34 @@ def current_settings() -> Settings:
 
 
 def store_for(settings: Settings) -> MonitoringStore:
-    path = settings.home / "monitoring" / "state.db"
+    """This process's store for ``settings``: the shared PostgreSQL database when Herald runs on
+    one (every role sees the same feedback and monitor state), else
+    ``$HERALD_HOME/monitoring/state.db``."""
+    url = state_url(settings, settings.home / "monitoring" / "state.db")
     with _lock:
-        if path not in _stores:
-            _stores[path] = MonitoringStore(path)
-        return _stores[path]
+        if url not in _stores:
+            _stores[url] = MonitoringStore(url)
+        return _stores[url]
 
 
 def request_log_folder(settings: Settings) -> Path:
     return settings.home / "serving" / "requests"
 
 
-def read_records(settings: Settings) -> list[dict[str, Any]]:
-    from herald.serving.requestlog import read_request_log
+def read_records(
+    settings: Settings, since: float | None = None, *, model: str | None = None
+) -> list[dict[str, Any]]:
+    """Logged requests (oldest first) with ``time >= since`` (all when None), of ``model`` when
+    given: the files under :func:`request_log_folder` embedded, the shared ``herald_requests``
+    table on PostgreSQL."""
+    from herald.serving.requestlog import reader_for
 
-    return list(read_request_log(request_log_folder(settings)))
+    return list(reader_for(settings).read(since=since, model=model))
+
+
+def _lookback(rules: list[Any]) -> float:
+    """Seconds of request log the rules can look at (window plus reference window)."""
+    return max((float(r.window) + float(r.reference_window) for r in rules), default=0.0)
 
 
 def evaluate_now(
@@ -98,8 +112,9 @@ def evaluate_now(
 
         return open_embedder(m.embedder).embed(texts)
 
+    at = time.time() if now is None else now
     ctx = Context(
-        records=read_records(s),
+        records=read_records(s, since=at - _lookback(rules)),
         store=store_for(s),
         embed=embed,
         min_samples=m.min_samples,
@@ -167,6 +182,16 @@ def accepted_rows(
     return rows[-r.max_rows :]
 
 
+def _retrain_refusal(
+    runs: list[float], now: float, cooldown_s: float, max_per_day: int
+) -> str | None:
+    if runs and now - runs[-1] < cooldown_s:
+        return f"cooldown: last retraining {now - runs[-1]:.0f}s ago (cooldown {cooldown_s:.0f}s)"
+    if len(runs) >= max_per_day:
+        return f"budget: {len(runs)} retrainings in 24 h (max_runs_per_day {max_per_day})"
+    return None
+
+
 def on_drift(msg: DriftDetected, ctx: SensorContext) -> Message | None:
     """Drift → a data set of recent accepted traffic → dataset.register (cooldown, budget,
     optional approval)."""
@@ -178,29 +203,28 @@ def on_drift(msg: DriftDetected, ctx: SensorContext) -> Message | None:
     now = ctx.event.time.timestamp()
     model = msg.model
     runs = [t for t in store.retrain_runs_since(model, now - 86400.0) if t < now]
-    if runs and now - runs[-1] < r.cooldown_s:
-        return RetrainSkipped(
-            model=model, reason=f"cooldown: last retraining {now - runs[-1]:.0f}s ago "
-            f"(cooldown {r.cooldown_s:.0f}s)", drift_event_id=ctx.event.id,
-        )  # fmt: skip
-    if len(runs) >= r.max_runs_per_day:
-        return RetrainSkipped(
-            model=model, reason=f"budget: {len(runs)} retrainings in 24 h "
-            f"(max_runs_per_day {r.max_runs_per_day})", drift_event_id=ctx.event.id,
-        )  # fmt: skip
-    rows = accepted_rows(read_records(s), store.scores_by_response(), model, s)
+    reason = _retrain_refusal(runs, now, r.cooldown_s, r.max_runs_per_day)
+    if reason is not None:
+        return RetrainSkipped(model=model, reason=reason, drift_event_id=ctx.event.id)
+    rows = accepted_rows(read_records(s, model=model), store.scores_by_response(), model, s)
     if len(rows) < r.min_rows:
         return RetrainSkipped(
             model=model,
             reason=f"only {len(rows)} accepted answers in the request log (min_rows {r.min_rows})",
             drift_event_id=ctx.event.id,
         )
+    # check again and record the run in one transaction: workers handling drift of the same
+    # model at once (several rules, several worker processes) start one retraining, not two
+    reason = store.claim_retrain_run(
+        ctx.event.id, model, now, cooldown_s=r.cooldown_s, max_per_day=r.max_runs_per_day
+    )
+    if reason is not None:
+        return RetrainSkipped(model=model, reason=reason, drift_event_id=ctx.event.id)
     name = f"{r.dataset_prefix}{model}"[:128]
     folder = s.home / "monitoring" / "datasets"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}-{ctx.event.id}.jsonl"
     path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), "utf-8")
-    store.add_retrain_run(ctx.event.id, model, now)
     store.save_plan(
         name,
         {

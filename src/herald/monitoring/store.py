@@ -1,56 +1,161 @@
-"""Monitoring state in one SQLite file (``$HERALD_HOME/monitoring/state.db``): user feedback,
-rule cooldowns, guardrail trigger counts, retraining runs and pending retraining plans."""
+"""Monitoring state: user feedback, rule cooldowns, guardrail trigger counts, retraining runs
+and pending retraining plans.
+
+Embedded it lives in one SQLite file (``$HERALD_HOME/monitoring/state.db``); when Herald runs on
+PostgreSQL it lives in that shared database (tables ``herald_feedback``, ``herald_rule_state``,
+``herald_guardrail_counts``, ``herald_retrain_runs``, ``herald_retrain_plans``), so feedback
+posted to a ``herald serve`` pod is seen by the monitors of every worker (see
+:mod:`herald.store.shared`).
+"""
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS feedback (
-  id TEXT PRIMARY KEY, response_id TEXT NOT NULL, score REAL NOT NULL, thumbs TEXT,
-  comment TEXT NOT NULL DEFAULT '', model TEXT, user TEXT, time REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS feedback_response ON feedback(response_id);
-CREATE INDEX IF NOT EXISTS feedback_time ON feedback(time);
-CREATE TABLE IF NOT EXISTS rule_state (
-  rule TEXT NOT NULL, model TEXT NOT NULL, last_fired REAL NOT NULL, PRIMARY KEY (rule, model));
-CREATE TABLE IF NOT EXISTS guardrail (
-  time REAL NOT NULL, model TEXT NOT NULL, count INTEGER NOT NULL, requests INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS retrain_runs (
-  key TEXT PRIMARY KEY, model TEXT NOT NULL, time REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS retrain_plans (
-  dataset TEXT PRIMARY KEY, plan TEXT NOT NULL, time REAL NOT NULL);
-"""
+from sqlalchemy import (
+    Column,
+    Connection,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    func,
+    inspect,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from herald.store.shared import open_state, state_url
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from herald.settings import Settings
+
+METADATA = MetaData()
+feedback_t = Table(
+    "herald_feedback",
+    METADATA,
+    Column("id", Text, primary_key=True),
+    Column("response_id", Text, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("thumbs", Text),
+    Column("comment", Text, nullable=False, server_default=""),
+    Column("model", Text),
+    Column("user", Text),
+    Column("time", Float, nullable=False),
+    Index("herald_feedback_response", "response_id"),
+    Index("herald_feedback_time", "time"),
+)
+rule_state_t = Table(
+    "herald_rule_state",
+    METADATA,
+    Column("rule", Text, primary_key=True),
+    Column("model", Text, primary_key=True),
+    Column("last_fired", Float, nullable=False),
+)
+guardrail_t = Table(
+    "herald_guardrail_counts",
+    METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", Float, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("requests", Integer, nullable=False),
+    Index("herald_guardrail_counts_time", "time"),
+)
+retrain_runs_t = Table(
+    "herald_retrain_runs",
+    METADATA,
+    Column("key", Text, primary_key=True),
+    Column("model", Text, nullable=False),
+    Column("time", Float, nullable=False),
+    Index("herald_retrain_runs_model_time", "model", "time"),
+)
+retrain_plans_t = Table(
+    "herald_retrain_plans",
+    METADATA,
+    Column("dataset", Text, primary_key=True),
+    Column("plan", Text, nullable=False),
+    Column("time", Float, nullable=False),
+)
+# tables of the SQLite file before they moved to shared names (copied once, then dropped)
+_LEGACY = {
+    "feedback": (feedback_t, "id, response_id, score, thumbs, comment, model, user, time"),
+    "rule_state": (rule_state_t, "rule, model, last_fired"),
+    "guardrail": (guardrail_t, "time, model, count, requests"),
+    "retrain_runs": (retrain_runs_t, "key, model, time"),
+    "retrain_plans": (retrain_plans_t, "dataset, plan, time"),
+}
+
+
+def _url(target: Path | str) -> str:
+    if isinstance(target, Path):
+        return f"sqlite:///{target}"
+    if "://" not in target:  # a file path given as a string
+        return f"sqlite:///{target}"
+    return target
 
 
 class MonitoringStore:
-    """Small, thread-safe SQLite store; every method is one short transaction."""
+    """Thread- and process-safe store; every method is one short transaction.
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
+    ``target``: a SQLite file (``Path``) or a database URL (``sqlite:///…``,
+    ``postgresql://…``); :meth:`from_settings` picks the one every Herald role shares."""
+
+    def __init__(self, target: Path | str) -> None:
+        self.url = _url(target)
+        self.path: Path | None = target if isinstance(target, Path) else None
+        self._engine: Engine = open_state(self.url, METADATA)
+        if self._engine.dialect.name == "sqlite":
+            self._adopt_legacy_tables()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MonitoringStore:
+        """The store of this deployment: PostgreSQL when Herald runs on it, else
+        ``$HERALD_HOME/monitoring/state.db``."""
+        return cls(state_url(settings, settings.home / "monitoring" / "state.db"))
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._engine.dispose()
 
-    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            self._db.row_factory = sqlite3.Row
-            return list(self._db.execute(sql, args).fetchall())
+    def _adopt_legacy_tables(self) -> None:
+        """Rows of a state.db written before the tables were renamed ``herald_*``."""
+        names = set(inspect(self._engine).get_table_names())
+        old = [n for n in _LEGACY if n in names]
+        if not old:
+            return
+        with self._engine.begin() as conn:
+            for name in old:
+                table, cols = _LEGACY[name]
+                conn.execute(
+                    text(f"INSERT OR IGNORE INTO {table.name} ({cols}) SELECT {cols} FROM {name}")
+                )
+                conn.execute(text(f"DROP TABLE {name}"))
 
-    def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> int:
-        with self._lock:
-            return self._db.execute(sql, args).rowcount
+    def _insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
+        """An INSERT that can take ON CONFLICT clauses on this dialect."""
+        if self.dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    def _rows(self, stmt: Any) -> list[dict[str, Any]]:
+        with self._engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(stmt)]
+
+    def _begin(self) -> Any:
+        return self._engine.begin()
 
     # feedback -----------------------------------------------------------------------------
     def add_feedback(
@@ -74,75 +179,121 @@ class MonitoringStore:
             "user": user,
             "time": time.time() if at is None else at,
         }
-        self._exec(
-            "INSERT INTO feedback VALUES (?,?,?,?,?,?,?,?)",
-            tuple(row.values()),
-        )
+        with self._begin() as conn:
+            conn.execute(feedback_t.insert().values(**row))
         return row
 
     def feedback(self, since: float = 0.0, until: float | None = None) -> list[dict[str, Any]]:
-        rows = self._rows(
-            "SELECT * FROM feedback WHERE time >= ? AND time < ? ORDER BY time",
-            (since, until if until is not None else float("inf")),
-        )
-        return [dict(r) for r in rows]
+        q = select(feedback_t).where(feedback_t.c.time >= since)
+        if until is not None:
+            q = q.where(feedback_t.c.time < until)
+        return self._rows(q.order_by(feedback_t.c.time, feedback_t.c.id))
 
     def scores_by_response(self) -> dict[str, float]:
         """Latest score per response id."""
-        rows = self._rows("SELECT response_id, score FROM feedback ORDER BY time")
+        rows = self._rows(
+            select(feedback_t.c.response_id, feedback_t.c.score).order_by(feedback_t.c.time)
+        )
         return {r["response_id"]: float(r["score"]) for r in rows}
 
     # rule cooldowns -----------------------------------------------------------------------
     def last_fired(self, rule: str, model: str) -> float | None:
         rows = self._rows(
-            "SELECT last_fired FROM rule_state WHERE rule = ? AND model = ?", (rule, model)
+            select(rule_state_t.c.last_fired).where(
+                rule_state_t.c.rule == rule, rule_state_t.c.model == model
+            )
         )
         return float(rows[0]["last_fired"]) if rows else None
 
     def set_fired(self, rule: str, model: str, at: float) -> None:
-        self._exec(
-            "INSERT INTO rule_state VALUES (?,?,?) ON CONFLICT(rule, model) "
-            "DO UPDATE SET last_fired = excluded.last_fired",
-            (rule, model, at),
-        )
+        ins = self._insert(rule_state_t).values(rule=rule, model=model, last_fired=at)
+        with self._begin() as conn:
+            conn.execute(
+                ins.on_conflict_do_update(
+                    index_elements=["rule", "model"], set_={"last_fired": ins.excluded.last_fired}
+                )
+            )
 
     # guardrails ---------------------------------------------------------------------------
     def add_guardrail(self, model: str, count: int, requests: int, at: float) -> None:
-        self._exec("INSERT INTO guardrail VALUES (?,?,?,?)", (at, model, count, requests))
+        with self._begin() as conn:
+            conn.execute(
+                guardrail_t.insert().values(time=at, model=model, count=count, requests=requests)
+            )
 
     def guardrail_counts(self, since: float, until: float) -> dict[str, int]:
+        c = guardrail_t.c
         rows = self._rows(
-            "SELECT model, SUM(count) AS n FROM guardrail WHERE time >= ? AND time < ? "
-            "GROUP BY model",
-            (since, until),
+            select(c.model, func.sum(c.count).label("n"))
+            .where(c.time >= since, c.time < until)
+            .group_by(c.model)
         )
         return {r["model"]: int(r["n"]) for r in rows}
 
     # retraining ---------------------------------------------------------------------------
     def retrain_runs_since(self, model: str, since: float) -> list[float]:
-        rows = self._rows(
-            "SELECT time FROM retrain_runs WHERE model = ? AND time >= ? ORDER BY time",
-            (model, since),
-        )
+        c = retrain_runs_t.c
+        rows = self._rows(select(c.time).where(c.model == model, c.time >= since).order_by(c.time))
         return [float(r["time"]) for r in rows]
 
     def add_retrain_run(self, key: str, model: str, at: float) -> bool:
         """Record a run once per key (a redelivered trigger does not count twice)."""
-        return (
-            self._exec(
-                "INSERT INTO retrain_runs VALUES (?,?,?) ON CONFLICT(key) DO NOTHING",
-                (key, model, at),
+        ins = self._insert(retrain_runs_t).values(key=key, model=model, time=at)
+        with self._begin() as conn:
+            done = conn.execute(ins.on_conflict_do_nothing(index_elements=["key"]))
+            return int(done.rowcount) > 0
+
+    def claim_retrain_run(
+        self, key: str, model: str, at: float, *, cooldown_s: float, max_per_day: int
+    ) -> str | None:
+        """Atomically check the cooldown and the daily budget of ``model`` and record run
+        ``key``; returns None when recorded (or already recorded under ``key``), else the reason
+        it was refused. Concurrent workers are serialised per model (a row lock on PostgreSQL,
+        the write lock on SQLite)."""
+        c = retrain_runs_t.c
+        with self._begin() as conn:
+            self._lock_model(conn, model)
+            if conn.execute(select(c.key).where(c.key == key)).first() is not None:
+                return None
+            runs = [
+                float(t)
+                for t in conn.execute(
+                    select(c.time)
+                    .where(c.model == model, c.time >= at - 86400.0, c.time < at)
+                    .order_by(c.time)
+                ).scalars()
+            ]
+            if runs and at - runs[-1] < cooldown_s:
+                return (
+                    f"cooldown: last retraining {at - runs[-1]:.0f}s ago "
+                    f"(cooldown {cooldown_s:.0f}s)"
+                )
+            if len(runs) >= max_per_day:
+                return f"budget: {len(runs)} retrainings in 24 h (max_runs_per_day {max_per_day})"
+            conn.execute(retrain_runs_t.insert().values(key=key, model=model, time=at))
+            return None
+
+    def _lock_model(self, conn: Connection, model: str) -> None:
+        if self.dialect == "postgresql":  # one transaction per model at a time
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": "herald.retrain:" + model}
             )
-            > 0
-        )
+        # SQLite: the engine begins every transaction with BEGIN IMMEDIATE (one writer at a time)
 
     def save_plan(self, dataset: str, plan: dict[str, Any]) -> None:
-        self._exec(
-            "INSERT INTO retrain_plans VALUES (?,?,?) ON CONFLICT(dataset) "
-            "DO UPDATE SET plan = excluded.plan, time = excluded.time",
-            (dataset, json.dumps(plan), time.time()),
+        ins = self._insert(retrain_plans_t).values(
+            dataset=dataset, plan=json.dumps(plan), time=time.time()
         )
+        with self._begin() as conn:
+            conn.execute(
+                ins.on_conflict_do_update(
+                    index_elements=["dataset"],
+                    set_={"plan": ins.excluded.plan, "time": ins.excluded.time},
+                )
+            )
 
     def plan(self, dataset: str) -> dict[str, Any] | None:
-        rows = self._rows("SELECT plan FROM retrain_plans WHERE dataset = ?", (dataset,))
+        rows = self._rows(
+            select(retrain_plans_t.c.plan).where(retrain_plans_t.c.dataset == dataset)
+        )
         return json.loads(rows[0]["plan"]) if rows else None

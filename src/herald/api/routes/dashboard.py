@@ -1,7 +1,7 @@
 """Small read APIs the dashboard needs and nothing else offers.
 
 ``GET /v1/dashboard/serving`` — serving charts from the request log
-(``$HERALD_HOME/serving/requests``): per model, time buckets of request count, errors, latency
+(``$HERALD_HOME/serving/requests``, or the shared ``herald_requests`` table on PostgreSQL): per model, time buckets of request count, errors, latency
 p50/p95, time to first token, generated tokens per second and estimated cost, plus totals.
 
 ``GET /v1/dashboard/alerts`` — the newest alert-like messages (drift, quality, SLO, budget,
@@ -14,15 +14,14 @@ then ``evaluation.suite_paths``), for the registry's "Evaluate" action.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query
 
 from herald.bus.base import EventQuery
+from herald.serving.requestlog import RequestLogReader, read_files, reader_for
 
 if TYPE_CHECKING:
     from herald.bootstrap import Herald
@@ -39,30 +38,6 @@ ALERT_TYPES: tuple[str, ...] = (
     "approval.requested",
 )
 MAX_RECORDS = 200_000  # request-log lines read per call at most (newest files first)
-
-
-def _records(folder: Path, since: float) -> Iterator[dict[str, Any]]:
-    """Request-log lines with ``time >= since``; files last written before ``since`` are skipped."""
-    files = sorted(folder.glob("requests-*.jsonl"))
-    if (folder / "requests.jsonl").is_file():
-        files.append(folder / "requests.jsonl")
-    for f in files:
-        try:
-            if f.stat().st_mtime < since:
-                continue
-            fh = f.open(encoding="utf-8")
-        except OSError:  # rotated away between the listing and the open
-            continue
-        with fh:
-            for raw in fh:
-                if not raw.strip():
-                    continue
-                try:
-                    rec = json.loads(raw)
-                except json.JSONDecodeError:  # a line being written right now
-                    continue
-                if isinstance(rec, dict) and float(rec.get("time") or 0) >= since:
-                    yield rec
 
 
 def _pct(xs: list[float], q: float) -> float | None:
@@ -98,14 +73,24 @@ def _summary(recs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def serving_metrics(
-    folder: Path, *, minutes: float, buckets: int, model: str | None, now: float | None = None
+    source: Path | RequestLogReader,
+    *,
+    minutes: float,
+    buckets: int,
+    model: str | None,
+    now: float | None = None,
 ) -> dict[str, Any]:
-    """Per-model totals and time buckets over the last ``minutes`` of the request log."""
+    """Per-model totals and time buckets over the last ``minutes`` of the request log
+    (``source``: the files' folder, or a reader such as the shared ``herald_requests`` table)."""
     until = time.time() if now is None else now
     since = until - minutes * 60
     width = (until - since) / buckets
     by_model: dict[str, list[dict[str, Any]]] = {}
-    for n, rec in enumerate(_records(folder, since)):
+    if isinstance(source, Path):
+        found = read_files(source, since=since, model=model)
+    else:
+        found = source.read(since=since, model=model)
+    for n, rec in enumerate(found):
         if n >= MAX_RECORDS:
             break
         name = str(rec.get("model") or "?")
@@ -136,9 +121,12 @@ def router(h: Herald) -> APIRouter:
         buckets: Annotated[int, Query(ge=1, le=500)] = 30,
         model: str | None = None,
     ) -> dict[str, Any]:
-        folder = h.settings.home / "serving" / "requests"
         return await asyncio.to_thread(
-            serving_metrics, folder, minutes=minutes, buckets=buckets, model=model
+            serving_metrics,
+            reader_for(h.settings),
+            minutes=minutes,
+            buckets=buckets,
+            model=model,
         )
 
     @r.get("/dashboard/alerts", summary="Newest alerts: drift, quality, SLO, budget, rollbacks")

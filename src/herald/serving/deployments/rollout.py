@@ -256,7 +256,10 @@ def measure(
 
     settings = current_settings()
     stats = version_stats(
-        read_records(settings), store_for(settings).scores_by_response(), name, since
+        read_records(settings, since=since, model=name),
+        store_for(settings).scores_by_response(),
+        name,
+        since,
     )
     evals = evaluation_store().list_evaluations(model_version=canary_version, status="completed")
     return (
