@@ -37,18 +37,21 @@ EVALUATION_JOB = "evaluation.run"
 
 
 @lru_cache(maxsize=4)
-def _store(home: str) -> Any:
+def _store(url: str) -> Any:
     from herald.evaluation.store import EvaluationStore
 
-    return EvaluationStore.from_home(Path(home))
+    return EvaluationStore(url)
 
 
 def current_store(settings: Any = None) -> Any:
-    """The results store of this Herald home."""
+    """The results store every role of this Herald shares (one per process and database):
+    the PostgreSQL database when Herald runs on one, else the home's SQLite file."""
+    from herald.evaluation.store import default_path
     from herald.settings import load_settings
+    from herald.store.shared import state_url
 
     settings = settings or load_settings()
-    return _store(str(Path(settings.home).resolve()))
+    return _store(state_url(settings, default_path(Path(settings.home).resolve())))
 
 
 def completed_message(ev: dict[str, Any], *, run_id: str | None = None) -> EvaluationCompleted:

@@ -1,120 +1,159 @@
-"""Evaluation results: one SQLite file under ``$HERALD_HOME/evaluations/``.
+"""Evaluation results, where every role sees them.
 
-``evaluations`` holds one row per evaluation (suite, target, resolved model version, status,
-aggregates); ``items`` one row per (evaluation, sample) with the input, the output, the scores
-and the errors. Items are written as they complete, so a killed evaluation resumes by skipping
-the samples already stored. Comparisons pair items by sample id (paired bootstrap).
+``herald_evaluations`` holds one row per evaluation (suite, target, resolved model version,
+status, aggregates); ``herald_evaluation_items`` one row per (evaluation, sample) with the
+input, the output, the scores and the errors. Items are written as they complete, so a killed
+evaluation resumes by skipping the samples already stored. Comparisons pair items by sample id
+(paired bootstrap).
+
+Where the state lives: on PostgreSQL in the shared database, so an evaluation a worker writes is
+listed by the api pods (and read by the serving role's rollout gates); embedded in
+``$HERALD_HOME/evaluations/evaluations.db`` (SQLite, WAL).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    Row,
+    Table,
+    Text,
+    and_,
+    case,
+    func,
+    inspect,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 
 from herald.errors import Conflict, NotFound
 from herald.evaluation.stats import paired_bootstrap
+from herald.store.shared import open_state, state_url
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS evaluations (
-  id TEXT PRIMARY KEY,
-  suite TEXT NOT NULL,
-  suite_path TEXT,
-  suite_fingerprint TEXT,
-  target TEXT NOT NULL,
-  model TEXT,
-  model_version TEXT,
-  status TEXT NOT NULL,
-  created_at REAL NOT NULL,
-  finished_at REAL,
-  total INTEGER DEFAULT 0,
-  options TEXT DEFAULT '{}',
-  metrics TEXT DEFAULT '{}',
-  higher_is_better TEXT DEFAULT '{}',
-  thresholds TEXT DEFAULT '{}',
-  passed INTEGER,
-  primary_metric TEXT,
-  correlationid TEXT,
-  job_id TEXT,
-  step INTEGER,
-  error TEXT
-);
-CREATE INDEX IF NOT EXISTS evaluations_suite ON evaluations(suite, status);
-CREATE TABLE IF NOT EXISTS items (
-  evaluation_id TEXT NOT NULL,
-  sample_id TEXT NOT NULL,
-  idx INTEGER NOT NULL,
-  input TEXT,
-  output TEXT,
-  scores TEXT NOT NULL DEFAULT '{}',
-  errors TEXT NOT NULL DEFAULT '{}',
-  latency_s REAL,
-  created_at REAL NOT NULL,
-  PRIMARY KEY (evaluation_id, sample_id)
-);
-"""
+if TYPE_CHECKING:
+    from herald.settings import Settings
+
+METADATA = MetaData()
+EVALUATIONS = Table(
+    "herald_evaluations",
+    METADATA,
+    Column("id", Text, primary_key=True),
+    Column("suite", Text, nullable=False),
+    Column("suite_path", Text),
+    Column("suite_fingerprint", Text),
+    Column("target", Text, nullable=False),
+    Column("model", Text),
+    Column("model_version", Text),
+    Column("status", Text, nullable=False),
+    Column("created_at", Float, nullable=False),  # epoch seconds
+    Column("finished_at", Float),
+    Column("total", Integer, server_default="0"),
+    Column("options", Text, server_default="{}"),  # JSON
+    Column("metrics", Text, server_default="{}"),  # JSON
+    Column("higher_is_better", Text, server_default="{}"),  # JSON
+    Column("thresholds", Text, server_default="{}"),  # JSON
+    Column("passed", Integer),  # 0/1
+    Column("primary_metric", Text),
+    Column("correlationid", Text),
+    Column("job_id", Text),
+    Column("step", Integer),
+    Column("error", Text),
+    Index("herald_evaluations_suite", "suite", "status"),
+    Index("herald_evaluations_created", "created_at", "id"),  # keyset paging
+)
+ITEMS = Table(
+    "herald_evaluation_items",
+    METADATA,
+    Column("evaluation_id", Text, primary_key=True),
+    Column("sample_id", Text, primary_key=True),
+    Column("idx", Integer, nullable=False),
+    Column("input", Text),  # JSON
+    Column("output", Text),
+    Column("scores", Text, nullable=False, server_default="{}"),  # JSON
+    Column("errors", Text, nullable=False, server_default="{}"),  # JSON
+    Column("latency_s", Float),
+    Column("created_at", Float, nullable=False),
+)
+LEGACY_TABLES = (("evaluations", EVALUATIONS), ("items", ITEMS))  # SQLite files before herald_*
 JSON_COLS = ("options", "metrics", "higher_is_better", "thresholds")
+_E, _I = EVALUATIONS.c, ITEMS.c
+
+
+def default_path(home: Path | str) -> Path:
+    """The SQLite file of an embedded Herald home."""
+    return Path(home) / "evaluations" / "evaluations.db"
 
 
 class EvaluationStore:
-    """Thread-safe access to the results database (one connection per thread)."""
+    """The results database (thread- and process-safe).
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._connection().executescript(SCHEMA)
+    ``EvaluationStore(path)`` keeps results in that SQLite file;
+    ``EvaluationStore("postgresql://…")`` in that database; :meth:`from_settings` picks the one
+    every role of a Herald shares (its PostgreSQL database, else the home's SQLite file).
+    """
+
+    def __init__(self, target: Path | str) -> None:
+        if isinstance(target, str) and "://" in target:
+            self.url = target
+            self.path: Path | None = None
+        else:
+            self.path = Path(target)
+            self.url = f"sqlite:///{self.path}"
+        self._engine: Engine = open_state(self.url, METADATA)
+        if self._engine.dialect.name == "sqlite":
+            _adopt_legacy_tables(self._engine)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EvaluationStore:
+        """The store every role of this Herald shares."""
+        return cls(state_url(settings, default_path(settings.home)))
 
     @classmethod
     def from_home(cls, home: Path) -> EvaluationStore:
-        return cls(home / "evaluations" / "evaluations.db")
-
-    def _connection(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
-        return conn
-
-    @contextmanager
-    def _conn(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        """The SQLite file of an embedded home (prefer :meth:`from_settings`, which follows
+        Herald onto PostgreSQL)."""
+        return cls(default_path(home))
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._engine.dispose()
+
+    def _insert(self, table: Table) -> Any:
+        """A dialect ``INSERT`` (for ``on_conflict_do_nothing``) on SQLite and PostgreSQL."""
+        if self._engine.dialect.name == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
 
     # writes -------------------------------------------------------------------------------
     def begin(self, evaluation_id: str, **fields: Any) -> tuple[dict[str, Any], set[str]]:
         """Create (or reopen, to resume) an evaluation; returns it and the sample ids done."""
-        with self._conn() as c:
-            row = c.execute("SELECT * FROM evaluations WHERE id = ?", (evaluation_id,)).fetchone()
-            if row is None:
-                cols = {"id": evaluation_id, "status": "running", "created_at": time.time()}
-                cols |= {k: _enc(k, v) for k, v in fields.items()}
-                c.execute(
-                    f"INSERT INTO evaluations ({', '.join(cols)}) "
-                    f"VALUES ({', '.join('?' for _ in cols)})",
-                    tuple(cols.values()),
+        cols = {"id": evaluation_id, "status": "running", "created_at": time.time()}
+        cols |= {k: _enc(k, v) for k, v in fields.items()}
+        with self._engine.begin() as c:
+            created = c.execute(
+                self._insert(EVALUATIONS)
+                .values(cols)
+                .on_conflict_do_nothing(index_elements=["id"])
+                .returning(_E.id)
+            ).first()
+            if created is None:  # it exists (another process may have created it just now)
+                row = (
+                    c.execute(select(EVALUATIONS).where(_E.id == evaluation_id).with_for_update())
+                    .one()
+                    ._mapping
                 )
-            else:
                 if row["suite"] != fields.get("suite", row["suite"]) or (
                     fields.get("suite_fingerprint")
                     and row["suite_fingerprint"] != fields["suite_fingerprint"]
@@ -124,15 +163,15 @@ class EvaluationStore:
                         f"({row['suite']}); use a new evaluation id"
                     )
                 c.execute(
-                    "UPDATE evaluations SET status='running', error=NULL, job_id=? WHERE id=?",
-                    (fields.get("job_id") or row["job_id"], evaluation_id),
+                    update(EVALUATIONS)
+                    .where(_E.id == evaluation_id)
+                    .values(
+                        status="running", error=None, job_id=fields.get("job_id") or row["job_id"]
+                    )
                 )
-            done = {
-                r[0]
-                for r in c.execute(
-                    "SELECT sample_id FROM items WHERE evaluation_id = ?", (evaluation_id,)
-                )
-            }
+            done = set(
+                c.execute(select(_I.sample_id).where(_I.evaluation_id == evaluation_id)).scalars()
+            )
         return self.get(evaluation_id), done
 
     def add_item(
@@ -148,68 +187,87 @@ class EvaluationStore:
         latency_s: float | None = None,
     ) -> None:
         """Store one item (merging scores/errors into an existing row of the same sample)."""
-        with self._conn() as c:
-            row = c.execute(
-                "SELECT scores, errors, output, input, idx FROM items "
-                "WHERE evaluation_id=? AND sample_id=?",
-                (evaluation_id, sample_id),
-            ).fetchone()
-            if row is not None:  # a later engine (batch) adds to the item; the first wins ties
-                scores = {**json.loads(row["scores"]), **scores}
-                errors = {**json.loads(row["errors"]), **errors}
-                old_input = json.loads(row["input"]) if row["input"] else None
+        key = and_(_I.evaluation_id == evaluation_id, _I.sample_id == sample_id)
+        with self._engine.begin() as c:
+            for _ in range(2):  # the second pass merges into a row another process just wrote
+                row = c.execute(
+                    select(_I.scores, _I.errors, _I.output, _I.input, _I.idx)
+                    .where(key)
+                    .with_for_update()
+                ).first()
+                if row is None:
+                    inserted = c.execute(
+                        self._insert(ITEMS)
+                        .values(
+                            evaluation_id=evaluation_id,
+                            sample_id=sample_id,
+                            **_item(idx, input, output, scores, errors, latency_s),
+                        )
+                        .on_conflict_do_nothing(index_elements=["evaluation_id", "sample_id"])
+                        .returning(_I.sample_id)
+                    ).first()
+                    if inserted is not None:  # (rowcount is -1 here on psycopg)
+                        return
+                    continue
+                # a later engine (batch) adds to the item; the first wins ties
+                m = row._mapping
+                merged_scores = {**json.loads(m["scores"]), **scores}
+                merged_errors = {**json.loads(m["errors"]), **errors}
+                merged_input = input
+                old_input = json.loads(m["input"]) if m["input"] else None
                 if isinstance(old_input, dict) and isinstance(input, dict):
-                    input = {**input, **old_input}
+                    merged_input = {**input, **old_input}
                 elif old_input is not None:
-                    input = old_input
-                output = row["output"] if row["output"] is not None else output
-                idx = row["idx"] if idx < 0 <= row["idx"] else idx
-            c.execute(
-                "INSERT OR REPLACE INTO items (evaluation_id, sample_id, idx, input, output, "
-                "scores, errors, latency_s, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    evaluation_id,
-                    sample_id,
-                    idx,
-                    json.dumps(input, default=str),
-                    output,
-                    json.dumps(scores),
-                    json.dumps(errors, default=str),
-                    latency_s,
-                    time.time(),
-                ),
+                    merged_input = old_input
+                merged_output = m["output"] if m["output"] is not None else output
+                merged_idx = m["idx"] if idx < 0 <= m["idx"] else idx
+                c.execute(
+                    update(ITEMS)
+                    .where(key)
+                    .values(
+                        **_item(
+                            merged_idx,
+                            merged_input,
+                            merged_output,
+                            merged_scores,
+                            merged_errors,
+                            latency_s,
+                        )
+                    )
+                )
+                return
+            raise Conflict(  # pragma: no cover - an insert that conflicts leaves a row to read
+                f"item {sample_id} of evaluation {evaluation_id} could not be stored; retry"
             )
 
     def finish(self, evaluation_id: str, **fields: Any) -> dict[str, Any]:
         fields.setdefault("finished_at", time.time())
-        sets = ", ".join(f"{k} = ?" for k in fields)
-        with self._conn() as c:
+        with self._engine.begin() as c:
             c.execute(
-                f"UPDATE evaluations SET {sets} WHERE id = ?",
-                (*(_enc(k, v) for k, v in fields.items()), evaluation_id),
+                update(EVALUATIONS)
+                .where(_E.id == evaluation_id)
+                .values({k: _enc(k, v) for k, v in fields.items()})
             )
         return self.get(evaluation_id)
 
     # reads --------------------------------------------------------------------------------
     def get(self, evaluation_id: str) -> dict[str, Any]:
-        row = (
-            self._connection()
-            .execute("SELECT * FROM evaluations WHERE id = ?", (evaluation_id,))
-            .fetchone()
-        )
+        with self._engine.connect() as c:
+            return self._get(c, evaluation_id)
+
+    @staticmethod
+    def _get(c: Connection, evaluation_id: str) -> dict[str, Any]:
+        row = c.execute(select(EVALUATIONS).where(_E.id == evaluation_id)).first()
         if row is None:
             raise NotFound(f"evaluation {evaluation_id!r} not found")
         out = _row(row)
-        counts = (
-            self._connection()
-            .execute(
-                "SELECT COUNT(*), SUM(errors != '{}') FROM items WHERE evaluation_id = ?",
-                (evaluation_id,),
+        total, failed = c.execute(
+            select(func.count(), func.sum(case((_I.errors != "{}", 1), else_=0))).where(
+                _I.evaluation_id == evaluation_id
             )
-            .fetchone()
-        )
-        out["done"] = counts[0] or 0
-        out["failed_items"] = counts[1] or 0
+        ).one()
+        out["done"] = int(total or 0)
+        out["failed_items"] = int(failed or 0)
         return out
 
     def list_evaluations(
@@ -224,25 +282,23 @@ class EvaluationStore:
     ) -> list[dict[str, Any]]:
         """Newest first by (created_at, id); ``before`` continues after that key (keyset
         paging: rows written meanwhile are newer, so pages never repeat or skip a row)."""
-        where: list[str] = []
-        args: list[Any] = []
+        query = select(EVALUATIONS)
         for col, value in (
-            ("suite", suite),
-            ("target", target),
-            ("model_version", model_version),
-            ("status", status),
+            (_E.suite, suite),
+            (_E.target, target),
+            (_E.model_version, model_version),
+            (_E.status, status),
         ):
             if value is not None:
-                where.append(f"{col} = ?")
-                args.append(value)
-        if before is not None:
-            where.append("created_at <= ? AND (created_at < ? OR id < ?)")
-            args += [before[0], before[0], before[1]]
-        sql = "SELECT * FROM evaluations"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
-        return [_row(r) for r in self._connection().execute(sql, (*args, limit))]
+                query = query.where(col == value)
+        if before is not None:  # the redundant <= bound lets the index start at the cursor
+            query = query.where(
+                _E.created_at <= before[0],
+                or_(_E.created_at < before[0], _E.id < before[1]),
+            )
+        query = query.order_by(_E.created_at.desc(), _E.id.desc()).limit(limit)
+        with self._engine.connect() as c:
+            return [_row(r) for r in c.execute(query)]
 
     def items(
         self,
@@ -252,21 +308,22 @@ class EvaluationStore:
         offset: int = 0,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
-        self.get(evaluation_id)
-        sql = "SELECT * FROM items WHERE evaluation_id = ?"
+        query = select(ITEMS).where(_I.evaluation_id == evaluation_id)
         if failed is True:
-            sql += " AND errors != '{}'"
+            query = query.where(_I.errors != "{}")
         elif failed is False:
-            sql += " AND errors = '{}'"
-        sql += " ORDER BY idx LIMIT ? OFFSET ?"
-        rows = self._connection().execute(sql, (evaluation_id, limit, offset))
+            query = query.where(_I.errors == "{}")
+        query = query.order_by(_I.idx, _I.sample_id).limit(limit).offset(offset)
+        with self._engine.connect() as c:
+            self._get(c, evaluation_id)
+            rows = [r._mapping for r in c.execute(query)]
         return [
             {
                 "sample_id": r["sample_id"],
                 "index": r["idx"],
                 "input": json.loads(r["input"]) if r["input"] else None,
                 "output": r["output"],
-                "scores": {k: v for k, v in json.loads(r["scores"]).items()},
+                "scores": dict(json.loads(r["scores"])),
                 "errors": json.loads(r["errors"]),
                 "latency_s": r["latency_s"],
             }
@@ -275,10 +332,13 @@ class EvaluationStore:
 
     def all_scores(self, evaluation_id: str) -> dict[str, tuple[dict[str, float], dict[str, Any]]]:
         """sample id → (scores, errors) for every stored item."""
-        rows = self._connection().execute(
-            "SELECT sample_id, scores, errors FROM items WHERE evaluation_id = ? ORDER BY idx",
-            (evaluation_id,),
+        query = (
+            select(_I.sample_id, _I.scores, _I.errors)
+            .where(_I.evaluation_id == evaluation_id)
+            .order_by(_I.idx, _I.sample_id)
         )
+        with self._engine.connect() as c:
+            rows = c.execute(query).all()
         return {r[0]: (json.loads(r[1]), json.loads(r[2])) for r in rows}
 
     # comparisons --------------------------------------------------------------------------
@@ -359,6 +419,37 @@ class EvaluationStore:
         }
 
 
+def _item(
+    idx: int,
+    input: Any,
+    output: str | None,
+    scores: dict[str, float],
+    errors: dict[str, Any],
+    latency_s: float | None,
+) -> dict[str, Any]:
+    return {
+        "idx": idx,
+        "input": json.dumps(input, default=str),
+        "output": output,
+        "scores": json.dumps(scores),
+        "errors": json.dumps(errors, default=str),
+        "latency_s": latency_s,
+        "created_at": time.time(),
+    }
+
+
+def _adopt_legacy_tables(engine: Engine) -> None:
+    """Move the rows of a SQLite file written before the tables were named ``herald_*``
+    (``evaluations``/``items``) into the new tables, once."""
+    with engine.begin() as db:  # BEGIN IMMEDIATE: one process moves them
+        names = set(inspect(db).get_table_names())
+        for old, new in LEGACY_TABLES:
+            if old in names:
+                cols = ", ".join(c.name for c in new.columns)
+                db.exec_driver_sql(f"INSERT INTO {new.name} ({cols}) SELECT {cols} FROM {old}")
+                db.exec_driver_sql(f"DROP TABLE {old}")
+
+
 def _enc(key: str, value: Any) -> Any:
     if key in JSON_COLS:
         return json.dumps(value, default=str)
@@ -367,8 +458,8 @@ def _enc(key: str, value: Any) -> Any:
     return value
 
 
-def _row(row: sqlite3.Row) -> dict[str, Any]:
-    out = dict(row)
+def _row(row: Row[Any]) -> dict[str, Any]:
+    out = dict(row._mapping)
     for k in JSON_COLS:
         out[k] = json.loads(out[k]) if out.get(k) else {}
     if out.get("passed") is not None:

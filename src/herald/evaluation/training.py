@@ -80,10 +80,9 @@ def evaluate_in_process(
 ) -> dict[str, Any]:
     """Evaluate the live ``model`` on ``suite`` (path or shipped name) at training ``step``;
     returns the ``evaluation.completed`` payload (also emitted through ``ctx`` when given)."""
-    from herald.evaluation.jobs import completed_message
+    from herald.evaluation.jobs import completed_message, current_store
     from herald.evaluation.runner import EvaluationPlan, run_evaluation
     from herald.evaluation.settings import evaluation_settings, suite_search_paths
-    from herald.evaluation.store import EvaluationStore
     from herald.evaluation.suites import load_suite
     from herald.evaluation.targets import parse_target
     from herald.settings import load_settings
@@ -107,7 +106,7 @@ def evaluate_in_process(
         run_id=run_id,
         options={"model_name": model_name},
     )
-    store = EvaluationStore.from_home(settings.home)
+    store = current_store(settings)  # shared with the api's /v1/evaluations
     was_training = bool(getattr(model, "training", False))
     with _lock:
         _live[handle] = (model, tokenizer)
