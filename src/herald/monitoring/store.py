@@ -240,8 +240,8 @@ class MonitoringStore:
         """Record a run once per key (a redelivered trigger does not count twice)."""
         ins = self._insert(retrain_runs_t).values(key=key, model=model, time=at)
         with self._begin() as conn:
-            done = conn.execute(ins.on_conflict_do_nothing(index_elements=["key"]))
-            return int(done.rowcount) > 0
+            stmt = ins.on_conflict_do_nothing(index_elements=["key"])
+            return conn.execute(stmt.returning(retrain_runs_t.c.key)).first() is not None
 
     def claim_retrain_run(
         self, key: str, model: str, at: float, *, cooldown_s: float, max_per_day: int
@@ -255,17 +255,17 @@ class MonitoringStore:
             self._lock_model(conn, model)
             if conn.execute(select(c.key).where(c.key == key)).first() is not None:
                 return None
-            runs = [
+            # runs of the last 24 h, and runs of drift events that happened after this one but
+            # were handled first (events are not always handled in their order)
+            runs = sorted(
                 float(t)
                 for t in conn.execute(
-                    select(c.time)
-                    .where(c.model == model, c.time >= at - 86400.0, c.time < at)
-                    .order_by(c.time)
+                    select(c.time).where(c.model == model, c.time >= at - 86400.0)
                 ).scalars()
-            ]
-            if runs and at - runs[-1] < cooldown_s:
+            )
+            if runs and runs[-1] > at - cooldown_s:
                 return (
-                    f"cooldown: last retraining {at - runs[-1]:.0f}s ago "
+                    f"cooldown: last retraining {max(at - runs[-1], 0.0):.0f}s ago "
                     f"(cooldown {cooldown_s:.0f}s)"
                 )
             if len(runs) >= max_per_day:
