@@ -183,6 +183,8 @@ class Herald:
                 self.metrics,
             )
             await self.worker.start()
+        if self.deployments.serving:  # this process serves HTTP: watch the shared desired state
+            self.deployments.ensure_started()  # and apply new revisions (≤ poll_s), not lazily
         self.started_at = datetime.now().astimezone()
 
     async def _register_bundled_models(self) -> None:
