@@ -1,8 +1,9 @@
 """Small read APIs the dashboard needs and nothing else offers.
 
 ``GET /v1/dashboard/serving`` — serving charts from the request log
-(``$HERALD_HOME/serving/requests``, or the shared ``herald_requests`` table on PostgreSQL): per model, time buckets of request count, errors, latency
-p50/p95, time to first token, generated tokens per second and estimated cost, plus totals.
+(``$HERALD_HOME/serving/requests``, or the shared ``herald_requests`` table on PostgreSQL): per
+model, time buckets of request count, errors, latency p50/p95, time to first token, generated
+tokens per second and estimated cost, plus totals.
 
 ``GET /v1/dashboard/alerts`` — the newest alert-like messages (drift, quality, SLO, budget,
 skipped retrains, rollbacks, guardrail triggers, approval requests), newest first.
