@@ -216,3 +216,36 @@ def test_an_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(BackendError, match="API key database") as err:
         keys.list()
     assert "secret-pw" not in str(err.value)
+
+
+async def test_keys_are_hashed_scoped_and_revocable_on_each_backend(state: str | Path) -> None:
+    """The key store's contract on SQLite and PostgreSQL alike: only the hash is stored, scopes
+    are enforced, a revoked key stops working (another store object sees it at once)."""
+    import hashlib
+
+    from sqlalchemy import text
+
+    keys, other = KeyStore(state), KeyStore(state)
+    try:
+        rec, secret = keys.create("team-a", ["inference", "batch"], rate_per_minute=600)
+        with keys.engine.connect() as c:
+            rows = [tuple(r) for r in c.execute(text("SELECT * FROM herald_api_keys"))]
+        assert len(rows) == 1 and hashlib.sha256(secret.encode()).hexdigest() in rows[0]
+        assert not any(secret in str(v) for v in rows[0])
+
+        assert await other.authorize(secret, "/v1/chat/completions") is None
+        assert await other.authorize(secret, "/v1/batches") is None
+        status, message, _ = await other.authorize(secret, "/v1/keys") or (0, "", {})
+        assert status == 403 and "lacks the 'admin' scope" in message
+        assert (await other.authorize(secret + "x", "/v1/models") or (0,))[0] == 401
+
+        keys.revoke(rec.id)
+        fresh = KeyStore(state)  # no cache: sees the revocation now
+        try:
+            assert (await fresh.authorize(secret, "/v1/models") or (0,))[0] == 401
+            assert [k.revoked_at is not None for k in fresh.list(include_revoked=True)] == [True]
+        finally:
+            fresh.close()
+    finally:
+        keys.close()
+        other.close()
