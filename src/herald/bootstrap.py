@@ -183,8 +183,9 @@ class Herald:
                 self.metrics,
             )
             await self.worker.start()
-        if self.deployments.serving:  # this process serves HTTP: watch the shared desired state
-            self.deployments.ensure_started()  # and apply new revisions (≤ poll_s), not lazily
+        if self.deployments.serving and sensors:  # `herald up`: warm its deployments now;
+            self.deployments.ensure_started()  # `herald serve` starts this itself; `herald api`
+            # applies them lazily, on its first data-plane request (it is the control plane)
         self.started_at = datetime.now().astimezone()
 
     async def _register_bundled_models(self) -> None:

@@ -27,6 +27,7 @@ def create_serving_app(h: Herald, api_key: str) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await h.start(sensors=False, workers=False)
+        h.deployments.ensure_started()  # apply the desired state the workers write, from now on
         try:
             yield
         finally:

@@ -9,8 +9,9 @@
   changes weights reuses every loaded replica;
 * a replica whose backend fails (5xx, crash) is taken out of rotation at once; a background
   health check returns it after a cool-down. If no replica is healthy the request gets 503;
-* the desired state lives in a :class:`DeploymentStore` shared by the processes of a host:
-  a change written elsewhere (``herald worker``) is noticed within ``poll_s`` and applied.
+* the desired state lives in a :class:`DeploymentStore` every role sees (the PostgreSQL
+  database, or the home's SQLite file when embedded): a change written elsewhere
+  (``herald worker``'s sensors) is noticed within ``poll_s`` and applied.
 """
 
 from __future__ import annotations
