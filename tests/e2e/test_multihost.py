@@ -49,7 +49,7 @@ def test_roles_on_separate_homes_share_serving_and_monitoring_state(
         "HERALD_SENSORS__OWNERSHIP_RETRY_S": "0.5",
     }
     api = server_factory([], command="api", home=tmp_path / "api", **env)
-    api.start(timeout=90)
+    api.start(timeout=120)
     worker_home = tmp_path / "worker"
     worker_home.mkdir()
     with (worker_home / "worker.log").open("ab") as logf:
@@ -62,12 +62,17 @@ def test_roles_on_separate_homes_share_serving_and_monitoring_state(
         )
     serve = server_factory([], command="serve", home=tmp_path / "serve", **env)
     try:
-        serve.start(timeout=90)
+        serve.start(timeout=120)
+        log = worker_home / "worker.log"
+        until(lambda: "worker running on" in log.read_text() or worker.poll() is not None,
+              "the worker to start", timeout=180)  # fmt: skip
+        assert worker.poll() is None, log.read_text()[-3000:]
         with api.client() as c, serve.client() as s:
             r = c.post("/v1/messages", json={"type": "model.register", "data": {
                 "name": "m", "artifact_uri": "file:///m/1", "kind": "full"}})  # fmt: skip
             assert r.status_code == 202, r.text
-            until(lambda: c.get("/v1/registry/models/m").status_code == 200, "the registration")
+            registered = lambda: c.get("/v1/registry/models/m").status_code == 200  # noqa: E731
+            until(registered, "the registration (the worker's sensors)", timeout=180)
             r = c.post("/v1/deployments", json={
                 "name": "chat", "targets": [{"model": "models:/m/1", "weight": 100,
                                              "backend": "fake"}]})  # fmt: skip
