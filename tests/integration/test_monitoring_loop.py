@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 from herald.messages.lifecycle import DatasetRegistered
@@ -66,7 +65,9 @@ async def test_drift_to_finetune_requested(env: Env) -> None:
     assert drift.data["evidence"]["test"]["test"] == "ks"
     [register] = await env.wait_for("dataset.register")
     assert register.causationid == drift.id
-    rows = Path(register.data["source"]).read_text().splitlines()
+    # written to the artifact store (the registering job may run on another host)
+    source = register.data["source"]
+    rows = h.artifacts.get_bytes(h.artifacts.key_of(source)).decode().splitlines()
     assert len(rows) == 10  # only accepted answers
     assert json.loads(rows[0])["messages"][-1] == {"role": "assistant", "content": "answer 0"}
     done = await h.emit(

@@ -28,6 +28,23 @@ from herald.sensors.base import SensorContext, sensor
 JOB_NAME = "dataset.register"
 
 
+def _readable(source: str) -> str:
+    """``source``, or for a URI inside Herald's artifact store the store's local copy: the
+    store knows its endpoint and credentials (an S3 endpoint set in the store URL's query
+    is not something a bare fsspec URL carries)."""
+    from herald.artifacts import ArtifactError, open_artifact_store
+    from herald.datasets.loader import is_url
+
+    if not is_url(source):
+        return source
+    store = open_artifact_store()
+    try:
+        key = store.key_of(source)
+    except ArtifactError:
+        return source
+    return str(store.local_file(key))
+
+
 @job(name=JOB_NAME, executor="local", max_attempts=1)
 def register_dataset(
     name: str,
@@ -65,7 +82,7 @@ def register_dataset(
         from herald.models import load_tokenizer, resolve_model
 
         tok = load_tokenizer(resolve_model(tokenizer))
-    table = read_table(source)
+    table = read_table(_readable(source))
     progress(0.3, f"read {len(table.rows)} rows ({table.file_format})")
     prepared = prepare(
         table.rows,

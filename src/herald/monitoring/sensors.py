@@ -221,10 +221,13 @@ def on_drift(msg: DriftDetected, ctx: SensorContext) -> Message | None:
     if reason is not None:
         return RetrainSkipped(model=model, reason=reason, drift_event_id=ctx.event.id)
     name = f"{r.dataset_prefix}{model}"[:128]
-    folder = s.home / "monitoring" / "datasets"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}-{ctx.event.id}.jsonl"
-    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), "utf-8")
+    # into the artifact store, not this worker's home: the dataset.register job may run on
+    # another host (it reads store URIs through the store)
+    from herald.artifacts import open_artifact_store
+
+    store_ = open_artifact_store(s.resolved_artifacts_url, cache_dir=s.home / "cache" / "artifacts")
+    data = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode()
+    source = store_.put_bytes(f"monitoring/datasets/{name}-{ctx.event.id}.jsonl", data).uri
     store.save_plan(
         name,
         {
@@ -236,7 +239,7 @@ def on_drift(msg: DriftDetected, ctx: SensorContext) -> Message | None:
     )
     register = DatasetRegister(
         name=name,
-        source=str(path),
+        source=source,
         format="chat",
         description=f"accepted traffic of {model} after {msg.rule} ({msg.metric}={msg.value:.3g})",
         tags={"herald.monitoring.drift_event": ctx.event.id, "model": model},
