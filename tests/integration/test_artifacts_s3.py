@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import shutil
 import socket
 import subprocess
@@ -116,3 +117,22 @@ def test_unknown_option_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ArtifactError, match="unknown S3 option"):
         open_artifact_store("s3://bucket/p?endpoint=x", cache_dir=tmp_path)
+
+
+def test_a_data_set_in_the_s3_store_is_read_through_the_store(
+    s3_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dataset.register on another host reads a retraining's data set by its store URI: the
+    endpoint lives in the store URL's query, which a bare fsspec ``s3://`` URL does not carry."""
+    from herald.datasets.jobs import _readable
+    from herald.datasets.loader import read_table
+
+    monkeypatch.setenv("HERALD_ARTIFACTS_URL", s3_url)
+    monkeypatch.setenv("HERALD_HOME", str(tmp_path / "other-host"))
+    store = open_artifact_store(s3_url, cache_dir=tmp_path / "cache")
+    row = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+    uri = store.put_bytes("monitoring/datasets/t-1.jsonl", (json.dumps(row) + "\n").encode()).uri
+    local = _readable(uri)
+    assert local != uri and local.endswith("t-1.jsonl")
+    assert read_table(local).rows == [row]
+    assert _readable("/plain/path.jsonl") == "/plain/path.jsonl"  # not a URI: unchanged
