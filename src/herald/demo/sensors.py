@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 from herald.demo.messages import DemoCompleted, DemoRequested, DemoTrafficServed
@@ -66,22 +65,30 @@ SMALL_FINETUNE: dict[str, Any] = {
 }
 
 
-def _home() -> Path:
+def _store() -> Any:
+    """The artifact store of the bound settings: shared by every worker, so a demo's sensors
+    and jobs find its state on whichever worker they run."""
+    from herald.artifacts import open_artifact_store
     from herald.monitoring.sensors import current_settings
 
-    return Path(current_settings().home)
+    s = current_settings()
+    return open_artifact_store(s.resolved_artifacts_url, cache_dir=s.home / "cache" / "artifacts")
 
 
-def state_path(correlationid: str) -> Path:
-    return _home() / "demo" / f"{correlationid}.json"
+def state_key(correlationid: str) -> str:
+    return f"demo/{correlationid}.json"
+
+
+def save_state(correlationid: str, state: dict[str, Any]) -> None:
+    _store().put_bytes(state_key(correlationid), json.dumps(state).encode())
 
 
 def load_state(correlationid: str) -> dict[str, Any] | None:
     """The demo request of this flow, or None outside a demo flow."""
-    p = state_path(correlationid)
-    if not p.is_file():
+    store, key = _store(), state_key(correlationid)
+    if not store.exists(key):
         return None
-    data: dict[str, Any] = json.loads(p.read_text("utf-8"))
+    data: dict[str, Any] = json.loads(store.get_bytes(key))
     return data
 
 
@@ -109,9 +116,7 @@ def on_demo_requested(msg: DemoRequested, ctx: SensorContext) -> Message:
             f"HERALD_MONITORING__MIN_SAMPLES={have}",
         )
     state = {**msg.payload(), "rollout": {**DEFAULT_ROLLOUT, **msg.rollout}}
-    p = state_path(ctx.event.correlationid)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(state), "utf-8")
+    save_state(ctx.event.correlationid, state)
     return FinetuneRequested(
         **{**_finetune(state), "base_model": msg.base_model, "dataset": msg.dataset,
            "model_name": msg.name}
@@ -241,7 +246,8 @@ def demo_traffic(correlationid: str, mode: str, ctx: JobContext | None = None) -
 
     state = load_state(correlationid)
     if state is None:
-        raise ValueError(f"no demo state for flow {correlationid} under {_home() / 'demo'}")
+        raise ValueError(f"no demo state for flow {correlationid} ({state_key(correlationid)} "
+                         "in the artifact store)")  # fmt: skip
     name, max_tokens = state["name"], int(state["max_tokens"])
 
     def say(line: str) -> None:
