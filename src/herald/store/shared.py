@@ -10,14 +10,23 @@ PostgreSQL database, in tables named ``herald_*``.
 A store calls :func:`state_engine` with its SQLite file and its SQLAlchemy ``MetaData``; the
 same SQLAlchemy Core code then runs on both. Tables are created if missing (``create_all``
 under a PostgreSQL advisory lock, so N processes starting at once do not race).
+:class:`StateStore` is the base of those stores: URL or path, engine, opening (with the
+adoption of the unprefixed tables of older SQLite files), transactions and error messages.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar, Self
 
-from sqlalchemy import Engine, MetaData, text
+from sqlalchemy import Connection, Engine, MetaData, Table, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from herald.errors import BackendError
 
 if TYPE_CHECKING:
     from herald.settings import Settings
@@ -57,3 +66,168 @@ def open_state(url: str, metadata: MetaData) -> Engine:
         engine.dispose()
         raise
     return engine
+
+
+# the plumbing every state store shares -------------------------------------------------------
+def state_target(target: Path | str) -> str:
+    """A database URL for ``target``: a ``Path`` (or a plain path string) is that SQLite file;
+    URLs (``sqlite:///…``, ``postgresql://…``) pass through."""
+    if isinstance(target, str) and "://" in target:
+        return target
+    return f"sqlite:///{Path(target).expanduser()}"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a ``sqlite:///file`` URL; None for other databases (and in-memory SQLite)."""
+    if url.split(":", 1)[0].split("+", 1)[0] != "sqlite":
+        return None
+    database = make_url(url).database
+    return Path(database) if database and database != ":memory:" else None
+
+
+def safe_url(url: str) -> str:
+    """``url`` with its password masked (``***``), for messages and logs; the scheme, user,
+    host, port, path and query stay, as they help find what is wrong. Works for any
+    ``scheme://user:password@host/…?query`` URL (PostgreSQL, NATS, S3, …); a URL without a
+    password, or a plain path, comes back unchanged."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    end = len(rest)
+    for stop in "/?#":
+        at = rest.find(stop)
+        if at != -1:
+            end = min(end, at)
+    netloc, tail = rest[:end], rest[end:]
+    userinfo, at_sign, hostport = netloc.rpartition("@")
+    if not at_sign or ":" not in userinfo:
+        return url
+    user = userinfo.partition(":")[0]
+    return f"{scheme}://{user}:***@{hostport}{tail}"
+
+
+def adopt_legacy_tables(conn: Connection, tables: Mapping[str, Table]) -> list[str]:
+    """Move the rows of the old, unprefixed tables of a SQLite file (``{old_name: new_table}``)
+    into the ``herald_*`` tables that replaced them, once: the columns both have are copied
+    (rows whose key is already there are kept as they are), then the old table is dropped.
+    Returns the names adopted. A no-op on other databases (they never had the old tables).
+
+    Call it in the store's opening transaction: on SQLite that is ``BEGIN IMMEDIATE``, so one
+    process moves the rows and the others find the old tables gone."""
+    if conn.dialect.name != "sqlite":
+        return []
+    names = set(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'table'")).scalars())
+    adopted = []
+    for old, new in tables.items():
+        if old not in names:
+            continue
+        have = {row[1] for row in conn.exec_driver_sql(f'PRAGMA table_info("{old}")')}
+        cols = ", ".join(f'"{c.name}"' for c in new.columns if c.name in have)
+        if cols:
+            conn.exec_driver_sql(
+                f'INSERT OR IGNORE INTO "{new.name}" ({cols}) SELECT {cols} FROM "{old}"'
+            )
+        conn.exec_driver_sql(f'DROP TABLE "{old}"')
+        adopted.append(old)
+    return adopted
+
+
+class StateStore:
+    """Base of the stores of shared state (deployments, client keys, monitoring, prompts,
+    evaluations): a database URL, an engine opened once (tables created, legacy SQLite tables
+    adopted, then :meth:`_on_open`), :meth:`close`, and transactions whose database errors
+    become :class:`~herald.errors.BackendError` naming the (password-masked) URL.
+
+    A subclass sets :attr:`metadata`, :attr:`sqlite_file` (relative to ``HERALD_HOME``),
+    :attr:`what` (how messages name the database) and, if it had them, :attr:`legacy_tables`.
+    ``Store(path)`` keeps the state in that SQLite file, ``Store(url)`` in the database at
+    ``url``; :meth:`from_settings` picks the one every role of a Herald shares.
+    """
+
+    metadata: ClassVar[MetaData]
+    sqlite_file: ClassVar[str]  # e.g. "serving/state.db", under HERALD_HOME
+    what: ClassVar[str] = "state database"  # e.g. "deployment state database"
+    legacy_tables: ClassVar[Mapping[str, Table]] = {}  # {old SQLite table: new table}
+    eager: ClassVar[bool] = True  # open in __init__ (a bad URL or file fails there)
+
+    def __init__(self, target: Path | str) -> None:
+        self.url = state_target(target)
+        self.path: Path | None = sqlite_path(self.url)
+        self._open_lock = threading.Lock()
+        self._engine: Engine | None = None
+        if self.eager:
+            self._engine = self._open()
+
+    @classmethod
+    def default_path(cls, home: Path | str) -> Path:
+        """The SQLite file of an embedded Herald home."""
+        return Path(home) / cls.sqlite_file
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        """The store every role of this Herald shares: its PostgreSQL database when it runs on
+        one, else the SQLite file under ``HERALD_HOME``."""
+        return cls(state_url(settings, cls.default_path(settings.home)))
+
+    @property
+    def engine(self) -> Engine:
+        engine = self._engine
+        if engine is None:
+            with self._open_lock:
+                if self._engine is None:
+                    self._engine = self._open()
+                engine = self._engine
+        return engine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def _open(self) -> Engine:
+        try:
+            engine = open_state(self.url, self.metadata)
+        except OperationalError as exc:
+            raise BackendError(
+                f"cannot open the {self.what} {safe_url(self.url)}: {exc.orig} "
+                "(check the database URL, that the server is up, and the file's permissions)"
+            ) from exc
+        try:
+            if engine.dialect.name == "sqlite" or type(self)._on_open is not StateStore._on_open:
+                with engine.begin() as conn:
+                    adopt_legacy_tables(conn, self.legacy_tables)
+                    self._on_open(conn)
+        except Exception:
+            engine.dispose()
+            raise
+        return engine
+
+    def _on_open(self, conn: Connection) -> None:
+        """Per-store setup in the opening transaction (after the tables exist)."""
+
+    def close(self) -> None:
+        """Release database connections (the store reopens on next use)."""
+        with self._open_lock:
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
+
+    def _error(self, exc: OperationalError) -> BackendError:
+        return BackendError(f"{self.what} error ({safe_url(self.url)}): {exc.orig}")
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        """One transaction (committed when the block ends)."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise self._error(exc) from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """A connection for reads (no write lock taken on SQLite)."""
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise self._error(exc) from exc
