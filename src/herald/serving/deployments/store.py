@@ -10,10 +10,8 @@ bumped by every change, makes change detection one cheap read.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -31,14 +29,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from herald.errors import BackendError
 from herald.serving.deployments.models import Deployment, DeploymentNotFound
-
-if TYPE_CHECKING:
-    from herald.settings import Settings
+from herald.store.shared import StateStore, safe_url
 
 METADATA = MetaData()
 deployments = Table(
@@ -58,22 +53,6 @@ deployments_meta = Table(
 _GENERATION_SQL = "SELECT generation FROM herald_deployments_meta WHERE id = 1"
 
 
-def state_target(target: Path | str) -> str:
-    """A database URL for ``target``: a ``Path`` (or a plain path string) is that SQLite file;
-    ``sqlite:///…`` and ``postgresql://…`` URLs pass through."""
-    if isinstance(target, str) and "://" in target:
-        return target
-    return f"sqlite:///{Path(target).expanduser()}"
-
-
-def safe_url(url: str) -> str:
-    """``url`` without its password, for error messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1]
-
-
 def insert_ignore(engine: Engine | Connection, table: Table, **values: Any) -> Any:
     """``INSERT … ON CONFLICT DO NOTHING`` for the engine's dialect (SQLite or PostgreSQL)."""
     dialect = engine.dialect.name
@@ -84,76 +63,27 @@ def insert_ignore(engine: Engine | Connection, table: Table, **values: Any) -> A
     raise BackendError(f"deployment state cannot use {dialect} databases (SQLite or PostgreSQL)")
 
 
-class DeploymentStore:
+class DeploymentStore(StateStore):
     """Deployments by name, each with its latest revision.
 
     ``DeploymentStore(path)`` keeps them in that SQLite file; ``DeploymentStore(url)`` in the
     database at ``url`` (``postgresql://…``); :meth:`from_settings` picks the one every role of
-    a deployment shares.
+    a deployment shares (``$HERALD_HOME/serving/state.db`` embedded). The store opens (and
+    creates its tables) at once, so a bad URL or file fails at construction.
     """
 
+    metadata = METADATA
+    sqlite_file = "serving/state.db"
+    what = "deployment state database"
+    legacy_tables = {"deployments": deployments}  # older releases' unprefixed SQLite table
+
     def __init__(self, path: Path | str) -> None:
-        self.url = state_target(path)
-        self.path: Path | None = (
-            Path(make_url(self.url).database or "") if self.url.startswith("sqlite") else None
-        )
-        self._open_lock = threading.Lock()
         self._lock = threading.Lock()
-        # open (and create the tables) now, so a bad URL or file fails here
-        self._engine: Engine | None = self._open()
+        super().__init__(path)
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> DeploymentStore:
-        """The store on PostgreSQL when Herald runs on it, else ``$HERALD_HOME/serving/state.db``."""
-        from herald.store.shared import state_url
-
-        return cls(state_url(settings, settings.home / "serving" / "state.db"))
-
-    # plumbing -----------------------------------------------------------------------------
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            with self._open_lock:
-                if self._engine is None:
-                    self._engine = self._open()
-        return self._engine
-
-    def _open(self) -> Engine:
-        from herald.store.shared import open_state
-
-        try:
-            engine = open_state(self.url, METADATA)
-        except OperationalError as exc:
-            raise BackendError(
-                f"cannot open the deployment state database {safe_url(self.url)}: {exc.orig} "
-                "(check the database URL, that the server is up, and the file's permissions)"
-            ) from exc
-        try:
-            with engine.begin() as conn:
-                conn.execute(insert_ignore(conn, deployments_meta, id=1, generation=0))
-                if conn.dialect.name == "sqlite":
-                    _adopt_legacy_sqlite(conn)
-        except Exception:
-            engine.dispose()
-            raise
-        return engine
-
-    def close(self) -> None:
-        """Release database connections (the store reopens on next use)."""
-        with self._open_lock:
-            if self._engine is not None:
-                self._engine.dispose()
-                self._engine = None
-
-    @contextmanager
-    def _tx(self) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except OperationalError as exc:
-            raise BackendError(
-                f"deployment state database error ({safe_url(self.url)}): {exc.orig}"
-            ) from exc
+    def _on_open(self, conn: Connection) -> None:
+        conn.execute(insert_ignore(conn, deployments_meta, id=1, generation=0))
+        _adopt_legacy_generation(conn)
 
     def _lock_writes(self, conn: Connection) -> None:
         """Serialise writers: SQLite already holds its write lock (BEGIN IMMEDIATE); on
@@ -176,9 +106,7 @@ class DeploymentStore:
         try:
             raw = self.engine.raw_connection()
         except OperationalError as exc:
-            raise BackendError(
-                f"deployment state database error ({safe_url(self.url)}): {exc.orig}"
-            ) from exc
+            raise self._error(exc) from exc
         try:
             cur = raw.cursor()
             try:
@@ -188,9 +116,7 @@ class DeploymentStore:
                 cur.close()
             raw.rollback()  # PostgreSQL opened a transaction; SQLite (autocommit): no-op
         except Exception as exc:
-            raise BackendError(
-                f"deployment state database error ({safe_url(self.url)}): {exc}"
-            ) from exc
+            raise BackendError(f"{self.what} error ({safe_url(self.url)}): {exc}") from exc
         finally:
             raw.close()
         return int(row[0]) if row else 0
@@ -289,24 +215,21 @@ class DeploymentStore:
         return Deployment.model_validate_json(body)
 
 
-def _adopt_legacy_sqlite(conn: Connection) -> None:
-    """Move the tables of Herald ≤ this release (``deployments``, ``deployments_meta``) into
-    the ``herald_`` ones, once, so an upgraded ``$HERALD_HOME`` keeps its deployments."""
-    names = set(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'table'")).scalars())
-    if "deployments" in names:
-        conn.execute(
-            text(
-                "INSERT INTO herald_deployments (name, revision, body) "
-                "SELECT name, revision, body FROM deployments "
-                "WHERE name NOT IN (SELECT name FROM herald_deployments)"
-            )
-        )
-        conn.execute(text("DROP TABLE deployments"))
-    if "deployments_meta" in names:
-        old = conn.execute(text("SELECT MAX(generation) FROM deployments_meta")).scalar()
-        conn.execute(
-            update(deployments_meta)
-            .where(deployments_meta.c.id == 1)
-            .values(generation=deployments_meta.c.generation + int(old or 0) + 1)
-        )
-        conn.execute(text("DROP TABLE deployments_meta"))
+def _adopt_legacy_generation(conn: Connection) -> None:
+    """Carry the counter of Herald ≤ this release's ``deployments_meta`` table past the new
+    one's (so every process sees a change), once; the rows of ``deployments`` are adopted by
+    :func:`~herald.store.shared.adopt_legacy_tables`."""
+    if conn.dialect.name != "sqlite":
+        return
+    found = conn.execute(
+        text("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'deployments_meta'")
+    ).first()
+    if found is None:
+        return
+    old = conn.execute(text("SELECT MAX(generation) FROM deployments_meta")).scalar()
+    conn.execute(
+        update(deployments_meta)
+        .where(deployments_meta.c.id == 1)
+        .values(generation=deployments_meta.c.generation + int(old or 0) + 1)
+    )
+    conn.execute(text("DROP TABLE deployments_meta"))
