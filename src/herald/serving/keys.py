@@ -20,30 +20,24 @@ import math
 import secrets
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from sqlalchemy import (
     Column,
-    Connection,
-    Engine,
     Float,
     MetaData,
     Table,
     Text,
     insert,
     select,
-    text,
     update,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 
-from herald.errors import BackendError, HeraldError, NotFound
+from herald.errors import HeraldError, NotFound
+from herald.store.shared import StateStore, state_url
 
 if TYPE_CHECKING:
     from herald.settings import ServingSettings, Settings
@@ -108,22 +102,6 @@ def required_scope(path: str) -> str:
     return "admin"
 
 
-def state_target(target: Path | str) -> str:
-    """A database URL for ``target``: a ``Path`` (or a plain path string) is that SQLite file;
-    ``sqlite:///…`` and ``postgresql://…`` URLs pass through."""
-    if isinstance(target, str) and "://" in target:
-        return target
-    return f"sqlite:///{Path(target).expanduser()}"
-
-
-def safe_url(url: str) -> str:
-    """``url`` without its password, for error messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1]
-
-
 def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -148,75 +126,34 @@ class TokenBucket:
         return (1 - self.tokens) / self.refill
 
 
-class KeyStore:
+class KeyStore(StateStore):
     """Client keys in the serving state database.
 
     ``KeyStore(path)`` keeps them in that SQLite file (embedded:
     ``$HERALD_HOME/serving/state.db``); ``KeyStore(url)`` in the database at ``url``
     (``postgresql://…``, table ``herald_api_keys``); :meth:`from_settings` picks the one every
     role shares, so a key created through the API pod authenticates on every serving pod.
+    The database is opened on first use.
     """
 
+    metadata = METADATA
+    sqlite_file = "serving/state.db"
+    what = "API key database"
+    legacy_tables = {"api_keys": api_keys}  # older releases' unprefixed SQLite table
+    eager = False
+
     def __init__(self, path: Path | str, settings: ServingSettings | None = None) -> None:
-        self.url = state_target(path)
         self.default_rate = settings.rate_limit_per_minute if settings is not None else 600.0
         self._lock = threading.Lock()
-        self._open_lock = threading.Lock()
-        self._engine: Engine | None = None  # opened on first use
         self._cache: dict[str, tuple[float, ClientKey | None]] = {}
         self._buckets: dict[str, TokenBucket] = {}
+        super().__init__(path)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> KeyStore:
+    def from_settings(cls, settings: Settings) -> Self:
         """The keys on PostgreSQL when Herald runs on it, else in
         ``$HERALD_HOME/serving/state.db``."""
-        from herald.store.shared import state_url
-
-        return cls(state_url(settings, settings.home / "serving" / "state.db"), settings.serving)
-
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            with self._open_lock:
-                if self._engine is None:
-                    self._engine = self._open()
-        return self._engine
-
-    def _open(self) -> Engine:
-        from herald.store.shared import open_state
-
-        try:
-            engine = open_state(self.url, METADATA)
-        except OperationalError as exc:
-            raise BackendError(
-                f"cannot open the API key database {safe_url(self.url)}: {exc.orig} "
-                "(check the database URL, that the server is up, and the file's permissions)"
-            ) from exc
-        if engine.dialect.name == "sqlite":
-            try:
-                with engine.begin() as conn:
-                    _adopt_legacy_sqlite(conn)
-            except Exception:
-                engine.dispose()
-                raise
-        return engine
-
-    def close(self) -> None:
-        """Release database connections (the store reopens on next use)."""
-        with self._open_lock:
-            if self._engine is not None:
-                self._engine.dispose()
-                self._engine = None
-
-    @contextmanager
-    def _tx(self) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except OperationalError as exc:
-            raise BackendError(
-                f"API key database error ({safe_url(self.url)}): {exc.orig}"
-            ) from exc
+        return cls(state_url(settings, cls.default_path(settings.home)), settings.serving)
 
     def create(
         self, name: str, scopes: list[str] | None = None, rate_per_minute: float | None = None
@@ -320,20 +257,3 @@ def _cached(store: KeyStore, key: str) -> bool:
 
 def _row(r: Any) -> ClientKey:
     return ClientKey(r[0], r[1], tuple(json.loads(r[2])), float(r[3]), r[4], r[5])
-
-
-def _adopt_legacy_sqlite(conn: Connection) -> None:
-    """Move the ``api_keys`` table of Herald ≤ this release into ``herald_api_keys``, once, so
-    an upgraded ``$HERALD_HOME`` keeps its keys."""
-    names = set(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'table'")).scalars())
-    if "api_keys" not in names:
-        return
-    conn.execute(
-        text(
-            "INSERT INTO herald_api_keys "
-            "(id, name, hash, scopes, rate_per_minute, created_at, revoked_at) "
-            "SELECT id, name, hash, scopes, rate_per_minute, created_at, revoked_at FROM api_keys "
-            "WHERE id NOT IN (SELECT id FROM herald_api_keys)"
-        )
-    )
-    conn.execute(text("DROP TABLE api_keys"))
