@@ -13,8 +13,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -26,18 +25,12 @@ from sqlalchemy import (
     Table,
     Text,
     func,
-    inspect,
     select,
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from herald.store.shared import open_state, state_url
-
-if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
-    from herald.settings import Settings
+from herald.store.shared import StateStore
 
 METADATA = MetaData()
 feedback_t = Table(
@@ -86,63 +79,26 @@ retrain_plans_t = Table(
     Column("plan", Text, nullable=False),
     Column("time", Float, nullable=False),
 )
-# tables of the SQLite file before they moved to shared names (copied once, then dropped)
-_LEGACY = {
-    "feedback": (feedback_t, "id, response_id, score, thumbs, comment, model, user, time"),
-    "rule_state": (rule_state_t, "rule, model, last_fired"),
-    "guardrail": (guardrail_t, "time, model, count, requests"),
-    "retrain_runs": (retrain_runs_t, "key, model, time"),
-    "retrain_plans": (retrain_plans_t, "dataset, plan, time"),
-}
 
 
-def _url(target: Path | str) -> str:
-    if isinstance(target, Path):
-        return f"sqlite:///{target}"
-    if "://" not in target:  # a file path given as a string
-        return f"sqlite:///{target}"
-    return target
-
-
-class MonitoringStore:
+class MonitoringStore(StateStore):
     """Thread- and process-safe store; every method is one short transaction.
 
     ``target``: a SQLite file (``Path``) or a database URL (``sqlite:///…``,
-    ``postgresql://…``); :meth:`from_settings` picks the one every Herald role shares."""
+    ``postgresql://…``); :meth:`from_settings` picks the one every Herald role shares
+    (``$HERALD_HOME/monitoring/state.db`` embedded)."""
 
-    def __init__(self, target: Path | str) -> None:
-        self.url = _url(target)
-        self.path: Path | None = target if isinstance(target, Path) else None
-        self._engine: Engine = open_state(self.url, METADATA)
-        if self._engine.dialect.name == "sqlite":
-            self._adopt_legacy_tables()
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> MonitoringStore:
-        """The store of this deployment: PostgreSQL when Herald runs on it, else
-        ``$HERALD_HOME/monitoring/state.db``."""
-        return cls(state_url(settings, settings.home / "monitoring" / "state.db"))
-
-    @property
-    def dialect(self) -> str:
-        return self._engine.dialect.name
-
-    def close(self) -> None:
-        self._engine.dispose()
-
-    def _adopt_legacy_tables(self) -> None:
-        """Rows of a state.db written before the tables were renamed ``herald_*``."""
-        names = set(inspect(self._engine).get_table_names())
-        old = [n for n in _LEGACY if n in names]
-        if not old:
-            return
-        with self._engine.begin() as conn:
-            for name in old:
-                table, cols = _LEGACY[name]
-                conn.execute(
-                    text(f"INSERT OR IGNORE INTO {table.name} ({cols}) SELECT {cols} FROM {name}")
-                )
-                conn.execute(text(f"DROP TABLE {name}"))
+    metadata = METADATA
+    sqlite_file = "monitoring/state.db"
+    what = "monitoring state database"
+    # tables of the SQLite file before they moved to shared names (copied once, then dropped)
+    legacy_tables = {
+        "feedback": feedback_t,
+        "rule_state": rule_state_t,
+        "guardrail": guardrail_t,
+        "retrain_runs": retrain_runs_t,
+        "retrain_plans": retrain_plans_t,
+    }
 
     def _insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
         """An INSERT that can take ON CONFLICT clauses on this dialect."""
@@ -151,11 +107,8 @@ class MonitoringStore:
         return sqlite.insert(table)
 
     def _rows(self, stmt: Any) -> list[dict[str, Any]]:
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             return [dict(r._mapping) for r in conn.execute(stmt)]
-
-    def _begin(self) -> Any:
-        return self._engine.begin()
 
     # feedback -----------------------------------------------------------------------------
     def add_feedback(
@@ -179,7 +132,7 @@ class MonitoringStore:
             "user": user,
             "time": time.time() if at is None else at,
         }
-        with self._begin() as conn:
+        with self._tx() as conn:
             conn.execute(feedback_t.insert().values(**row))
         return row
 
@@ -207,7 +160,7 @@ class MonitoringStore:
 
     def set_fired(self, rule: str, model: str, at: float) -> None:
         ins = self._insert(rule_state_t).values(rule=rule, model=model, last_fired=at)
-        with self._begin() as conn:
+        with self._tx() as conn:
             conn.execute(
                 ins.on_conflict_do_update(
                     index_elements=["rule", "model"], set_={"last_fired": ins.excluded.last_fired}
@@ -216,7 +169,7 @@ class MonitoringStore:
 
     # guardrails ---------------------------------------------------------------------------
     def add_guardrail(self, model: str, count: int, requests: int, at: float) -> None:
-        with self._begin() as conn:
+        with self._tx() as conn:
             conn.execute(
                 guardrail_t.insert().values(time=at, model=model, count=count, requests=requests)
             )
@@ -239,7 +192,7 @@ class MonitoringStore:
     def add_retrain_run(self, key: str, model: str, at: float) -> bool:
         """Record a run once per key (a redelivered trigger does not count twice)."""
         ins = self._insert(retrain_runs_t).values(key=key, model=model, time=at)
-        with self._begin() as conn:
+        with self._tx() as conn:
             stmt = ins.on_conflict_do_nothing(index_elements=["key"])
             return conn.execute(stmt.returning(retrain_runs_t.c.key)).first() is not None
 
@@ -251,7 +204,7 @@ class MonitoringStore:
         it was refused. Concurrent workers are serialised per model (a row lock on PostgreSQL,
         the write lock on SQLite)."""
         c = retrain_runs_t.c
-        with self._begin() as conn:
+        with self._tx() as conn:
             self._lock_model(conn, model)
             if conn.execute(select(c.key).where(c.key == key)).first() is not None:
                 return None
@@ -284,7 +237,7 @@ class MonitoringStore:
         ins = self._insert(retrain_plans_t).values(
             dataset=dataset, plan=json.dumps(plan), time=time.time()
         )
-        with self._begin() as conn:
+        with self._tx() as conn:
             conn.execute(
                 ins.on_conflict_do_update(
                     index_elements=["dataset"],
