@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import (
     Column,
     Connection,
-    Engine,
     Integer,
     MetaData,
     Row,
@@ -39,14 +38,13 @@ from sqlalchemy import (
     Text,
     delete,
     func,
-    inspect,
     select,
     text,
     update,
 )
 
 from herald.errors import HeraldError, NotFound
-from herald.store.shared import open_state, state_url
+from herald.store.shared import StateStore, state_url
 
 if TYPE_CHECKING:
     from herald.settings import Settings
@@ -181,7 +179,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-class PromptStore:
+class PromptStore(StateStore):
     """Versions and aliases of prompt templates (thread- and process-safe).
 
     ``PromptStore(path)`` keeps them in that SQLite file; ``PromptStore("postgresql://…")`` in
@@ -190,31 +188,17 @@ class PromptStore:
     the same prompts.
     """
 
-    def __init__(self, target: Path | str) -> None:
-        if isinstance(target, str) and "://" in target:
-            self.url = target
-            self.path: Path | None = None
-        else:
-            self.path = Path(target)
-            self.url = f"sqlite:///{self.path}"
-        self._engine = open_state(self.url, METADATA)
-        if self._engine.dialect.name == "sqlite":
-            _adopt_legacy_tables(self._engine)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> PromptStore:
-        """The store every role of this Herald shares: the PostgreSQL database when Herald runs
-        on one, else ``$HERALD_HOME/prompts/prompts.db``."""
-        return cls(state_url(settings, default_path(settings.home)))
-
-    def close(self) -> None:
-        self._engine.dispose()
+    metadata = METADATA
+    sqlite_file = "prompts/prompts.db"
+    what = "prompt database"
+    # the tables of SQLite files written before they were named herald_* (moved once)
+    legacy_tables = {"prompt_versions": VERSIONS, "prompt_aliases": ALIASES}
 
     @contextmanager
     def _tx(self, name: str | None = None) -> Iterator[Connection]:
         """One write transaction; with ``name``, serialised with other writers of that prompt
         (SQLite takes its write lock at BEGIN; PostgreSQL an advisory lock per name)."""
-        with self._engine.begin() as conn:
+        with super()._tx() as conn:
             if name is not None and conn.dialect.name == "postgresql":
                 conn.execute(
                     text("SELECT pg_advisory_xact_lock(:k, hashtext(:n))"),
@@ -328,7 +312,7 @@ class PromptStore:
         """The version ``ref`` points at (raises PromptNotFound, PromptError)."""
         name, version, alias = parse_ref(ref)
         a, v = ALIASES.c, VERSIONS.c
-        with self._engine.connect() as db:
+        with self._read() as db:
             if alias is not None and alias != "latest":
                 pointed = db.execute(
                     select(a.version).where(a.name == name, a.alias == alias)
@@ -347,7 +331,7 @@ class PromptStore:
 
     def versions(self, name: str) -> list[PromptVersion]:
         v = VERSIONS.c
-        with self._engine.connect() as db:
+        with self._read() as db:
             rows = db.execute(select(VERSIONS).where(v.name == name).order_by(v.version)).all()
             if not rows:
                 raise PromptNotFound(f"prompt {name!r} does not exist")
@@ -363,7 +347,7 @@ class PromptStore:
             .join(latest, (v.name == latest.c.name) & (v.version == latest.c.v))
             .order_by(v.name)
         )
-        with self._engine.connect() as db:
+        with self._read() as db:
             rows = db.execute(query).all()
             return [self._row(r, self._aliases(db, r._mapping["name"])) for r in rows]
 
@@ -371,21 +355,9 @@ class PromptStore:
         return self.get(ref).render(variables)
 
 
-def _adopt_legacy_tables(engine: Engine) -> None:
-    """Move the rows of a SQLite file written before the tables were named ``herald_*``
-    (``prompt_versions``/``prompt_aliases``) into the new tables, once."""
-    with engine.begin() as db:  # BEGIN IMMEDIATE: one process moves them
-        names = set(inspect(db).get_table_names())
-        for old, new in (("prompt_versions", VERSIONS), ("prompt_aliases", ALIASES)):
-            if old in names:
-                cols = ", ".join(c.name for c in new.columns)
-                db.exec_driver_sql(f"INSERT INTO {new.name} ({cols}) SELECT {cols} FROM {old}")
-                db.exec_driver_sql(f"DROP TABLE {old}")
-
-
 def default_path(home: Path | str) -> Path:
     """The SQLite file of an embedded Herald home: ``$HERALD_HOME/prompts/prompts.db``."""
-    return Path(home) / "prompts" / "prompts.db"
+    return PromptStore.default_path(home)
 
 
 def open_prompt_store(home: Path | str) -> PromptStore:
