@@ -34,7 +34,6 @@ from sqlalchemy import (
     case,
     event,
     func,
-    inspect,
     or_,
     select,
     update,
@@ -43,10 +42,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from herald.errors import Conflict, NotFound
 from herald.evaluation.stats import paired_bootstrap
-from herald.store.shared import open_state, state_url
+from herald.store.shared import StateStore
 
 if TYPE_CHECKING:
-    from herald.settings import Settings
+    pass
 
 METADATA = MetaData()
 EVALUATIONS = Table(
@@ -102,10 +101,10 @@ _UPDATE_ITEM = update(ITEMS).where(_ITEM_KEY)
 
 def default_path(home: Path | str) -> Path:
     """The SQLite file of an embedded Herald home."""
-    return Path(home) / "evaluations" / "evaluations.db"
+    return EvaluationStore.default_path(home)
 
 
-class EvaluationStore:
+class EvaluationStore(StateStore):
     """The results database (thread- and process-safe).
 
     ``EvaluationStore(path)`` keeps results in that SQLite file;
@@ -113,27 +112,24 @@ class EvaluationStore:
     every role of a Herald shares (its PostgreSQL database, else the home's SQLite file).
     """
 
+    metadata = METADATA
+    sqlite_file = "evaluations/evaluations.db"
+    what = "evaluation database"
+    legacy_tables = dict(LEGACY_TABLES)
+
     def __init__(self, target: Path | str) -> None:
-        if isinstance(target, str) and "://" in target:
-            self.url = target
-            self.path: Path | None = None
-        else:
-            self.path = Path(target)
-            self.url = f"sqlite:///{self.path}"
-        self._engine: Engine = open_state(self.url, METADATA)
+        super().__init__(target)
         self._insert_item = (
             self._insert(ITEMS)
             .on_conflict_do_nothing(index_elements=["evaluation_id", "sample_id"])
             .returning(_I.sample_id)
         )
-        if self._engine.dialect.name == "sqlite":
-            _adopt_legacy_tables(self._engine)
-            _sync_normal(self._engine)
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> EvaluationStore:
-        """The store every role of this Herald shares."""
-        return cls(state_url(settings, default_path(settings.home)))
+    def _open(self) -> Engine:
+        engine = super()._open()
+        if engine.dialect.name == "sqlite":
+            _sync_normal(engine)
+        return engine
 
     @classmethod
     def from_home(cls, home: Path) -> EvaluationStore:
@@ -141,12 +137,9 @@ class EvaluationStore:
         Herald onto PostgreSQL)."""
         return cls(default_path(home))
 
-    def close(self) -> None:
-        self._engine.dispose()
-
     def _insert(self, table: Table) -> Any:
         """A dialect ``INSERT`` (for ``on_conflict_do_nothing``) on SQLite and PostgreSQL."""
-        if self._engine.dialect.name == "postgresql":
+        if self.dialect == "postgresql":
             return postgresql.insert(table)
         return sqlite.insert(table)
 
@@ -155,7 +148,7 @@ class EvaluationStore:
         """Create (or reopen, to resume) an evaluation; returns it and the sample ids done."""
         cols = {"id": evaluation_id, "status": "running", "created_at": time.time()}
         cols |= {k: _enc(k, v) for k, v in fields.items()}
-        with self._engine.begin() as c:
+        with self._tx() as c:
             created = c.execute(
                 self._insert(EVALUATIONS)
                 .values(cols)
@@ -202,7 +195,7 @@ class EvaluationStore:
     ) -> None:
         """Store one item (merging scores/errors into an existing row of the same sample)."""
         key = {"b_eid": evaluation_id, "b_sid": sample_id}
-        with self._engine.begin() as c:
+        with self._tx() as c:
             for _ in range(2):  # the second pass merges into a row another process just wrote
                 row = c.execute(_SELECT_ITEM, key).first()
                 if row is None:
@@ -235,7 +228,7 @@ class EvaluationStore:
 
     def finish(self, evaluation_id: str, **fields: Any) -> dict[str, Any]:
         fields.setdefault("finished_at", time.time())
-        with self._engine.begin() as c:
+        with self._tx() as c:
             c.execute(
                 update(EVALUATIONS)
                 .where(_E.id == evaluation_id)
@@ -245,7 +238,7 @@ class EvaluationStore:
 
     # reads --------------------------------------------------------------------------------
     def get(self, evaluation_id: str) -> dict[str, Any]:
-        with self._engine.connect() as c:
+        with self._read() as c:
             return self._get(c, evaluation_id)
 
     @staticmethod
@@ -290,7 +283,7 @@ class EvaluationStore:
                 or_(_E.created_at < before[0], _E.id < before[1]),
             )
         query = query.order_by(_E.created_at.desc(), _E.id.desc()).limit(limit)
-        with self._engine.connect() as c:
+        with self._read() as c:
             return [_row(r) for r in c.execute(query)]
 
     def items(
@@ -307,7 +300,7 @@ class EvaluationStore:
         elif failed is False:
             query = query.where(_I.errors == "{}")
         query = query.order_by(_I.idx, _I.sample_id).limit(limit).offset(offset)
-        with self._engine.connect() as c:
+        with self._read() as c:
             self._get(c, evaluation_id)
             rows = [r._mapping for r in c.execute(query)]
         return [
@@ -330,7 +323,7 @@ class EvaluationStore:
             .where(_I.evaluation_id == evaluation_id)
             .order_by(_I.idx, _I.sample_id)
         )
-        with self._engine.connect() as c:
+        with self._read() as c:
             rows = c.execute(query).all()
         return {r[0]: (json.loads(r[1]), json.loads(r[2])) for r in rows}
 
@@ -443,18 +436,6 @@ def _sync_normal(engine: Engine) -> None:
         cur.close()
 
     engine.dispose()  # connections opened so far (create_all) had FULL
-
-
-def _adopt_legacy_tables(engine: Engine) -> None:
-    """Move the rows of a SQLite file written before the tables were named ``herald_*``
-    (``evaluations``/``items``) into the new tables, once."""
-    with engine.begin() as db:  # BEGIN IMMEDIATE: one process moves them
-        names = set(inspect(db).get_table_names())
-        for old, new in LEGACY_TABLES:
-            if old in names:
-                cols = ", ".join(c.name for c in new.columns)
-                db.exec_driver_sql(f"INSERT INTO {new.name} ({cols}) SELECT {cols} FROM {old}")
-                db.exec_driver_sql(f"DROP TABLE {old}")
 
 
 def _enc(key: str, value: Any) -> Any:
