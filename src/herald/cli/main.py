@@ -92,20 +92,6 @@ PREFLIGHT_TIMEOUT_S = 20.0
 STARTUP_ERROR = 2  # exit code: a backend named in the configuration cannot be reached
 
 
-def _safe_url(url: str) -> str:
-    """``url`` without its password (user names, hosts and options stay: they help debugging)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return urlunsplit(parts._replace(netloc=netloc))
-    except ValueError:
-        return "<unparseable URL>"
-
-
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return f"no answer within {PREFLIGHT_TIMEOUT_S:.0f} s"
@@ -123,6 +109,7 @@ def _preflight(settings: Any) -> None:
 
     from herald.artifacts.registry import open_artifact_store
     from herald.bus.registry import open_event_log
+    from herald.store.shared import safe_url
 
     db = settings.resolved_database_url
 
@@ -145,7 +132,7 @@ def _preflight(settings: Any) -> None:
                 time.sleep(1.0)
                 continue
             fail(
-                f"cannot reach the database {_safe_url(db)}: {_reason(exc)}\n"
+                f"cannot reach the database {safe_url(db)}: {_reason(exc)}\n"
                 "  check HERALD_DATABASE_URL (or database_url in herald.yaml): is the server "
                 "running and reachable from this host (host, port, firewall), are the user, "
                 "password and database name right, and may the user create tables (Herald "
@@ -160,7 +147,7 @@ def _preflight(settings: Any) -> None:
         pool.submit(store.exists, "herald-preflight").result(PREFLIGHT_TIMEOUT_S)
     except Exception as exc:
         fail(
-            f"cannot reach the artifact store {_safe_url(arts)}: {_reason(exc)}\n"
+            f"cannot reach the artifact store {safe_url(arts)}: {_reason(exc)}\n"
             "  check HERALD_ARTIFACTS_URL (or artifacts_url in herald.yaml): for s3:// the "
             "endpoint_url, the bucket and the credentials (AWS_ACCESS_KEY_ID / "
             "AWS_SECRET_ACCESS_KEY or a profile); for a local path that it is a writable folder.",

@@ -54,7 +54,7 @@ from sqlalchemy import (
 from herald.datasets.pii import redact_text
 from herald.serving.hooks import RequestContext, RequestRecord
 from herald.serving.pool import ModelPool
-from herald.store.shared import is_postgres, open_state
+from herald.store.shared import is_postgres, open_state, safe_url
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -349,7 +349,7 @@ class DatabaseRequestLog:
                 reason,
                 f": {exc}" if exc is not None else "",
                 self.dropped,
-                _safe_url(self.url),
+                safe_url(self.url),
             )
 
     def prune(self, now: float | None = None) -> int:
@@ -418,15 +418,6 @@ class DatabaseRequestLog:
 
 def _str(v: Any) -> str | None:
     return None if v is None else str(v)
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "(the configured database)"
 
 
 # choosing the adapter ----------------------------------------------------------------------------

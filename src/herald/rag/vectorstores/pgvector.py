@@ -26,6 +26,7 @@ from herald.rag.filters import Condition
 from herald.rag.vectorstores._sql import pg_where
 from herald.rag.vectorstores.base import Chunk, Hit, VectorStore, check_k, check_vectors
 from herald.rag.vectorstores.local import check_collection_name
+from herald.store.shared import safe_url
 
 try:
     import psycopg
@@ -68,7 +69,7 @@ class PgVectorStore(VectorStore):
                 with contextlib.suppress(psycopg.errors.UniqueViolation):  # creation race
                     self._conn.execute(stmt)
         except psycopg.Error as exc:
-            raise BackendUnavailable(f"pgvector store at {_safe(url)}: {exc}") from exc
+            raise BackendUnavailable(f"pgvector store at {safe_url(url)}: {exc}") from exc
         self._tables: dict[str, tuple[str, int]] = {}
 
     # collections ----------------------------------------------------------------------------
@@ -261,7 +262,3 @@ class PgVectorStore(VectorStore):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
-
-
-def _safe(url: str) -> str:
-    return re.sub(r"://([^:@/]+):[^@/]*@", r"://\1:***@", url)
