@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Self
 
@@ -215,19 +215,17 @@ class StateStore:
         return BackendError(f"{self.what} error ({safe_url(self.url)}): {exc.orig}")
 
     @contextmanager
-    def _tx(self) -> Iterator[Connection]:
-        """One transaction (committed when the block ends)."""
+    def _connection(self, *, begin: bool) -> Iterator[Connection]:
         try:
-            with self.engine.begin() as conn:
+            with self.engine.begin() if begin else self.engine.connect() as conn:
                 yield conn
         except OperationalError as exc:
             raise self._error(exc) from exc
 
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
+    def _tx(self) -> AbstractContextManager[Connection]:
+        """One transaction (committed when the block ends)."""
+        return self._connection(begin=True)
+
+    def _read(self) -> AbstractContextManager[Connection]:
         """A connection for reads (no write lock taken on SQLite)."""
-        try:
-            with self.engine.connect() as conn:
-                yield conn
-        except OperationalError as exc:
-            raise self._error(exc) from exc
+        return self._connection(begin=False)

@@ -127,9 +127,7 @@ class DeploymentStore(StateStore):
                 select(deployments.c.body).where(deployments.c.name == name)
             ).scalar_one_or_none()
         if body is None:
-            raise DeploymentNotFound(
-                f"no deployment named {name!r} (see GET /v1/deployments or herald deploy list)"
-            )
+            raise _not_found(name)
         return Deployment.model_validate_json(body)
 
     def find(self, name: str) -> Deployment | None:
@@ -161,10 +159,7 @@ class DeploymentStore(StateStore):
             current = int(row[0]) if row else 0
             if expect_revision is not None and current != expect_revision:
                 if row is None:
-                    raise DeploymentNotFound(
-                        f"no deployment named {dep.name!r} (see GET /v1/deployments or "
-                        "herald deploy list)"
-                    )
+                    raise _not_found(dep.name)
                 return Deployment.model_validate_json(row[1])
             dep = dep.model_copy(update={"revision": current + 1})
             if row is None:
@@ -207,12 +202,16 @@ class DeploymentStore(StateStore):
                 select(deployments.c.body).where(deployments.c.name == name)
             ).scalar_one_or_none()
             if body is None:
-                raise DeploymentNotFound(
-                    f"no deployment named {name!r} (see GET /v1/deployments or herald deploy list)"
-                )
+                raise _not_found(name)
             c.execute(delete(deployments).where(deployments.c.name == name))
             self._bump(c)
         return Deployment.model_validate_json(body)
+
+
+def _not_found(name: str) -> DeploymentNotFound:
+    return DeploymentNotFound(
+        f"no deployment named {name!r} (see GET /v1/deployments or herald deploy list)"
+    )
 
 
 def _adopt_legacy_generation(conn: Connection) -> None:
