@@ -106,18 +106,7 @@ def models_show(
             return _print_json(data)
         aliases = ", ".join(f"{a}→{v}" for a, v in data["aliases"].items()) or "none"
         out.print(f"[bold]{data['name']}[/] — latest {data['latest_version']}; aliases: {aliases}")
-        t = Table("version", "status", "kind", "aliases", "metrics", "run", "created")
-        for v in data["versions"]:
-            t.add_row(
-                str(v["version"]),
-                v["status"],
-                v["kind"],
-                ", ".join(v["aliases"]) or "—",
-                _kv({k: _fmt(x) for k, x in v["metrics"].items()}),
-                v.get("run_id") or "—",
-                str(v["created_at"])[:19],
-            )
-        out.print(t)
+        out.print(_versions_table(data["versions"]))
         return None
     version = _call(c.resolve_model, ref)
     if json_out:
@@ -143,8 +132,13 @@ def models_versions(
     rows = fetch_list(_client(), path, limit=limit, cursor=cursor, every_page=every_page)
     if json_out:
         return _print_json(rows)
+    out.print(_versions_table(rows))
+    return None
+
+
+def _versions_table(versions: list[dict[str, Any]]) -> Table:
     t = Table("version", "status", "kind", "aliases", "metrics", "run", "created")
-    for v in rows:
+    for v in versions:
         t.add_row(
             str(v["version"]),
             v["status"],
@@ -154,8 +148,7 @@ def models_versions(
             v.get("run_id") or "—",
             str(v["created_at"])[:19],
         )
-    out.print(t)
-    return None
+    return t
 
 
 @models_app.command("resolve")
