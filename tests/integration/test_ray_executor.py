@@ -379,3 +379,45 @@ async def test_sharded_evaluation_equals_the_unsharded_run(
             item["scores"],
         )
     assert seen[-1] == (23, 23)
+
+
+CLOSE_RACE = """
+import asyncio, time
+import ray
+from herald.jobs.executors.ray import RayExecutor
+from herald.settings import RaySettings
+
+ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+ex = RayExecutor(RaySettings(enabled=True))
+ex.gcs_address = "connected"  # as after connect()
+refs = [ray.put(i) for i in range(3000)]
+
+async def drop() -> None:  # the event loop keeps releasing object refs, as a worker does
+    while refs:
+        refs.pop()
+        await asyncio.sleep(0.001)
+
+async def main() -> None:
+    dropper = asyncio.ensure_future(drop())
+    await asyncio.sleep(0.01)
+    await ex.close()
+    await dropper
+
+asyncio.run(main())
+print("survived")
+"""
+
+
+def test_closing_the_executor_while_refs_are_released_keeps_the_process_alive() -> None:
+    """An ObjectRef released on the event loop while ray.shutdown() ran in a worker thread
+    made Ray end the whole process with exit 1 (seen as a full test run stopping silently);
+    close() now shuts down on the loop's own thread."""
+    tmp = Path(tempfile.mkdtemp(prefix="hray-", dir="/tmp"))  # Unix socket paths stay short
+    try:
+        run = subprocess.run(
+            [sys.executable, "-c", CLOSE_RACE], capture_output=True, text=True, timeout=180,
+            env={**os.environ, "RAY_TMPDIR": str(tmp)}, cwd=tmp,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    assert run.returncode == 0 and "survived" in run.stdout, run.stderr[-3000:]

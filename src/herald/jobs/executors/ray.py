@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -426,12 +427,20 @@ class RayExecutor(Executor):
             except asyncio.CancelledError:
                 await self._cancel(gen, self._consume(gen, attempt))
                 raise
+            finally:
+                # a traceback keeps this frame alive: release the stream when the attempt ends,
+                # not at some later collection that may race ray.shutdown() (see close)
+                del gen
         return attempt.result()
 
     async def _consume(self, gen: Any, attempt: _Attempt) -> None:
         """Read the streaming generator's items as they come."""
-        async for ref in gen:
-            attempt.take(await ref)
+        ref = None
+        try:
+            async for ref in gen:
+                attempt.take(await ref)
+        finally:
+            del gen, ref  # (see run)
 
     async def _run_client(
         self, attempt: _Attempt, spec: dict[str, Any], task_options: dict[str, Any]
@@ -491,7 +500,12 @@ class RayExecutor(Executor):
 
         self.gcs_address = None
         if ray.is_initialized():
-            await asyncio.to_thread(ray.shutdown)
+            # Shut down on the event loop's own thread, with nothing of Ray left to collect: an
+            # object ref or stream released on this thread while ray.shutdown() runs on another
+            # reaches a core worker that is gone, and Ray then ends the whole process
+            # ("accesses the Ray's worker after it is shutdown. The process will exit").
+            gc.collect()
+            ray.shutdown()
 
 
 def _first_line(exc: BaseException) -> str:
