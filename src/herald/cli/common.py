@@ -24,6 +24,7 @@ CursorOpt = Annotated[
 AllOpt = Annotated[
     bool, typer.Option("--all", help="Follow every page (--limit rows per request).")
 ]
+LimitOpt = Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="Rows per page.")]
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

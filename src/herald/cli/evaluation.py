@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from herald.cli.common import AllOpt, CursorOpt, JsonOpt, err, fetch_list, out
+from herald.cli.common import AllOpt, CursorOpt, JsonOpt, LimitOpt, err, fetch_list, out
 from herald.cli.common import call as _call
 from herald.cli.common import client as _client
 from herald.cli.common import fail as _fail
@@ -201,9 +201,7 @@ def _run_local(
 def list_(
     suite: Annotated[str | None, typer.Option(help="only this suite")] = None,
     target: Annotated[str | None, typer.Option(help="only this target")] = None,
-    limit: Annotated[
-        int, typer.Option("--limit", "-n", min=1, max=1000, help="Rows per page.")
-    ] = 50,
+    limit: LimitOpt = 50,
     cursor: CursorOpt = None,
     every_page: AllOpt = False,
     json_out: JsonOpt = False,

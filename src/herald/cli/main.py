@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-from herald.cli.common import AllOpt, CursorOpt, fetch_list
+from herald.cli.common import AllOpt, CursorOpt, LimitOpt, fetch_list
 from herald.errors import HeraldError
 
 app = typer.Typer(
@@ -482,9 +482,7 @@ def jobs(
     ctx: typer.Context,
     status: Annotated[str | None, typer.Option("--status")] = None,
     name: Annotated[str | None, typer.Option("--name")] = None,
-    limit: Annotated[
-        int, typer.Option("--limit", "-n", min=1, max=1000, help="Rows per page.")
-    ] = 20,
+    limit: LimitOpt = 20,
     cursor: CursorOpt = None,
     every_page: AllOpt = False,
     as_json: JsonOpt = False,
@@ -570,9 +568,7 @@ def dead_letters(
     ctx: typer.Context,
     sensor: Annotated[str | None, typer.Option("--sensor")] = None,
     status: Annotated[str | None, typer.Option("--status")] = None,
-    limit: Annotated[
-        int, typer.Option("--limit", "-n", min=1, max=1000, help="Rows per page.")
-    ] = 100,
+    limit: LimitOpt = 100,
     cursor: CursorOpt = None,
     every_page: AllOpt = False,
     as_json: JsonOpt = False,

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from herald.cli.common import AllOpt, CursorOpt, JsonOpt, fetch_list, out
+from herald.cli.common import AllOpt, CursorOpt, JsonOpt, LimitOpt, fetch_list, out
 from herald.cli.common import call as _call
 from herald.cli.common import client as _client
 from herald.cli.common import print_json as _print_json
@@ -41,9 +41,7 @@ def _fmt(v: Any) -> str:
 # models ---------------------------------------------------------------------------------------
 @models_app.command("list")
 def models_list(
-    limit: Annotated[
-        int, typer.Option("--limit", "-n", min=1, max=1000, help="Rows per page.")
-    ] = 100,
+    limit: LimitOpt = 100,
     cursor: CursorOpt = None,
     every_page: AllOpt = False,
     json_out: JsonOpt = False,
@@ -118,9 +116,7 @@ def models_show(
 @models_app.command("versions")
 def models_versions(
     name: Annotated[str, typer.Argument(help="Model name.")],
-    limit: Annotated[
-        int, typer.Option("--limit", "-n", min=1, max=1000, help="Rows per page.")
-    ] = 100,
+    limit: LimitOpt = 100,
     cursor: CursorOpt = None,
     every_page: AllOpt = False,
     json_out: JsonOpt = False,
@@ -244,9 +240,7 @@ def runs_list(
     name: Annotated[str | None, typer.Option(help="Only runs with this name.")] = None,
     status: Annotated[str | None, typer.Option(help="running/finished/failed/killed")] = None,
     job: Annotated[str | None, typer.Option("--job", help="Only runs of this job id.")] = None,
-    limit: Annotated[
-        int, typer.Option("--limit", "-n", min=1, max=1000, help="Rows per page.")
-    ] = 50,
+    limit: LimitOpt = 50,
     cursor: CursorOpt = None,
     every_page: AllOpt = False,
     json_out: JsonOpt = False,
