@@ -138,3 +138,17 @@ def test_errors_name_the_store_and_the_masked_url(tmp_path: Path) -> None:
     (tmp_path / "dir.db").mkdir()  # a folder where the file should be
     with pytest.raises(BackendError, match="cannot open the thing database sqlite:///"):
         ThingStore(tmp_path / "dir.db")
+
+
+def test_sqlite_reads_do_not_wait_for_a_writer(tmp_path: Path) -> None:
+    """Reads run in autocommit on SQLite: one made while a write transaction is open (here on
+    the same thread, which would wait on itself until the busy timeout) sees the last commit."""
+    from herald.evaluation.store import EvaluationStore
+
+    writer, reader = EvaluationStore(tmp_path / "e.db"), EvaluationStore(tmp_path / "e.db")
+    writer.begin("e1", suite="tiny", target="x")
+    with writer._tx():  # holds SQLite's write lock (BEGIN IMMEDIATE)
+        assert [e["id"] for e in reader.list_evaluations(limit=10)] == ["e1"]
+        assert [e["id"] for e in writer.list_evaluations(limit=10)] == ["e1"]
+    writer.begin("e2", suite="tiny", target="x")
+    assert {e["id"] for e in reader.list_evaluations(limit=10)} == {"e1", "e2"}

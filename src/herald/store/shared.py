@@ -16,7 +16,9 @@ adoption of the unprefixed tables of older SQLite files), transactions and error
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -57,15 +59,46 @@ def open_state(url: str, metadata: MetaData) -> Engine:
     from herald.registry.db import make_engine
 
     engine = make_engine(url)
+    path = sqlite_path(url)
+    if path is not None and not _sqlite_missing(path, metadata):
+        return engine  # the usual case: no DDL, so no write lock to wait for at start
     try:
-        with engine.begin() as conn:
-            if engine.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK})
-            metadata.create_all(conn)
+        for attempt in range(LOCKED_RETRIES + 1):
+            try:
+                with engine.begin() as conn:
+                    if engine.dialect.name == "postgresql":
+                        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK})
+                    metadata.create_all(conn)
+                break
+            except OperationalError as exc:  # SQLite: busy beyond its 30 s timeout
+                if attempt == LOCKED_RETRIES or "locked" not in str(exc.orig):
+                    raise
+                time.sleep(1.0 + attempt)
     except Exception:
         engine.dispose()
         raise
     return engine
+
+
+LOCKED_RETRIES = 3
+
+
+def sqlite_tables(path: Path) -> set[str] | None:
+    """The tables of a SQLite file, read without taking a lock a writer would wait on
+    (None when the file does not exist yet)."""
+    if not path.is_file():
+        return None
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)  # autocommit: a bare read
+    try:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    finally:
+        conn.close()
+    return {str(r[0]) for r in rows}
+
+
+def _sqlite_missing(path: Path, metadata: MetaData) -> bool:
+    tables = sqlite_tables(path)
+    return tables is None or not set(metadata.tables) <= tables
 
 
 # the plumbing every state store shares -------------------------------------------------------
@@ -155,6 +188,7 @@ class StateStore:
         self.path: Path | None = sqlite_path(self.url)
         self._open_lock = threading.Lock()
         self._engine: Engine | None = None
+        self._reader: Engine | None = None
         if self.eager:
             self._engine = self._open()
 
@@ -192,7 +226,7 @@ class StateStore:
                 "(check the database URL, that the server is up, and the file's permissions)"
             ) from exc
         try:
-            if engine.dialect.name == "sqlite" or type(self)._on_open is not StateStore._on_open:
+            if self._needs_setup(engine):
                 with engine.begin() as conn:
                     adopt_legacy_tables(conn, self.legacy_tables)
                     self._on_open(conn)
@@ -201,23 +235,49 @@ class StateStore:
             raise
         return engine
 
+    def _needs_setup(self, engine: Engine) -> bool:
+        """Whether opening needs a transaction: a setup hook, or old SQLite tables to adopt
+        (checked without a lock, so N processes opening an existing file wait on nothing)."""
+        if type(self)._on_open is not StateStore._on_open:
+            return True
+        if engine.dialect.name != "sqlite" or self.path is None or not self.legacy_tables:
+            return False
+        return bool(set(self.legacy_tables) & (sqlite_tables(self.path) or set()))
+
     def _on_open(self, conn: Connection) -> None:
         """Per-store setup in the opening transaction (after the tables exist)."""
 
     def close(self) -> None:
         """Release database connections (the store reopens on next use)."""
         with self._open_lock:
-            if self._engine is not None:
-                self._engine.dispose()
-                self._engine = None
+            for engine in (self._engine, self._reader):
+                if engine is not None:
+                    engine.dispose()
+            self._engine = self._reader = None
 
     def _error(self, exc: OperationalError) -> BackendError:
         return BackendError(f"{self.what} error ({safe_url(self.url)}): {exc.orig}")
 
+    @property
+    def read_engine(self) -> Engine:
+        """For reads: on SQLite an engine whose statements run in autocommit (a WAL read takes
+        no lock a writer waits on; the main engine starts every transaction with BEGIN
+        IMMEDIATE), elsewhere the main engine."""
+        engine = self.engine
+        if engine.dialect.name != "sqlite":
+            return engine
+        reader = self._reader
+        if reader is None:
+            with self._open_lock:
+                if self._reader is None:
+                    self._reader = _autocommit_sqlite(engine)
+                reader = self._reader
+        return reader
+
     @contextmanager
     def _connection(self, *, begin: bool) -> Iterator[Connection]:
         try:
-            with self.engine.begin() if begin else self.engine.connect() as conn:
+            with self.engine.begin() if begin else self.read_engine.connect() as conn:
                 yield conn
         except OperationalError as exc:
             raise self._error(exc) from exc
@@ -229,3 +289,22 @@ class StateStore:
     def _read(self) -> AbstractContextManager[Connection]:
         """A connection for reads (no write lock taken on SQLite)."""
         return self._connection(begin=False)
+
+
+def _autocommit_sqlite(engine: Engine) -> Engine:
+    """A second engine on ``engine``'s SQLite file whose connections run every statement in
+    autocommit (no BEGIN at all): reads see the latest commit and hold no lock afterwards."""
+    from sqlalchemy import create_engine, event
+
+    reader = create_engine(
+        engine.url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        pool_size=4,
+        isolation_level="AUTOCOMMIT",
+    )
+
+    @event.listens_for(reader, "connect")
+    def _connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+        dbapi_conn.execute("PRAGMA busy_timeout=30000")
+
+    return reader
