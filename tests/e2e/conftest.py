@@ -99,3 +99,6 @@ def server_factory(tmp_path: Path) -> Iterator[object]:
     yield make
     for s in servers:
         s.stop()
+        if s.log.exists():  # shown by pytest only when the test failed
+            tail = s.log.read_text(errors="replace")[-6000:]
+            print(f"--- {s.log} (last 6,000 characters) ---\n{tail}")

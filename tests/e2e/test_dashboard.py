@@ -433,12 +433,19 @@ def test_newcomer_finetunes_evaluates_deploys_a_canary_and_chats(
     expect(page.locator("#deploy-result a").first).to_have_text("deployment.traffic.changed")
     page.screenshot(path=str(tmp_path / "registry-new-version.png"), full_page=True)
     with server.client() as api:
+        seen: list[dict[str, Any]] = []
 
         def canary_ready() -> bool:
             d = api.get("/v1/deployments/assistant").json()
+            seen.append(d)
+            assert d["status"] != "failed", d
             return d["status"] == "ready" and len(d["targets"]) == 2
 
-        wait_until(canary_ready, timeout=120)
+        try:
+            wait_until(canary_ready, timeout=120)
+        except AssertionError:
+            print("last deployment state:", seen[-1:])
+            raise
         targets = api.get("/v1/deployments/assistant").json()["targets"]
     assert [(t["model"], t["weight"]) for t in targets] == [
         ("models:/assistant/1", 90),

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from .test_cli_server import ROOT
-from .test_dashboard import page  # noqa: F401  (the Chromium fixture)
+from .test_dashboard import login, page  # noqa: F401  (the Chromium fixture)
 
 JOBS = str(ROOT / "tests" / "integration" / "jobs_plugin.py")
 KEY = "hk_dashboard_paging_key"
@@ -30,9 +30,7 @@ def test_jobs_load_more_appends_the_next_page_by_cursor(server_factory: Any, pag
     newest_first = [j["id"] for j in first["data"] + rest["data"]]
     assert len(newest_first) == 60 and rest["next_cursor"] is None
 
-    page.goto(server.url + "/login")
-    page.fill("input[name=api_key]", KEY)
-    page.click("button[type=submit]")
+    login(page, server)  # waits for the overview: a navigation before the cookie is set would race
     page.goto(server.url + "/#/jobs")
     rows = page.locator("#jobs tr[data-job]")
     expect(rows).to_have_count(50)
@@ -85,9 +83,7 @@ def test_jobs_list_keeps_at_most_1000_rows_then_shows_older_windows(
         body = {"data": jobs[start:end], "next_cursor": str(end) if end < total else None}
         route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
 
-    page.goto(server.url + "/login")
-    page.fill("input[name=api_key]", KEY)
-    page.click("button[type=submit]")
+    login(page, server)  # waits for the overview: a navigation before the cookie is set would race
     page.route(lambda url: urlparse(url).path == "/v1/jobs", jobs_api)
     page.goto(server.url + "/#/jobs")
     rows = page.locator("#jobs tr[data-job]")
