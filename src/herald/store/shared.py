@@ -270,7 +270,7 @@ class StateStore:
         if reader is None:
             with self._open_lock:
                 if self._reader is None:
-                    self._reader = _autocommit_sqlite(engine)
+                    self._reader = autocommit_sqlite(engine)
                 reader = self._reader
         return reader
 
@@ -291,7 +291,7 @@ class StateStore:
         return self._connection(begin=False)
 
 
-def _autocommit_sqlite(engine: Engine) -> Engine:
+def autocommit_sqlite(engine: Engine) -> Engine:
     """A second engine on ``engine``'s SQLite file whose connections run every statement in
     autocommit (no BEGIN at all): reads see the latest commit and hold no lock afterwards."""
     from sqlalchemy import create_engine, event
