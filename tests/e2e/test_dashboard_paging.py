@@ -105,3 +105,40 @@ def test_jobs_list_keeps_at_most_1000_rows_then_shows_older_windows(
     expect(rows.first).to_have_attribute("data-job", "job-0000")
     expect(rows).to_have_count(50)
     expect(newest).to_be_hidden()
+
+
+def test_model_page_pages_versions_and_shows_every_alias(server_factory: Any, page: Any) -> None:  # noqa: F811
+    """A model with 60 versions: the page shows the newest 50, "load more" appends the rest by
+    cursor, and the head names an alias that points at a version not on the first page."""
+    from playwright.sync_api import expect
+
+    from .test_dashboard import wait_until
+
+    server = server_factory([], HERALD_API_KEY=KEY)
+    server.start()
+    with server.client() as api:
+        for i in range(1, 61):
+            data = {"name": "many", "artifact_uri": f"file:///models/many/{i}"}
+            r = api.post("/v1/messages", json={"type": "model.register", "data": data})
+            assert r.is_success, r.text
+        wait_until(lambda: api.get("/v1/registry/models/many/versions/60").is_success, 120)
+        r = api.post("/v1/registry/models/many/versions/1/promote", json={"alias": "champion"})
+        assert r.status_code == 202, r.text
+        wait_until(lambda: api.get("/v1/registry/models/many").json()["aliases"] == {"champion": 1})
+        head = api.get("/v1/registry/models/many", params={"versions_limit": 50}).json()
+    assert [v["version"] for v in head["versions"]] == list(range(60, 10, -1))
+    assert head["versions_next_cursor"] and head["latest_version"] == 60
+
+    login(page, server)
+    page.goto(server.url + "/#/registry/many")
+    rows = page.locator("#versions tr[data-version]")
+    expect(rows).to_have_count(50)
+    expect(rows.first).to_have_attribute("data-version", "60")
+    expect(page.locator("#compare-box")).to_contain_text("Compare versions")
+    expect(page.locator("h2 + p .pill").first).to_have_text("champion → v1")
+    page.locator("#versions-more").click()
+    expect(rows).to_have_count(60)
+    expect(rows.last).to_have_attribute("data-version", "1")
+    expect(rows.last).to_contain_text("champion")
+    expect(page.locator("#versions-more")).to_be_hidden()
+    expect(page.locator("#versions-note")).to_have_text("60 versions")

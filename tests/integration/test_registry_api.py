@@ -67,6 +67,19 @@ async def test_models_versions_resolve_card(api_env: tuple[httpx.AsyncClient, En
     assert (m["name"], m["latest_version"], m["versions"]) == ("demo", 2, 2)
     model = (await api.get("/v1/registry/models/demo")).json()
     assert [v["version"] for v in model["versions"]] == [2, 1]
+    assert "versions_next_cursor" not in model  # all versions: nothing to continue
+    # the head with one version, then the rest by the cursor it gives
+    head = (await api.get("/v1/registry/models/demo", params={"versions_limit": 1})).json()
+    assert [v["version"] for v in head["versions"]] == [2] and head["latest_version"] == 2
+    rest = await api.get(
+        "/v1/registry/models/demo/versions", params={"cursor": head["versions_next_cursor"]}
+    )
+    assert [v["version"] for v in rest.json()["data"]] == [1]
+    bare = (await api.get("/v1/registry/models/demo", params={"versions_limit": 0})).json()
+    assert bare["versions"] == [] and bare["versions_next_cursor"] is None
+    assert bare["latest_version"] == 2 and bare["aliases"] == model["aliases"]
+    r = await api.get("/v1/registry/models/demo", params={"versions_limit": -1})
+    assert r.status_code == 422
     v1 = (await api.get("/v1/registry/models/demo/versions/1")).json()
     assert v1["uri"] == "models:/demo/1" and v1["metrics"] == {"l": 1.0}
     r = await api.get("/v1/registry/resolve", params={"uri": "models:/demo"})

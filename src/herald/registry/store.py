@@ -405,7 +405,23 @@ class Registry(RunTracking):
             aliases = self._aliases_of(conn, name)
             return [_model(r._mapping, aliases) for r in rows]
 
+    def latest_version(self, name: str) -> int:
+        """The highest version number of ``name`` (NotFound for an unknown model)."""
+        check_name(name)
+        with self._read() as conn:
+            latest = conn.execute(select(func.max(MV.c.version)).where(MV.c.name == name))
+            version = latest.scalar()
+            if version is None:
+                raise NotFound(self._missing_model(conn, name))
+            return int(version)
+
     # aliases ------------------------------------------------------------------------------
+    def aliases(self, name: str) -> dict[str, int]:
+        """``{alias: version}`` of ``name`` (empty when it has none)."""
+        check_name(name)
+        with self._read() as conn:
+            return self._aliases_of(conn, name)
+
     def set_alias(
         self,
         name: str,

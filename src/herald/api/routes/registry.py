@@ -61,16 +61,39 @@ def router(h: Herald) -> APIRouter:
         return _json(h.registry.resolve(uri))
 
     @r.get("/registry/models/{name}", tags=["registry"], summary="A model and its versions")
-    def get_model(name: str) -> dict[str, Any]:
-        versions = h.registry.list_versions(check_name(name))
-        aliases = {a: v.version for v in versions for a in v.aliases}
-        return {
+    def get_model(
+        name: str,
+        versions_limit: Annotated[
+            int | None,
+            Query(
+                ge=0,
+                le=1000,
+                description="at most this many versions, newest first, and `versions_next_"
+                "cursor` to continue with GET …/versions (0: none, page them from there; "
+                "default: all versions)",
+            ),
+        ] = None,
+    ) -> dict[str, Any]:
+        check_name(name)
+        if versions_limit is None:
+            versions = h.registry.list_versions(name)
+            more = None
+        elif versions_limit == 0:
+            versions, more = [], None
+        else:
+            rows = h.registry.list_versions(name, limit=versions_limit + 1)
+            paged = page(rows, versions_limit, f"versions:{name}", lambda v: (v.version,), _json)
+            versions, more = rows[:versions_limit], paged["next_cursor"]
+        body = {
             "name": name,
             "uri": f"models:/{name}",
-            "latest_version": versions[0].version,
-            "aliases": dict(sorted(aliases.items())),
+            "latest_version": h.registry.latest_version(name),
+            "aliases": dict(sorted(h.registry.aliases(name).items())),
             "versions": [_json(v) for v in versions],
         }
+        if versions_limit is not None:
+            body["versions_next_cursor"] = more
+        return body
 
     @r.get("/registry/models/{name}/versions", tags=["registry"], summary="Versions, newest first")
     def list_versions(

@@ -1,4 +1,4 @@
-// Registry: models (cursor-paged), versions with their evaluations, aliases with history, lineage, model cards,
+// Registry: models and a model's versions (both cursor-paged), versions with their evaluations, aliases with history, lineage, model cards,
 // version compare; promote/archive publish messages; "Deploy" creates a deployment or adds the
 // version to one as a canary (deployment.requested / deployment.traffic.changed).
 import { api, follow, query } from "./api.js";
@@ -35,7 +35,7 @@ export function renderRegistry(root) {
 }
 
 export function renderModel(root, name) {
-  const head = el("div");
+  const headBox = el("div");
   const versions = el("tbody", { id: "versions" });
   const history = el("tbody", { id: "alias-history" });
   const error = el("div", { class: "error banner", role: "alert", id: "registry-error" });
@@ -44,7 +44,7 @@ export function renderModel(root, name) {
   let model = null;
   let panelsKey = "";
   const evals = new Map(); // version -> evaluations
-  root.append(el("section", { class: "card" }, head, error,
+  root.append(el("section", { class: "card" }, headBox, error,
     el("table", {}, el("thead", {}, el("tr", {}, ["version", "status", "aliases", "kind", "metrics", "evaluations", "lineage", "created", "actions"].map((h) => el("th", {}, h)))), versions)),
   deployBox, compareBox,
   el("section", { class: "card" }, el("h2", {}, "Alias history"),
@@ -160,28 +160,40 @@ export function renderModel(root, name) {
       el("table", {}, el("thead", {}, el("tr", {}, ["", "A", "B", "B − A"].map((h) => el("th", {}, h)))), table));
     draw();
   }
-  async function load() {
-    const m = await api(`/registry/models/${encodeURIComponent(name)}`);
-    model = m;
-    fill(head, el("h2", {}, `${m.name} `, el("code", {}, m.uri)),
-      el("p", {}, Object.entries(m.aliases).map(([a, v]) => el("span", { class: "pill ok" }, `${a} → v${v}`))));
+  function versionRow(v) {
+    return el("tr", { "data-version": v.version },
+      el("td", {}, `v${v.version}`, el("div", {}, el("a", { href: `/v1/registry/models/${encodeURIComponent(name)}/versions/${v.version}/card`, target: "_blank" }, "card"))),
+      el("td", {}, el("span", { class: `pill ${v.status === "archived" ? "cancelled" : "ok"}` }, v.status)),
+      el("td", {}, v.aliases.join(", ")),
+      el("td", { class: "muted" }, v.kind),
+      el("td", {}, el("code", {}, Object.entries(v.metrics || {}).slice(0, 4).map(([k, x]) => `${k}=${typeof x === "number" ? x.toPrecision(3) : x}`).join(" "))),
+      el("td", { class: "evals", "data-evals": v.version }, evalCell(v.version)),
+      el("td", { class: "muted" }, lineage(v)),
+      el("td", { class: "muted" }, ago(v.created_at)),
+      el("td", {}, actions(v)));
+  }
+  let head = null; // the model without its versions (GET …?versions_limit=0)
+  // the versions shown: cursor pages of 50, newest first ("load more" for older ones)
+  const vlist = pagedList({ path: `/registry/models/${encodeURIComponent(name)}/versions`, pageSize: 50, id: "versions", noun: "versions", draw: (rows) => { drawVersions(rows).catch(showError); } });
+  versions.closest("table").after(vlist.controls);
+  function showError(err) { error.textContent = err.message; }
+  async function drawVersions(rows) {
     clear(versions);
-    for (const v of m.versions) {
-      versions.append(el("tr", { "data-version": v.version },
-        el("td", {}, `v${v.version}`, el("div", {}, el("a", { href: `/v1/registry/models/${encodeURIComponent(name)}/versions/${v.version}/card`, target: "_blank" }, "card"))),
-        el("td", {}, el("span", { class: `pill ${v.status === "archived" ? "cancelled" : "ok"}` }, v.status)),
-        el("td", {}, v.aliases.join(", ")),
-        el("td", { class: "muted" }, v.kind),
-        el("td", {}, el("code", {}, Object.entries(v.metrics || {}).slice(0, 4).map(([k, x]) => `${k}=${typeof x === "number" ? x.toPrecision(3) : x}`).join(" "))),
-        el("td", { class: "evals", "data-evals": v.version }, evalCell(v.version)),
-        el("td", { class: "muted" }, lineage(v)),
-        el("td", { class: "muted" }, ago(v.created_at)),
-        el("td", {}, actions(v))));
-    }
+    for (const v of rows) versions.append(versionRow(v));
+    if (!head) return;
+    const m = { ...head, versions: rows };
+    model = m;
     await loadEvals(m);
     // redraw the deploy and compare panels only when the versions change (keep the user's picks)
-    const key = m.versions.map((v) => `${v.version}:${v.status}`).join(",");
+    const key = rows.map((v) => `${v.version}:${v.status}`).join(",");
     if (m === model && key !== panelsKey) { panelsKey = key; drawCompare(m); await drawDeploy(m); }
+  }
+  async function load() {
+    // the head (latest version, every alias) without the versions: they come in pages
+    head = await api(`/registry/models/${encodeURIComponent(name)}${query({ versions_limit: 0 })}`);
+    fill(headBox, el("h2", {}, `${head.name} `, el("code", {}, head.uri), " ", el("span", { class: "muted" }, `latest v${head.latest_version}`)),
+      el("p", {}, Object.entries(head.aliases).map(([a, v]) => el("span", { class: "pill ok" }, `${a} → v${v}`))));
+    await vlist.refresh();
     const hist = await api(`/registry/models/${encodeURIComponent(name)}/aliases/history`);
     clear(history);
     for (const x of hist.data) {
@@ -190,6 +202,6 @@ export function renderModel(root, name) {
         el("td", {}, x.previous_version != null ? `v${x.previous_version}` : ""), el("td", {}, x.reason || "")));
     }
   }
-  load();
-  return follow({ type: `${MODEL_EVENTS},evaluation.completed,evaluation.failed` }, throttle(load, 500));
+  load().catch(showError);
+  return follow({ type: `${MODEL_EVENTS},evaluation.completed,evaluation.failed` }, throttle(() => load().catch(showError), 500));
 }
