@@ -93,6 +93,8 @@ def test_cli_errors_are_one_readable_line(server_factory, tmp_path: Path) -> Non
     assert bad.returncode != 0 and "unknown message type" in bad.stderr
     bad = herald_cli(server, "jobs", "show", "nope", check=False)
     assert bad.returncode != 0 and "no job" in bad.stderr
+    bad = herald_cli(server, "worker", "--host", "0.0.0.0", check=False)
+    assert bad.returncode != 0 and "--host needs --port" in bad.stderr
     payload = tmp_path / "order.yaml"
     payload.write_text("order_id: Y\namount: 3\n")
     ok = herald_cli(server, "emit", "acme.order.placed", "-f", str(payload))
@@ -230,6 +232,36 @@ def test_api_and_worker_processes_share_one_sqlite_database(server_factory, tmp_
         worker.terminate()
         worker.wait(15)
     assert worker.returncode == 0, worker.stderr.read() if worker.stderr else ""
+
+
+def test_worker_with_a_port_answers_probes_and_metrics(server_factory, tmp_path: Path) -> None:
+    """`herald worker --port`: /healthz and /readyz for Kubernetes probes, /metrics (behind the
+    key) for Prometheus, while it ships orders the API takes in."""
+    home = tmp_path / "shared"
+    api = server_factory([ORDERS], command="api", home=home)
+    api.start()
+    worker = server_factory([ORDERS], command="worker", home=home)
+    worker.start()  # waits for its /readyz
+    assert httpx.get(f"{worker.url}/healthz").json()["status"] == "ok"
+    assert httpx.get(f"{worker.url}/metrics").status_code == 401
+    with api.client() as c:
+        c.post(
+            "/v1/messages",
+            json={"type": "acme.order.placed", "data": {"order_id": "M", "amount": 1}},
+        )
+        for _ in range(300):
+            if c.get("/v1/messages", params={"type": "acme.order.shipped"}).json()["data"]:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the worker did not ship the order within 15 s")
+    with worker.client() as w:
+        text = w.get("/metrics").text
+        assert w.get("/v1/messages").status_code == 404  # probes and metrics only
+    lines = text.splitlines()
+    assert 'herald_sensor_lag_events{sensor="orders.ship"} 0.0' in lines
+    handled = [x for x in lines if x.startswith("herald_sensor_handled_total{")]
+    assert any('sensor="orders.ship"' in x and not x.endswith(" 0.0") for x in handled), handled
 
 
 def test_python_client(server_factory) -> None:

@@ -122,7 +122,6 @@ DEFAULT_KINDS = [
     "Deployment/herald-serve",
     "Deployment/herald-worker",
     "NetworkPolicy/herald-http",
-    "NetworkPolicy/herald-worker",
     "PodDisruptionBudget/herald-api",
     "PodDisruptionBudget/herald-serve",
     "PodDisruptionBudget/herald-worker",
@@ -131,6 +130,7 @@ DEFAULT_KINDS = [
     "Secret/herald-env",
     "Service/herald-api",
     "Service/herald-serve",
+    "Service/herald-worker",
     "ServiceAccount/herald",
 ]
 
@@ -193,7 +193,11 @@ def test_servicemonitor_and_raycluster_structure() -> None:
         if d["kind"] == "Service"
         and sm["spec"]["selector"]["matchLabels"].items() <= d["metadata"]["labels"].items()
     ]
-    assert {d["metadata"]["name"] for d in scraped} == {"herald-api", "herald-serve"}
+    assert {d["metadata"]["name"] for d in scraped} == {
+        "herald-api",
+        "herald-serve",
+        "herald-worker",
+    }
     for svc in scraped:
         assert endpoint["port"] in [p["name"] for p in svc["spec"]["ports"]]
     assert endpoint["path"] == "/metrics"  # /metrics needs the key: Bearer from the Secret
@@ -250,7 +254,13 @@ def test_secure_defaults() -> None:
     assert named["Secret/herald-env"]["stringData"]["HERALD_API_KEY"] == KEY
     policy = named["NetworkPolicy/herald-http"]["spec"]
     assert policy["ingress"][0]["from"] == [{"podSelector": {}}]  # this namespace only
-    assert named["NetworkPolicy/herald-worker"]["spec"]["ingress"] == []
+    [roles] = policy["podSelector"]["matchExpressions"][1:]
+    assert roles["values"] == ["api", "serve", "worker"]  # every pod with a port
+    for name, pod in pods(docs).items():  # each listens on 0.0.0.0 in its pod, probed by kubelet
+        [c] = pod["containers"]
+        assert [p["name"] for p in c["ports"]] == ["http"], name
+        assert c["readinessProbe"]["httpGet"]["path"] == "/readyz", name
+        assert c["livenessProbe"]["httpGet"]["path"] == "/healthz", name
 
 
 def test_roles_run_existing_commands_and_the_config_loads() -> None:

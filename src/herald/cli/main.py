@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -14,6 +15,9 @@ from rich.tree import Tree
 
 from herald.cli.common import AllOpt, CursorOpt, LimitOpt, fetch_list
 from herald.errors import HeraldError
+
+if TYPE_CHECKING:
+    from herald.bootstrap import Herald
 
 app = typer.Typer(
     name="herald",
@@ -165,7 +169,7 @@ def _serve(
     *,
     sensors: bool,
     workers: bool,
-    serving_only: bool = False,
+    factory: Callable[[Herald, str], Any] | None = None,
 ) -> None:
     import logging
 
@@ -176,11 +180,6 @@ def _serve(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     _preflight(settings)
-    factory = None
-    if serving_only:
-        from herald.api.serving_role import create_serving_app
-
-        factory = create_serving_app
     try:
         serve(settings, load=load or [], sensors=sensors, workers=workers, app_factory=factory)
     except HeraldError as exc:
@@ -223,12 +222,32 @@ def serve_models(
     host: HostOpt = None, port: PortOpt = None, load: LoadOpt = None, config: ConfigOpt = None
 ) -> None:
     """Run only model servers: the OpenAI data plane and deployments (no sensors, no workers)."""
-    _serve(host, port, load, config, sensors=False, workers=False, serving_only=True)
+    from herald.api.serving_role import create_serving_app
+
+    _serve(host, port, load, config, sensors=False, workers=False, factory=create_serving_app)
 
 
 @app.command()
-def worker(load: LoadOpt = None, config: ConfigOpt = None) -> None:
+def worker(
+    load: LoadOpt = None,
+    config: ConfigOpt = None,
+    host: HostOpt = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port",
+            help="Also answer /healthz, /readyz and /metrics on this port (default: no HTTP).",
+        ),
+    ] = None,
+) -> None:
     """Run sensors and job workers without the HTTP API (against a shared database)."""
+    if host is not None and port is None:
+        fail("--host needs --port (the worker answers HTTP only on a port you choose)")
+    if port is not None:
+        from herald.api.worker_role import create_worker_app
+
+        _serve(host, port, load, config, sensors=True, workers=True, factory=create_worker_app)
+        return
     import asyncio
     import logging
     import signal
