@@ -119,6 +119,7 @@ class TransformersBackend(Backend):
                 lm = PeftModel.from_pretrained(lm, str(folder))
         self.lm = lm.to(device).eval()
         self.device = device
+        self.cache_kw = _cache_keyword(self.lm)
         cfg = self.lm.config
         self.context_length = int(
             self.options.get("context_length")
@@ -261,7 +262,7 @@ class TransformersBackend(Backend):
                     g.seed()
                 gens.append(g)
             out = self.lm(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
-            past = out.past_key_values
+            past = _cache_of(out)
             logits = out.logits[:, -1, :]
             state = [_RowState(r, self.tok) for r in rows]
             last_pos = pos[:, -1]
@@ -285,10 +286,10 @@ class TransformersBackend(Backend):
                     input_ids=step,
                     attention_mask=mask,
                     position_ids=last_pos.unsqueeze(-1),
-                    past_key_values=past,
                     use_cache=True,
+                    **{self.cache_kw: past},
                 )
-                past = out.past_key_values
+                past = _cache_of(out)
                 logits = out.logits[:, -1, :]
 
     async def prompt_logprobs(self, prompt: Prompt, top: int) -> list[TokenLogprob]:
@@ -376,3 +377,18 @@ def _pick(logits: Any, p: SamplingParams, gen: Any) -> tuple[int, Any]:
         sorted_probs[drop] = 0.0
         probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
     return int(torch.multinomial(probs, 1, generator=gen)), lps
+
+
+def _cache_keyword(lm: Any) -> str:
+    """The forward() argument that takes the KV cache: ``cache`` since transformers 5.x renamed
+    it (``past_key_values`` then warns with a FutureWarning), ``past_key_values`` before."""
+    import inspect
+
+    base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm  # under a PEFT wrapper
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def _cache_of(out: Any) -> Any:
+    """The KV cache a forward() returned (``cache``, formerly ``past_key_values``)."""
+    fields = getattr(out, "__dataclass_fields__", {})
+    return out.cache if "cache" in fields else out.past_key_values
