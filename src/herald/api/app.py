@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -81,6 +81,39 @@ def create_app(
     for router in capability_routers(h):
         app.include_router(router, prefix="/v1")
     mount_dashboard(app, h, sessions, api_key)
+    return app
+
+
+def role_app(
+    h: Herald,
+    api_key: str,
+    *,
+    title: str,
+    description: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+    openapi: bool = True,
+) -> FastAPI:
+    """The base of a role's app (``herald serve``, ``herald worker --port``): authentication,
+    Herald's error format and the probes; the role adds its routers."""
+    hidden: dict[str, Any] = {} if openapi else {"docs_url": None, "redoc_url": None}
+    if not openapi:
+        hidden["openapi_url"] = None
+    app = FastAPI(
+        title=title,
+        version=herald.__version__,
+        description=description,
+        lifespan=lifespan,
+        **hidden,
+    )
+    app.add_middleware(
+        AuthMiddleware,
+        api_key=api_key,
+        max_body_bytes=h.settings.api.max_body_bytes,
+        keys=getattr(h, "keys", None),
+    )
+    errors.install(app)
+    app.state.herald = h
+    app.include_router(_probes(h))
     return app
 
 

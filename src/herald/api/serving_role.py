@@ -13,11 +13,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-import herald
-from herald.api import errors
-from herald.api.app import _probes
+from herald.api.app import role_app
 from herald.api.routes import deployments, monitoring, serving
-from herald.api.security import AuthMiddleware
 from herald.bootstrap import Herald
 
 
@@ -33,21 +30,13 @@ def create_serving_app(h: Herald, api_key: str) -> FastAPI:
         finally:
             await h.stop()
 
-    app = FastAPI(
+    app = role_app(
+        h,
+        api_key,
         title="Herald model server",
-        version=herald.__version__,
         description="Herald's OpenAI-compatible data plane and deployments (herald serve).",
         lifespan=lifespan,
     )
-    app.add_middleware(
-        AuthMiddleware,
-        api_key=api_key,
-        max_body_bytes=h.settings.api.max_body_bytes,
-        keys=getattr(h, "keys", None),
-    )
-    errors.install(app)
-    app.state.herald = h
-    app.include_router(_probes(h))
     app.include_router(serving.router(h), prefix="/v1")
     app.include_router(deployments.router(h), prefix="/v1")
     app.include_router(monitoring.feedback_router(h), prefix="/v1")  # rate what this serves

@@ -13,10 +13,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-import herald
-from herald.api import errors
-from herald.api.app import _probes
-from herald.api.security import AuthMiddleware
+from herald.api.app import role_app
 from herald.bootstrap import Herald
 
 
@@ -31,22 +28,11 @@ def create_worker_app(h: Herald, api_key: str) -> FastAPI:
         finally:
             await h.stop()
 
-    app = FastAPI(
+    return role_app(
+        h,
+        api_key,
         title="Herald worker",
-        version=herald.__version__,
         description="Probes and metrics of a Herald worker (herald worker --port).",
         lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
+        openapi=False,
     )
-    app.add_middleware(
-        AuthMiddleware,
-        api_key=api_key,
-        max_body_bytes=h.settings.api.max_body_bytes,
-        keys=getattr(h, "keys", None),
-    )
-    errors.install(app)
-    app.state.herald = h
-    app.include_router(_probes(h))
-    return app
