@@ -93,7 +93,7 @@ def test_cli_errors_are_one_readable_line(server_factory, tmp_path: Path) -> Non
     assert bad.returncode != 0 and "unknown message type" in bad.stderr
     bad = herald_cli(server, "jobs", "show", "nope", check=False)
     assert bad.returncode != 0 and "no job" in bad.stderr
-    bad = herald_cli(server, "worker", "--host", "0.0.0.0", check=False)
+    bad = herald_cli(server, "worker", "--host", "127.0.0.1", check=False)
     assert bad.returncode != 0 and "--host needs --port" in bad.stderr
     payload = tmp_path / "order.yaml"
     payload.write_text("order_id: Y\namount: 3\n")

@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, and_, func, select, update
@@ -103,21 +103,20 @@ class Registry(RunTracking):
             self._engine = self._reader = None
 
     @contextmanager
-    def _tx(self) -> Iterator[Connection]:
+    def _connection(self, *, begin: bool) -> Iterator[Connection]:
         try:
-            with self.engine.begin() as conn:
+            with self.engine.begin() if begin else self.read_engine.connect() as conn:
                 yield conn
         except OperationalError as exc:
             raise BackendError(f"registry database error: {exc.orig}") from exc
 
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
+    def _tx(self) -> AbstractContextManager[Connection]:
+        """One transaction (committed when the block ends)."""
+        return self._connection(begin=True)
+
+    def _read(self) -> AbstractContextManager[Connection]:
         """A connection for reads (each statement sees the latest commit)."""
-        try:
-            with self.read_engine.connect() as conn:
-                yield conn
-        except OperationalError as exc:
-            raise BackendError(f"registry database error: {exc.orig}") from exc
+        return self._connection(begin=False)
 
     def _retrying(self, fn: Callable[[Connection], T], attempts: int = 30) -> T:
         """Run ``fn`` in a transaction; retry when a concurrent writer took the same key."""
