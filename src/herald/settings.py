@@ -424,6 +424,114 @@ class AlertingSettings(BaseModel):
         return v
 
 
+class FileAccessSettings(BaseModel):
+    """Which server-side files an API or message caller may name (``security.files``).
+
+    Every path a caller can name (RAG sources, data sets, suites, ``artifact_uri``, fine-tune
+    configs and outputs, batch inputs, prompt files) is checked after URL-decoding, ``~``
+    expansion and symlink resolution against these roots.
+    """
+
+    allowed_roots: list[Path] = Field(
+        default_factory=list,
+        description="Folders callers may read from, in addition to $HERALD_HOME.",
+    )
+    allow_cwd_on_loopback: bool = Field(
+        True,
+        description="Also allow the working directory of the server while it binds loopback only.",
+    )
+
+
+class EgressSettings(BaseModel):
+    """Where the server may fetch from on a caller's behalf (``security.egress``)."""
+
+    allow_private: bool = Field(
+        False,
+        description="Allow loopback, link-local, private and cloud-metadata addresses for every "
+        "caller-named URL (only for a server on a trusted, single-user machine).",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts, host:port pairs or CIDR ranges allowed even when private "
+        "(e.g. an in-cluster vLLM at 10.0.0.5:8000).",
+    )
+
+
+class SecretSpec(BaseModel):
+    """An operator-defined credential, referenced by name, sent only to its hosts."""
+
+    value: str = Field(description="The secret itself (never returned by any API).")
+    hosts: list[str] = Field(
+        min_length=1,
+        description="Hosts (or host:port) this secret may be sent to; any other host is refused.",
+    )
+
+
+class LimitSettings(BaseModel):
+    """Data-plane fairness (``security.limits``)."""
+
+    max_prompt_chars: int = Field(
+        400_000, ge=1, description="Largest prompt (all messages together) in characters."
+    )
+    max_concurrent_per_key: int = Field(
+        8, ge=1, description="Requests one client key may have in flight (then queue/429)."
+    )
+    max_queued_per_key: int = Field(
+        16, ge=0, description="Requests one client key may have waiting for a slot (then 429)."
+    )
+    max_json_depth: int = Field(64, ge=4, description="Deepest JSON nesting accepted.")
+
+
+class AuthSecuritySettings(BaseModel):
+    """Sessions and key throttling (``security.auth``)."""
+
+    session_ttl_s: float = Field(12 * 3600, gt=0, description="Dashboard session lifetime.")
+    max_failures: int = Field(
+        10, ge=1, description="Failed logins / wrong keys per client address per window."
+    )
+    failure_window_s: float = Field(60.0, gt=0, description="Window of the failure count.")
+    lockout_s: float = Field(60.0, gt=0, description="Retry-After once the count is reached.")
+    min_api_key_length: int = Field(
+        24, ge=8, description="Shortest HERALD_API_KEY accepted at start."
+    )
+
+
+class PIISettings(BaseModel):
+    """One PII policy (``security.pii``): detectors and where they apply."""
+
+    kinds: list[str] = Field(
+        default_factory=lambda: ["email", "phone", "card", "iban", "ssn", "ip"],
+        description="Kinds of personal data detected.",
+    )
+    log_raw: bool = Field(
+        False, description="Keep raw (unredacted) text in the request log at rest."
+    )
+
+
+class SecuritySettings(BaseModel):
+    """Policies for files, egress, secrets, limits, sessions and PII (docs/security.md)."""
+
+    files: FileAccessSettings = Field(default_factory=FileAccessSettings)
+    egress: EgressSettings = Field(default_factory=EgressSettings)
+    secrets: dict[str, SecretSpec] = Field(
+        default_factory=dict,
+        description="Named upstream credentials (HERALD_SECURITY__SECRETS__<NAME>__VALUE / "
+        "__HOSTS); requests name them by api_key_secret.",
+    )
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    auth: AuthSecuritySettings = Field(default_factory=AuthSecuritySettings)
+    pii: PIISettings = Field(default_factory=PIISettings)
+    trust_remote_code: bool = Field(
+        False,
+        description="Allow custom model code (HF trust_remote_code). Operator setting only; "
+        "no message or request field can turn it on.",
+    )
+    allow_unsafe_weights: bool = Field(
+        False,
+        description="Allow non-safetensors weights (pickle-based .bin/.pt). Operator setting only.",
+    )
+
+
 class Settings(BaseSettings):
     """Herald settings; every field maps to ``HERALD_<NAME>`` (nested with ``__``)."""
 
@@ -474,6 +582,7 @@ class Settings(BaseSettings):
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     rag: RagSettings = Field(default_factory=RagSettings)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
 
     @field_validator("home")
     @classmethod
