@@ -37,6 +37,22 @@ def test_rouge_l_by_hand() -> None:
     assert m.rouge_l("x", "y") == 0.0
 
 
+@pytest.mark.parametrize(
+    ("prediction", "reference", "expected"),
+    [
+        # rouge-score's values (RougeScorer(["rougeL"]).score(ref, pred).fmeasure)
+        ("The capital of France is Paris.", "Paris", 2 / 7),
+        ("Paris!", "Paris", 1.0),
+        ("well-known, isn't it?", "well known isn t it", 1.0),
+        ("Zürich.", "zürich", 1.0),  # non-ASCII letters are letters (rouge-score drops them)
+    ],
+)
+def test_rouge_l_ignores_punctuation_as_rouge_score_does(
+    prediction: str, reference: str, expected: float
+) -> None:
+    assert m.rouge_l(prediction, reference) == pytest.approx(expected)
+
+
 def test_bleu_and_chrf_scaled() -> None:
     assert m.bleu("the cat sat on the mat", "the cat sat on the mat") == pytest.approx(1.0)
     assert m.chrf("the cat", "the cat") == pytest.approx(1.0)

@@ -99,12 +99,22 @@ def _lcs(a: Sequence[str], b: Sequence[str]) -> int:
     return prev[-1]
 
 
+_WORD = re.compile(r"[^\W_]+")
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
 def rouge_l(prediction: str, references: References) -> float:
-    """ROUGE-L F1 (longest common subsequence of lower-cased words; best over references)."""
-    pred = prediction.lower().split()
+    """ROUGE-L F1 (longest common subsequence of lower-cased words; best over references).
+
+    Words are runs of letters and digits, as rouge-score tokenizes (punctuation is not part of a
+    word: "Paris." matches "Paris"); unlike rouge-score, non-ASCII letters count as letters."""
+    pred = _words(prediction)
     best = 0.0
     for ref in _refs(references):
-        gold = ref.lower().split()
+        gold = _words(ref)
         if not pred or not gold:
             continue
         lcs = _lcs(pred, gold)

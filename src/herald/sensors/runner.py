@@ -175,7 +175,8 @@ class SensorRunner:
                     **s.spec.describe(),
                     "enabled": s.enabled,
                     "cursor": s.cursor,
-                    "lag": max(self._head - s.cursor, 0),
+                    # a cron sensor's cursor is its last tick, not a log position: no backlog
+                    "lag": 0 if s.spec.kind == "cron" else max(self._head - s.cursor, 0),
                     "last_error": s.last_error,
                     "running": bool(s.task and not s.task.done()),
                     "owned": s.owned,
@@ -251,8 +252,9 @@ class SensorRunner:
                 self._owners = max(1, await self.log.owners())
             except Exception as exc:  # keep the last count; ownership itself still works
                 log.warning("cannot count the live workers (%s); assuming %d", exc, self._owners)
-        total = sum(1 for x in self._sensors.values() if x.spec.kind != "cron")
-        return max(1, math.ceil(total / self._owners))
+        # cron sensors count on both sides: "mine" in _own counts every owned sensor, so a
+        # total without them kept every cron sensor over the share and never owned (issue 14)
+        return max(1, math.ceil(len(self._sensors) / self._owners))
 
     async def _hand_over(self, s: _Sensor) -> None:
         s.owned = False
