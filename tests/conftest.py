@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import shutil
 import tempfile
@@ -16,6 +17,17 @@ from tests.natsfixtures import nats_cluster, nats_server, nats_url  # noqa: F401
 _xdg = Path(tempfile.gettempdir()) / f"herald-xdg-{os.getuid()}"
 _xdg.mkdir(mode=0o700, exist_ok=True)
 os.environ.setdefault("XDG_RUNTIME_DIR", str(_xdg))
+
+
+@pytest.fixture(autouse=True)
+def _files_allowed_under_tmp(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tests hand Herald files under pytest's temporary folder (as an operator lists a data
+    folder in security.files.allowed_roots) and the repo's examples (as `make up` run from the
+    repo on loopback allows its working directory); the file-policy tests set their own."""
+    roots = [str(tmp_path_factory.getbasetemp()), str(Path(__file__).resolve().parents[1])]
+    monkeypatch.setenv("HERALD_SECURITY__FILES__ALLOWED_ROOTS", json.dumps(roots))
 
 
 @pytest.fixture(scope="session")

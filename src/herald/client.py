@@ -18,6 +18,7 @@ from herald.errors import (
 )
 from herald.messages.base import Message
 from herald.messages.envelope import Envelope
+from herald.security.files import PathNotAllowed
 
 _BY_CODE: dict[str, type[HeraldError]] = {
     "unknown_message_type": UnknownMessageType,
@@ -26,6 +27,7 @@ _BY_CODE: dict[str, type[HeraldError]] = {
     "not_found": NotFound,
     "conflict": Conflict,
     "unauthorized": AuthError,
+    "path_not_allowed": PathNotAllowed,
 }
 
 

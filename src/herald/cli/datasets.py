@@ -55,6 +55,24 @@ def _source(source: str) -> str:
     return str(path.resolve())
 
 
+def _publish(c: Any, data: dict[str, Any], upload: bool | None) -> Any:
+    """``dataset.register`` naming the file itself, or an upload of it when the server may
+    not read it (remote server, or a folder outside security.files.allowed_roots)."""
+    from herald.cli.upload import send_local
+    from herald.datasets.loader import is_url
+
+    source = data["source"]
+    if is_url(source):
+        return c.emit("dataset.register", data)
+    return send_local(
+        c,
+        Path(source),
+        lambda src: c.emit("dataset.register", {**data, "source": src}),
+        kind="dataset",
+        mode=upload,
+    )
+
+
 def _tags(items: list[str]) -> dict[str, str]:
     tags = {}
     for item in items:
@@ -131,6 +149,14 @@ def register(
     ] = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the result.")] = True,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 600.0,
+    upload: Annotated[
+        bool | None,
+        typer.Option(
+            "--upload/--no-upload",
+            help="Send a local file's content to the server (default: only when the server "
+            "is remote or may not read the path).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
 ) -> None:
     """Validate, clean and register a data set file as a new version (dataset.register)."""
@@ -153,7 +179,7 @@ def register(
         data["tokenizer"] = tokenizer
     try:
         with Client() as c:
-            env = c.emit("dataset.register", data)
+            env = _publish(c, data, upload)
             if not wait:
                 if as_json:
                     print(json.dumps(env.model_dump(mode="json")))

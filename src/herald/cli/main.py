@@ -87,7 +87,10 @@ def _settings(host: str | None, port: int | None, config: Path | None) -> Any:
         api = settings.api.model_copy(
             update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
         )
-        return settings.model_copy(update={"api": api, **overrides})
+        settings = settings.model_copy(update={"api": api, **overrides})
+        from herald.security.files import record_server_cwd
+
+        return record_server_cwd(settings, settings.api.host)  # cwd readable on loopback only
     except HeraldError as exc:
         fail(exc.message)
 

@@ -21,6 +21,7 @@ from rich.table import Table
 from herald.cli.common import JsonOpt, err, out
 from herald.cli.common import client as _client
 from herald.cli.common import fail as _fail
+from herald.cli.upload import send_local
 from herald.errors import HeraldError
 
 app = typer.Typer(
@@ -132,13 +133,14 @@ def delete(
     out.print(f"deleted collection {escape(name)}")
 
 
-def _source(source: str) -> str:
+def _local(source: str) -> Path | None:
+    """The local file or folder ``source`` names (None for a URL the server fetches)."""
     if "://" in source and not source.startswith("file://"):
-        return source
+        return None
     path = Path(source.removeprefix("file://")).expanduser()
     if not path.exists():
         _fail(f"no such file or folder: {source}")
-    return str(path.resolve())
+    return path.resolve()
 
 
 def _follow(c: Any, correlationid: str, after: int, timeout: float, quiet: bool) -> Any:
@@ -208,11 +210,20 @@ def ingest(
     ] = True,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the result.")] = True,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 1800.0,
+    upload: Annotated[
+        bool | None,
+        typer.Option(
+            "--upload/--no-upload",
+            help="Send a local file/folder's content to the server (default: only when the "
+            "server is remote or may not read the path).",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Ingest documents into a collection (documents.ingest.requested → rag.ingest job)."""
+    local = _local(source)
     body = {
-        "source": _source(source),
+        "source": source,
         "metadata": _kv(meta, "--meta"),
         "redact_pii": redact_pii,
         "recursive": recursive,
@@ -220,9 +231,11 @@ def ingest(
         "prune": prune,
     }
     c = _client()
-    try:
+    url = f"/v1/collections/{_seg(collection)}/documents"
+
+    def publish(src: str) -> Any:
         try:
-            env = c._request("POST", f"/v1/collections/{_seg(collection)}/documents", json=body)
+            return c._request("POST", url, json={**body, "source": src})
         except HeraldError as exc:
             if not create or exc.status != 404:
                 raise
@@ -232,7 +245,13 @@ def ingest(
                     f"created collection {escape(collection)} ({col['embedding_model']}, "
                     f"{col['dimension']} dims)"
                 )
-            env = c._request("POST", f"/v1/collections/{_seg(collection)}/documents", json=body)
+            return c._request("POST", url, json={**body, "source": src})
+
+    try:
+        if local is None:
+            env = publish(source)
+        else:
+            env = send_local(c, local, publish, kind="rag", mode=upload, recursive=recursive)
         if not wait:
             if json_out:
                 return _print_json(env)

@@ -33,6 +33,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from herald.evaluation.errors import SuiteError
+from herald.security.files import FilePolicy, PathNotAllowed, is_suite_name
 
 Role = Literal["system", "user", "assistant", "tool", "developer"]
 
@@ -188,8 +189,15 @@ def _where(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(x) for x in loc) or "(top level)"
 
 
-def parse_suite(data: Any, *, base_dir: Path | None = None, origin: str = "suite") -> Suite:
-    """Validate a suite mapping; every problem names its field."""
+def parse_suite(
+    data: Any,
+    *,
+    base_dir: Path | None = None,
+    origin: str = "suite",
+    policy: FilePolicy | None = None,
+) -> Suite:
+    """Validate a suite mapping; every problem names its field. With ``policy`` (a suite a
+    caller named by path) its data set must be allowed by the file access policy too."""
     if not isinstance(data, dict):
         raise SuiteError(f"{origin}: a suite must be a mapping, got {type(data).__name__}")
     try:
@@ -204,6 +212,8 @@ def parse_suite(data: Any, *, base_dir: Path | None = None, origin: str = "suite
     if not dataset.is_absolute() and base_dir is not None:
         dataset = base_dir / dataset
     dataset = dataset.resolve()
+    if policy is not None:  # before any look at the file: 403 says nothing of its existence
+        dataset = policy.resolve(str(dataset), purpose="suite dataset")
     if not dataset.is_file():
         raise SuiteError(f"{origin}: dataset: file not found: {dataset}")
     if dataset.suffix not in (".jsonl", ".json"):
@@ -249,21 +259,64 @@ def _check_engines(suite: Suite, origin: str) -> None:
         raise SuiteError(f"{origin}: " + "; ".join(problems), details=problems)
 
 
-def load_suite(ref: str, search_paths: list[Path] | None = None) -> Suite:
-    """A suite from a YAML file path, or by name from ``search_paths`` (``<name>.yaml``)."""
-    path = Path(ref).expanduser()
-    if not path.is_file():
-        candidates = [Path(p) / f"{ref}.yaml" for p in search_paths or []]
-        found = [c for c in candidates if c.is_file()]
-        if not found:
-            where = ", ".join(str(p) for p in search_paths or []) or "no search path"
-            raise SuiteError(f"suite {ref!r} not found (a YAML path, or a name in: {where})")
-        path = found[0]
+def load_suite(
+    ref: str, search_paths: list[Path] | None = None, *, policy: FilePolicy | None = None
+) -> Suite:
+    """A suite from a YAML file path, or by name from ``search_paths`` (``<name>.yaml``).
+
+    With ``policy`` (``ref`` came from an API or message caller) a name is looked up in
+    ``search_paths`` first (the operator's folders: trusted), and a path — or a name not found
+    there — must be allowed by the file access policy (``security.files.allowed_roots``),
+    the suite's data set too.
+    """
+    if policy is not None:
+        path, trusted = _caller_suite_file(ref, search_paths or [], policy)
+    else:
+        path, trusted = Path(ref).expanduser(), True
+        if not path.is_file():
+            path = _by_name(ref, search_paths or [])
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise SuiteError(f"{path}: not valid YAML: {exc}") from None
-    return parse_suite(data, base_dir=path.parent.resolve(), origin=str(path.resolve()))
+    return parse_suite(
+        data,
+        base_dir=path.parent.resolve(),
+        origin=str(path.resolve()),
+        policy=None if trusted else policy,
+    )
+
+
+def _by_name(ref: str, search_paths: list[Path]) -> Path:
+    found = [c for c in (Path(p) / f"{ref}.yaml" for p in search_paths) if c.is_file()]
+    if not found:
+        where = ", ".join(str(p) for p in search_paths) or "no search path"
+        raise SuiteError(f"suite {ref!r} not found (a YAML path, or a name in: {where})")
+    return found[0]
+
+
+def _caller_suite_file(ref: str, search_paths: list[Path], policy: FilePolicy) -> tuple[Path, bool]:
+    """(the suite file, whether it lies in a configured suite folder) for a caller's ``ref``."""
+    folders = [Path(p).resolve() for p in search_paths]
+    if is_suite_name(ref):
+        for folder in folders:
+            if (folder / f"{ref}.yaml").is_file():
+                return folder / f"{ref}.yaml", True
+    try:
+        path = policy.resolve(ref, purpose="suite")
+    except PathNotAllowed:
+        # the API resolves a name to its file and hands the job that absolute path
+        if policy.configured_suite(ref) and Path(ref).resolve().is_file():
+            return Path(ref).resolve(), True
+        if is_suite_name(ref):
+            raise SuiteError(
+                f"suite {ref!r} not found (a name of a suite in the server's suite folders, or "
+                "a YAML path the server may read)"
+            ) from None
+        raise
+    if not path.is_file():
+        raise SuiteError(f"suite {ref!r} not found (a YAML path, or a name of a configured suite)")
+    return path, any(path.is_relative_to(f) for f in folders)
 
 
 def load_samples(suite: Suite) -> tuple[list[Sample], list[InvalidSample]]:

@@ -85,10 +85,15 @@ def evaluate_in_process(
     from herald.evaluation.settings import evaluation_settings, suite_search_paths
     from herald.evaluation.suites import load_suite
     from herald.evaluation.targets import parse_target
+    from herald.security.files import current_policy
     from herald.settings import load_settings
 
     settings = load_settings(**({"home": home} if home is not None else {}))
-    s = load_suite(suite, suite_search_paths(settings.home, evaluation_settings(settings)))
+    s = load_suite(  # suites of a caller's fine-tune config: the server's file policy
+        suite,
+        suite_search_paths(settings.home, evaluation_settings(settings)),
+        policy=current_policy(settings),
+    )
     if limit is not None:
         s = s.model_copy(update={"limit": limit})
     handle = uuid.uuid4().hex

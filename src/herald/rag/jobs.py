@@ -22,6 +22,7 @@ from herald.rag.messages import (
     DocumentsIngested,
     DocumentsIngestRequested,
 )
+from herald.security.files import current_policy
 from herald.sensors.base import SensorContext, sensor
 
 INGEST_JOB = "rag.ingest"
@@ -80,6 +81,7 @@ def ingest_documents(
     from herald.rag.service import RagService
 
     svc = RagService.current()
+    policy = current_policy()  # the same answer as the API edge gave (403 otherwise)
 
     def progress(fraction: float, message: str) -> None:
         if ctx is not None:
@@ -96,6 +98,7 @@ def ingest_documents(
         ref_doc_id=ref_doc_id,
         progress=progress,
         cancelled=(lambda: ctx.cancelled) if ctx is not None else None,
+        policy=policy,
     )
     store = svc.store_for(svc.get_collection(collection))
     flush = getattr(store, "flush", None)

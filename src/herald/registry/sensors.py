@@ -33,6 +33,7 @@ from herald.messages.lifecycle import (
 )
 from herald.registry.models import check_alias
 from herald.registry.store import Registry
+from herald.security.files import check_message_paths
 from herald.sensors.base import SensorContext, SensorRegistry, default_registry, sensor
 
 _bound: Registry | None = None
@@ -63,6 +64,8 @@ def on_model_register(msg: ModelRegister, ctx: SensorContext) -> list[Any]:
     """Register a model version; apply any aliases it asks for."""
     for alias in msg.aliases:
         check_alias(alias)  # refuse before writing anything
+    # a local artifact_uri must be a file the server may read (s3:// etc. go to their store)
+    check_message_paths("model.register", msg)
     reg = current_registry()
     event = ctx.event
     lineage = {

@@ -23,6 +23,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "herald.api.routes.monitoring",
     "herald.api.routes.prompts",
     "herald.api.routes.dashboard",
+    "herald.api.routes.uploads",
 )
 
 
