@@ -71,3 +71,15 @@ def check_bind(host: str, api_key_configured: bool) -> None:
             "HERALD_API_KEY (generate one with: python -c 'import secrets; "
             "print(secrets.token_urlsafe(32))')"
         )
+
+
+def check_key_strength(configured: str | None, min_length: int) -> None:
+    """Refuse a chosen admin key shorter than ``min_length`` characters (a generated one is
+    always long enough): a short key is guessed long before any throttling matters."""
+    if configured is not None and len(configured.strip()) < min_length:
+        raise ConfigurationError(
+            f"HERALD_API_KEY is too short ({len(configured.strip())} characters; at least "
+            f"{min_length} are needed, see security.auth.min_api_key_length): choose a longer "
+            "random key, e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))', "
+            "or unset HERALD_API_KEY to have one generated into $HERALD_HOME/admin.key"
+        )

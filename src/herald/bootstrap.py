@@ -24,6 +24,7 @@ from herald.plugins import load_plugins
 from herald.rag.chain_backend import RagChains
 from herald.registry import Registry
 from herald.registry.sensors import bind_registry
+from herald.security.sessions import SessionStore
 from herald.sensors.base import SensorRegistry, default_registry
 from herald.sensors.runner import SensorRunner
 from herald.serving.deployments import DeploymentManager, DeploymentMetrics, DeploymentStore
@@ -37,6 +38,7 @@ from herald.settings import Settings
 
 log = logging.getLogger("herald")
 EXECUTORS = ("inline", "local")
+OPERATOR_BACKENDS = ("transformers", "embeddings", "vllm")  # load HF model folders
 
 # Modules of Herald's own capabilities (message types, sensors, jobs), loaded by every process
 # (server, worker and job subprocess) before user plugins. Each must import quickly: heavy
@@ -92,6 +94,11 @@ class Herald:
         self.serving = ModelPool.from_settings(  # the OpenAI data plane's models (lazy loads)
             settings.serving, registry=self.registry, metrics=ServingMetrics(self.metrics.registry)
         )
+        for backend in OPERATOR_BACKENDS:  # model code / pickle weights: the operator decides
+            self.serving.default_options.setdefault(backend, {}).update(
+                trust_remote_code=settings.security.trust_remote_code,
+                allow_unsafe_weights=settings.security.allow_unsafe_weights,
+            )
         self.deployments = DeploymentManager(  # deployments route before the static models
             self.serving,
             DeploymentStore.from_settings(settings),  # shared database on PostgreSQL
@@ -105,6 +112,7 @@ class Herald:
         self.request_log = RequestLog.install(self.serving, settings)
         self.rag_chains = RagChains.install(self.serving)  # rag/<collection>@<model> models
         self.keys = KeyStore.from_settings(settings)  # shared database on PostgreSQL
+        self.sessions = SessionStore.from_settings(settings)  # dashboard logins, shared too
         self.runner: SensorRunner | None = None
         self.worker: Worker | None = None
         self.started_at: datetime | None = None
@@ -211,6 +219,7 @@ class Herald:
         self.registry.close()
         self.deployments.store.close()
         self.keys.close()
+        self.sessions.close()
 
     async def __aenter__(self) -> Herald:
         await self.start()

@@ -11,7 +11,7 @@ from typing import Any
 import uvicorn
 
 from herald.api import create_app
-from herald.auth import check_bind, ensure_api_key, key_path
+from herald.auth import check_bind, check_key_strength, ensure_api_key, key_path
 from herald.bootstrap import Herald
 from herald.settings import Settings
 
@@ -31,6 +31,7 @@ def serve(
     app (``herald serve`` mounts only the data plane)."""
     host, port = settings.api.host, settings.api.port
     check_bind(host, settings.api_key is not None)
+    check_key_strength(settings.api_key, settings.security.auth.min_api_key_length)
     h = Herald(settings, load=load)
     key, created = ensure_api_key(settings.home, settings.api_key)
     if announce:

@@ -17,7 +17,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-KEY = "e2e-canary"
+KEY = "e2e-canary-key-0123456789abcdef"
 CHAT: list[Any] = [{"role": "user", "content": "What is the capital of France?"}]
 N = 300
 

@@ -21,7 +21,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 # the docs' screenshots are refreshed with HERALD_UPDATE_SCREENSHOTS=1; otherwise they go to tmp
 DOC_SHOTS = ROOT / "docs" / "images"
 
-KEY = "hk_dashboard_e2e_key"
+KEY = "hk_dashboard_e2e_key_0123456789"
 HANDBOOK_DOC = "vacation-policy.md"
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ from .test_cli_server import ROOT
 from .test_dashboard import login, page  # noqa: F401  (the Chromium fixture)
 
 JOBS = str(ROOT / "tests" / "integration" / "jobs_plugin.py")
-KEY = "hk_dashboard_paging_key"
+KEY = "hk_dashboard_paging_key_0123456789"
 
 pytestmark = pytest.mark.slow
 

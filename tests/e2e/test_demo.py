@@ -87,14 +87,14 @@ def reuse_converted_model(home: Path) -> None:
 def test_demo_runs_the_whole_loop(server_factory: Any, tmp_path: Path) -> None:
     srv = server_factory(
         [],
-        HERALD_API_KEY="demo-e2e-key",
+        HERALD_API_KEY="demo-e2e-key-0123456789abcdef",
         HERALD_MONITORING__MIN_SAMPLES="8",  # the smallest windows the demo sends
         HERALD_MONITORING__PERMUTATIONS="200",
         HERALD_MONITORING__RETRAIN__MIN_ROWS="4",
     )
     reuse_converted_model(srv.home)
     srv.start(timeout=60)
-    env = {**os.environ, "HERALD_URL": srv.url, "HERALD_API_KEY": "demo-e2e-key",
+    env = {**os.environ, "HERALD_URL": srv.url, "HERALD_API_KEY": "demo-e2e-key-0123456789abcdef",
            "HERALD_HOME": str(tmp_path / "client-home")}  # fmt: skip
     cmd = [sys.executable, "-m", "herald.cli.main", "demo", "--requests", "8", "--max-steps",
            "1", "--max-tokens", "4", "--eval-limit", "3", "--timeout", "1400"]  # fmt: skip

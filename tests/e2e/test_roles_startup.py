@@ -35,10 +35,10 @@ def test_serve_mounts_the_data_plane_only(server_factory: Any) -> None:
         command="serve",
         HERALD_SERVING__MODELS=json.dumps(MODELS),
         HERALD_SERVING__BUNDLED="false",
-        HERALD_API_KEY="serve-key",
+        HERALD_API_KEY="serve-key-0123456789abcdef0123",
     )
     srv.start()
-    client = openai.OpenAI(api_key="serve-key", base_url=f"{srv.url}/v1", max_retries=0)
+    client = openai.OpenAI(api_key="serve-key-0123456789abcdef0123", base_url=f"{srv.url}/v1", max_retries=0)
     assert [m.id for m in client.models.list().data] == ["echo"]
     r = client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "x"}])
     assert r.choices[0].message.content == "served"
@@ -65,7 +65,7 @@ def run_role(role: str, tmp_path: Path, **env: str) -> subprocess.CompletedProce
         env={
             **os.environ,
             "HERALD_HOME": str(tmp_path / role),
-            "HERALD_API_KEY": "k",
+            "HERALD_API_KEY": "k-roles-startup-0123456789abcdef",
             "HERALD_LOG_LEVEL": "WARNING",
             **env,
         },

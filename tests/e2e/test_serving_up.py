@@ -26,10 +26,10 @@ def test_openai_client_and_chat_cli_against_herald_up(server_factory: Any, tmp_p
         [],
         HERALD_SERVING__MODELS=json.dumps(MODELS),
         HERALD_SERVING__BUNDLED="false",
-        HERALD_API_KEY="e2e-key",
+        HERALD_API_KEY="e2e-key-0123456789abcdef01234",
     )
     srv.start()
-    client = openai.OpenAI(api_key="e2e-key", base_url=f"{srv.url}/v1", max_retries=0)
+    client = openai.OpenAI(api_key="e2e-key-0123456789abcdef01234", base_url=f"{srv.url}/v1", max_retries=0)
     assert [m.id for m in client.models.list().data] == ["echo"]
     r = client.chat.completions.create(model="echo", messages=CHAT)
     assert r.choices[0].message.content == "Hello from Herald"
@@ -49,7 +49,7 @@ def test_openai_client_and_chat_cli_against_herald_up(server_factory: Any, tmp_p
     assert 'herald:request_success_total{finished_reason="stop",model_name="echo"' in metrics
     assert 'herald:request_errors_total{model_name="missing",status="404"' in metrics
 
-    env = {**os.environ, "HERALD_URL": srv.url, "HERALD_API_KEY": "e2e-key"}
+    env = {**os.environ, "HERALD_URL": srv.url, "HERALD_API_KEY": "e2e-key-0123456789abcdef01234"}
     out = subprocess.run(
         [sys.executable, "-m", "herald.cli.main", "chat", "echo"],
         input="first question\n/exit\n",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,11 +12,11 @@ import pytest
 import herald
 from herald.api import create_app
 from herald.dashboard.pages import safe_next
-from herald.dashboard.session import Sessions
+from herald.security.sessions import SessionStore, key_fingerprint
 
 from .conftest import Env
 
-KEY = "dash-key"
+KEY = "dash-key-0123456789abcdefghij"
 
 
 class Note(herald.Message, type="dash.note.added"):
@@ -113,16 +114,19 @@ async def test_bearer_keys_work_as_before_and_ignore_cookies(anon: httpx.AsyncCl
     assert r.status_code == 202  # Bearer clients need no CSRF token
 
 
-def test_sessions_expire_are_bound_to_the_key_and_resist_tampering() -> None:
-    s = Sessions(KEY, max_age_s=60)
-    value, csrf = s.issue(now=1000)
-    nonce = s.nonce(value, now=1030)
-    assert nonce is not None and s.csrf_for(nonce) == csrf
-    assert s.nonce(value, now=1061) is None  # expired
-    assert Sessions("other-key").nonce(value, now=1030) is None  # key rotation ends sessions
-    issued, n, mac = value.split(".")
-    assert s.nonce(f"{int(issued) + 1}.{n}.{mac}", now=1030) is None
-    assert s.nonce("garbage", now=1030) is None and s.nonce(None) is None
+def test_sessions_expire_are_bound_to_the_key_and_store_only_hashes(tmp_path: Path) -> None:
+    store = SessionStore(tmp_path / "sessions.db")
+    key_id = key_fingerprint(KEY)
+    sid, csrf = store.create(key_id, 60, now=1000)
+    found = store.get(sid, key_id, now=1030)
+    assert found is not None and found.csrf_matches(csrf) and not found.csrf_matches("x")
+    assert store.get(sid, key_id, now=1061) is None  # expired
+    assert store.get(sid, key_fingerprint("other-key"), now=1030) is None  # key rotation
+    assert store.get(sid + "x", key_id, now=1030) is None and store.get("", key_id) is None
+    assert sid.encode() not in (tmp_path / "sessions.db").read_bytes()
+    store.create(key_id, 60, now=2000)  # issuing a session sweeps the expired ones
+    assert store.count(now=2000) == 1 and not store.delete(sid)
+    store.close()
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,7 @@ from herald.dashboard import Sessions
 from herald.dashboard import mount as mount_dashboard
 from herald.errors import Conflict, NotFound
 from herald.messages.envelope import Envelope
+from herald.security.throttle import FailureThrottle
 
 
 def _env_json(e: Envelope) -> dict[str, Any]:
@@ -65,13 +66,17 @@ def create_app(
         description="Event-driven LLMOps: typed messages, sensors and jobs.",
         lifespan=lifespan,
     )
-    sessions = Sessions(api_key)  # the dashboard's cookie sessions
+    auth = h.settings.security.auth
+    sessions = Sessions(h.sessions, api_key, ttl_s=auth.session_ttl_s)  # server-side, shared
+    throttle = FailureThrottle.from_settings(auth, h.metrics.registry)  # wrong keys, logins
     app.add_middleware(
         AuthMiddleware,
         api_key=api_key,
         max_body_bytes=h.settings.api.max_body_bytes,
         keys=getattr(h, "keys", None),
         sessions=sessions,
+        throttle=throttle,
+        home=h.settings.home,
     )
     errors.install(app)
     app.state.herald = h
@@ -80,7 +85,7 @@ def create_app(
     app.include_router(_control(h), prefix="/v1")
     for router in capability_routers(h):
         app.include_router(router, prefix="/v1")
-    mount_dashboard(app, h, sessions, api_key)
+    mount_dashboard(app, h, sessions, api_key, throttle)
     return app
 
 
@@ -110,6 +115,8 @@ def role_app(
         api_key=api_key,
         max_body_bytes=h.settings.api.max_body_bytes,
         keys=getattr(h, "keys", None),
+        throttle=FailureThrottle.from_settings(h.settings.security.auth, h.metrics.registry),
+        home=h.settings.home,
     )
     errors.install(app)
     app.state.herald = h

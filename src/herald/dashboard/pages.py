@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from html import escape
 from pathlib import Path
@@ -20,7 +19,9 @@ from herald.dashboard.session import (
     SESSION_COOKIE,
     Sessions,
     parse_cookies,
+    same,
 )
+from herald.security.throttle import FailureThrottle, client_address
 
 if TYPE_CHECKING:
     from herald.bootstrap import Herald
@@ -71,8 +72,15 @@ def _html(body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(body, status_code=status, headers=_SECURITY_HEADERS)
 
 
-def mount(app: FastAPI, h: Herald, sessions: Sessions, api_key: str) -> None:
-    """Add ``/`` (the app shell), ``/login``, ``/logout`` and ``/ui/static`` to ``app``."""
+def mount(
+    app: FastAPI,
+    h: Herald,
+    sessions: Sessions,
+    api_key: str,
+    throttle: FailureThrottle | None = None,
+) -> None:
+    """Add ``/`` (the app shell), ``/login``, ``/logout`` and ``/ui/static`` to ``app``;
+    failed logins count against the client address in ``throttle`` (429 once locked out)."""
     del h  # the pages read everything through the /v1 API
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="dashboard-static")
     shell = (STATIC / "index.html").read_text()
@@ -95,7 +103,7 @@ def mount(app: FastAPI, h: Herald, sessions: Sessions, api_key: str) -> None:
     @app.get("/", include_in_schema=False)
     async def index(request: Request) -> Response:
         cookies = parse_cookies(request.headers.get("cookie", ""))
-        if sessions.nonce(cookies.get(SESSION_COOKIE)) is None:
+        if await sessions.current(cookies.get(SESSION_COOKIE)) is None:
             return RedirectResponse("/login", status_code=303)
         return _html(shell)
 
@@ -111,11 +119,21 @@ def mount(app: FastAPI, h: Herald, sessions: Sessions, api_key: str) -> None:
         form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
         expected = parse_cookies(request.headers.get("cookie", "")).get(LOGIN_CSRF_COOKIE, "")
         sent = form.get("csrf", "")
-        if not expected or not hmac.compare_digest(sent, expected):
+        if not expected or not same(sent, expected):
             return login_page(request, "the login form expired; try again", 403)
-        if not check_key(form.get("api_key", "").strip(), api_key):
-            return login_page(request, "invalid API key", 401)
-        value, csrf = sessions.issue()
+        client = client_address(request.scope)
+        wait = throttle.retry_after(client) if throttle is not None else None
+        if wait is None and not check_key(form.get("api_key", "").strip(), api_key):
+            wait = throttle.failure(client, "login") if throttle is not None else None
+            if wait is None:
+                return login_page(request, "invalid API key", 401)
+        if wait is not None:  # locked out: the key is not checked until the lockout ends
+            resp = login_page(
+                request, f"too many failed logins from this address: try again in {wait} s", 429
+            )
+            resp.headers["Retry-After"] = str(wait)
+            return resp
+        value, csrf = await sessions.issue()
         resp = RedirectResponse(safe_next(form.get("next")), status_code=303)
         secure = _secure(request)
         resp.set_cookie(
@@ -135,9 +153,11 @@ def mount(app: FastAPI, h: Herald, sessions: Sessions, api_key: str) -> None:
 
     @app.post("/logout", include_in_schema=False)
     async def logout(request: Request) -> Response:
-        denied = sessions.authenticate(request.headers, request.method)
+        denied = await sessions.authenticate(request.headers, request.method)
         if denied is not None and denied[0] == 403:
             return _html("<p>missing or wrong CSRF token</p>", 403)
+        if denied is None:  # a live session with its CSRF token: end it server-side
+            await sessions.end(parse_cookies(request.headers.get("cookie", "")).get(SESSION_COOKIE))
         resp = RedirectResponse("/login", status_code=303)
         resp.delete_cookie(SESSION_COOKIE)
         resp.delete_cookie(CSRF_COOKIE)

@@ -1,28 +1,32 @@
-"""Dashboard sessions: a signed, expiring cookie in place of the Bearer key, plus CSRF tokens.
+"""Dashboard sessions: a server-side session behind a random cookie id, plus CSRF tokens.
 
-The session cookie (``herald_session``, HttpOnly, SameSite=Strict, Secure over https) holds
-``<issued>.<nonce>.<mac>`` where ``mac`` is HMAC-SHA256 over ``issued.nonce`` keyed by a key
-derived from the admin API key, so rotating the API key ends every session.
+The session cookie (``herald_session``, HttpOnly, SameSite=Strict, Secure over https) holds only
+a random 256-bit id; the session itself — a hash of that id, its expiry
+(``security.auth.session_ttl_s``), a hash of its CSRF token and a fingerprint of the admin key —
+lives in the :class:`~herald.security.sessions.SessionStore` every process shares. Logout
+deletes it, so a captured cookie stops working at once everywhere; rotating the admin key ends
+every session.
 
-CSRF is a signed double-submit token: ``herald_csrf`` (readable by the page's JS) carries
-HMAC(key, "csrf" + nonce) of the session; every unsafe request authenticated by the cookie must
-echo it in the ``X-CSRF-Token`` header, and it must match both the cookie and the session.
+CSRF is a double-submit token bound to the session: ``herald_csrf`` (readable by the page's JS)
+carries the session's token; every unsafe request authenticated by the cookie must echo it in
+the ``X-CSRF-Token`` header, and it must match both the cookie and the session's stored hash.
 """
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import hmac
-import secrets
-import time
 from collections.abc import Mapping
 from http.cookies import SimpleCookie
+
+from herald.security.sessions import Session, SessionStore, key_fingerprint
 
 SESSION_COOKIE = "herald_session"
 CSRF_COOKIE = "herald_csrf"
 LOGIN_CSRF_COOKIE = "herald_login_csrf"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+EXPIRED = "session expired, logged out or invalid: log in again at /login"
 
 
 def parse_cookies(header: str) -> dict[str, str]:
@@ -34,37 +38,42 @@ def parse_cookies(header: str) -> dict[str, str]:
     return {k: m.value for k, m in jar.items()}
 
 
+def same(a: str, b: str) -> bool:
+    """Constant-time equality of two strings (any characters: a header decoded as latin-1 may
+    hold non-ASCII ones, which ``hmac.compare_digest`` refuses on ``str``)."""
+    return hmac.compare_digest(
+        a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass")
+    )
+
+
 class Sessions:
-    """Issues and checks dashboard session cookies and their CSRF tokens."""
+    """Issues, checks and ends dashboard sessions (stored server-side) and their CSRF tokens."""
 
-    def __init__(self, api_key: str, *, max_age_s: int = 12 * 3600) -> None:
-        self._key = hmac.new(api_key.encode(), b"herald-dashboard-session-v1", "sha256").digest()
-        self.max_age_s = max_age_s
+    def __init__(self, store: SessionStore, api_key: str, *, ttl_s: float = 12 * 3600) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+        self._key_id = key_fingerprint(api_key)
 
-    def _mac(self, text: str) -> str:
-        return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
+    @property
+    def max_age_s(self) -> int:
+        """The cookie's Max-Age (the session's lifetime)."""
+        return max(1, int(self.ttl_s))
 
-    def issue(self, now: float | None = None) -> tuple[str, str]:
-        """A new (session cookie value, CSRF token)."""
-        issued = int(now if now is not None else time.time())
-        nonce = secrets.token_urlsafe(18)
-        body = f"{issued}.{nonce}"
-        return f"{body}.{self._mac(body)}", self.csrf_for(nonce)
+    async def issue(self) -> tuple[str, str]:
+        """A new session: (session cookie value, CSRF token)."""
+        return await asyncio.to_thread(self.store.create, self._key_id, self.ttl_s)
 
-    def csrf_for(self, nonce: str) -> str:
-        return self._mac("csrf." + nonce)
-
-    def nonce(self, value: str | None, now: float | None = None) -> str | None:
-        """The session's nonce when ``value`` is a valid, unexpired cookie; else None."""
-        if not value or value.count(".") != 2:
+    async def current(self, value: str | None) -> Session | None:
+        """The live session of a cookie value; None when invalid, expired or logged out."""
+        if not value:
             return None
-        issued, nonce, mac = value.split(".")
-        if not hmac.compare_digest(mac, self._mac(f"{issued}.{nonce}")):
-            return None
-        if not issued.isdigit():
-            return None
-        age = (now if now is not None else time.time()) - int(issued)
-        return nonce if 0 <= age <= self.max_age_s else None
+        return await asyncio.to_thread(self.store.get, value, self._key_id)
+
+    async def end(self, value: str | None) -> bool:
+        """Log out: delete the session of a cookie value (every process sees it at once)."""
+        if not value:
+            return False
+        return await asyncio.to_thread(self.store.delete, value)
 
     # -- the hook AuthMiddleware calls (herald.api.security.SessionAuth) --
 
@@ -72,20 +81,19 @@ class Sessions:
         """Dashboard pages and assets handle their own auth (redirect to the login page)."""
         return path in ("/", "/login", "/logout") or path.startswith("/ui/")
 
-    def authenticate(self, headers: Mapping[str, str], method: str) -> tuple[int, str, str] | None:
+    async def authenticate(
+        self, headers: Mapping[str, str], method: str
+    ) -> tuple[int, str, str] | None:
         """None when the session cookie is valid (and, for unsafe methods, the CSRF token);
         else (status, message, code)."""
         cookies = parse_cookies(headers.get("cookie", ""))
-        nonce = self.nonce(cookies.get(SESSION_COOKIE))
-        if nonce is None:
-            return 401, "session expired or invalid: log in again at /login", "unauthorized"
+        session = await self.current(cookies.get(SESSION_COOKIE))
+        if session is None:
+            return 401, EXPIRED, "unauthorized"
         if method.upper() not in SAFE_METHODS:
             sent = headers.get(CSRF_HEADER, "")
-            expected = self.csrf_for(nonce)
             if not (
-                sent
-                and hmac.compare_digest(sent, cookies.get(CSRF_COOKIE, ""))
-                and hmac.compare_digest(sent, expected)
+                sent and same(sent, cookies.get(CSRF_COOKIE, "")) and session.csrf_matches(sent)
             ):
                 return 403, "missing or wrong CSRF token (X-CSRF-Token header)", "csrf_failed"
         return None

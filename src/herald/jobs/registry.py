@@ -17,6 +17,7 @@ from typing import Any, get_type_hints
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from herald.errors import ConfigurationError, JobError
+from herald.security.privilege import refuse_operator_fields
 
 CTX_NAMES = ("ctx", "context")
 
@@ -36,7 +37,9 @@ class JobDefinition:
     resources: dict[str, Any] | None = None
 
     def validate(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Validated parameters as JSON-compatible values (raises :class:`JobError`)."""
+        """Validated parameters as JSON-compatible values (raises :class:`JobError`; a
+        parameter only the operator may set raises ``OperatorSettingRequired``)."""
+        refuse_operator_fields(params, f"job {self.name!r}")
         try:
             model = self.params_model.model_validate(params)
         except ValidationError as exc:

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from herald.errors import MessageValidationError, UnknownMessageType
 from herald.messages.base import Message
 from herald.messages.envelope import Envelope, check_size
+from herald.security.privilege import refuse_operator_fields
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class Catalog:
                 details=[{"loc": ["data"], "msg": "must be an object", "type": "dict_type"}],
             )
         check_size(data)
+        refuse_operator_fields(data, f"message {name!r}")  # trust_remote_code & co: 422
         try:
             return cls.model_validate(data)
         except ValidationError as exc:

@@ -22,6 +22,7 @@ from typing import Any, get_type_hints
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model, model_validator
 
 from herald.messages.base import Message
+from herald.security.privilege import refuse_operator_fields
 from herald.training.errors import FinetuneConfigError
 
 # Names other fine-tuning tools use for our keys: suggested, never silently mapped.
@@ -151,6 +152,7 @@ def nearest_key(key: str, valid: Sequence[str]) -> str | None:
 
 def validate_config(model: type[BaseModel], data: Mapping[str, Any]) -> dict[str, Any]:
     """Validate a config mapping; errors name the key (and the nearest valid key if unknown)."""
+    refuse_operator_fields(data, "fine-tuning config")  # trust_remote_code: operator only
     valid = list(model.model_fields)
     unknown = [k for k in data if k not in model.model_fields]
     if unknown:

@@ -138,9 +138,6 @@ def finetune(
     merge_adapter: Annotated[
         bool, Field(description="Also export the adapter merged into a standalone model.")
     ] = False,
-    trust_remote_code: Annotated[
-        bool, Field(description="Allow model code from the model folder (off by default).")
-    ] = False,
     distributed: Annotated[
         DistributedTraining | None,
         Field(

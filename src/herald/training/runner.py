@@ -324,6 +324,12 @@ def save_outputs(
 
 
 # the job ----------------------------------------------------------------------------------------
+def _trust_remote_code() -> bool:
+    """Model code runs only when the operator allows it (``security.trust_remote_code``);
+    no fine-tuning config or message can ask for it."""
+    return load_settings().security.trust_remote_code
+
+
 def load_model(source: Any, config: dict[str, Any]) -> tuple[Any, Any]:
     """Load the base model for training (fp32 on CPU; quantized via bitsandbytes on CUDA)."""
     if config["adapter"] == "qlora" or config["load_in_4bit"] or config["load_in_8bit"]:
@@ -345,7 +351,7 @@ def load_model(source: Any, config: dict[str, Any]) -> tuple[Any, Any]:
             where,
             quantization_config=quant,
             use_safetensors=True,
-            trust_remote_code=config["trust_remote_code"],
+            trust_remote_code=_trust_remote_code(),
             device_map={"": 0},
         )
         return quantized, load_tokenizer(source)
@@ -356,7 +362,7 @@ def load_model(source: Any, config: dict[str, Any]) -> tuple[Any, Any]:
         source,
         dtype="bfloat16" if bf16 else "float32",
         device="cuda" if cuda else "cpu",
-        trust_remote_code=config["trust_remote_code"],
+        trust_remote_code=_trust_remote_code(),
     )
     model, tokenizer = loaded
     if hasattr(model, "merge_and_unload"):  # a registered adapter: train on base + adapter

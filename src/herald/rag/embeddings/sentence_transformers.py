@@ -50,8 +50,11 @@ class SentenceTransformerEmbedder(Embedder):
                 f"sentence-transformers is not installed ({exc}); pip install 'herald[rag]'"
             ) from exc
         try:
-            self._model: Any = SentenceTransformer(
-                model, device="cpu", trust_remote_code=trust_remote_code
+            self._model: Any = SentenceTransformer(  # safetensors only: .bin weights unpickle
+                model,
+                device="cpu",
+                trust_remote_code=trust_remote_code,  # rag.trust_remote_code, the operator's
+                model_kwargs={"use_safetensors": True},
             )
         except Exception as exc:
             raise ConfigurationError(

@@ -39,6 +39,22 @@ from herald.serving.backends.base import (
 )
 from herald.serving.errors import BadParameter, ModelUnavailable
 
+
+def refuse_pickle_only(model: str) -> None:
+    """Refuse a local model folder whose weights are only pickle files (``.bin``/``.pt``:
+    unpickling runs code) unless the operator set ``security.allow_unsafe_weights``."""
+    folder = Path(model)
+    if not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return
+    pickled = [p.suffix for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".pkl")]
+    if pickled:
+        raise ModelUnavailable(
+            f"model folder {folder} has only pickle weights ({pickled[0]}); Herald loads "
+            "safetensors only: convert them (save_pretrained(safe_serialization=True)) or, "
+            "where you trust the files, set security.allow_unsafe_weights "
+            "(HERALD_SECURITY__ALLOW_UNSAFE_WEIGHTS=true)"
+        )
+
 log = logging.getLogger("herald.serving.transformers")
 
 
@@ -95,14 +111,17 @@ class TransformersBackend(Backend):
 
         if self.options.get("threads"):
             torch.set_num_threads(int(self.options["threads"]))
-        trust = bool(self.options.get("trust_remote_code", False))
+        trust = bool(self.options.get("trust_remote_code", False))  # the operator's setting
+        unsafe = bool(self.options.get("allow_unsafe_weights", False))  # ditto
+        if not unsafe:
+            refuse_pickle_only(self.model)
         device = self.options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = self.options.get("dtype") or ("float32" if device == "cpu" else "auto")
         self.tok = AutoTokenizer.from_pretrained(self.model, trust_remote_code=trust)
         lm: Any = AutoModelForCausalLM.from_pretrained(
             self.model,
             dtype=getattr(torch, dtype) if dtype != "auto" else "auto",
-            use_safetensors=True,
+            use_safetensors=None if unsafe else True,
             trust_remote_code=trust,
         )
         if self.adapter:

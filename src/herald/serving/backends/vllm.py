@@ -31,6 +31,7 @@ from herald.serving.backends.base import (
 from herald.serving.errors import BadParameter, ModelUnavailable
 
 log = logging.getLogger("herald.serving.vllm")
+SAFE_LOAD_FORMATS = ("safetensors", "gguf")
 
 
 class VLLMBackend(Backend):
@@ -54,7 +55,15 @@ class VLLMBackend(Backend):
                 'the vllm backend needs vLLM and a GPU: pip install "herald[vllm]"'
             ) from exc
         engine_opts = dict(self.options.get("engine") or {})
-        engine_opts.setdefault("trust_remote_code", bool(self.options.get("trust_remote_code")))
+        # model code and pickle weights: the operator's settings (security.*) decide, not options
+        engine_opts["trust_remote_code"] = bool(self.options.get("trust_remote_code"))
+        if not self.options.get("allow_unsafe_weights"):
+            fmt = engine_opts.setdefault("load_format", "safetensors")
+            if fmt not in SAFE_LOAD_FORMATS:
+                raise ModelUnavailable(
+                    f"vLLM load_format {fmt!r} may unpickle weights; use one of "
+                    f"{', '.join(SAFE_LOAD_FORMATS)} or set security.allow_unsafe_weights"
+                )
         if self.options.get("adapter"):
             from vllm.lora.request import LoRARequest
 
