@@ -26,6 +26,7 @@ from herald.registry import Registry
 from herald.registry.sensors import bind_registry
 from herald.security.sessions import SessionStore
 from herald.sensors.base import SensorRegistry, default_registry
+from herald.security import egress
 from herald.sensors.runner import SensorRunner
 from herald.serving.deployments import DeploymentManager, DeploymentMetrics, DeploymentStore
 from herald.serving.deployments.sensors import bind_deployments
@@ -83,6 +84,7 @@ class Herald:
             settings.resolved_database_url, **self._log_options(settings.resolved_database_url)
         )
         self.metrics = Metrics()
+        egress.bind(settings)  # one egress policy for fetches of inline jobs
         self.registry = Registry.from_settings(settings)  # opens (and migrates) on first use
         self.artifacts: ArtifactStore = open_artifact_store(
             settings.resolved_artifacts_url, cache_dir=settings.home / "cache" / "artifacts"
@@ -106,6 +108,7 @@ class Herald:
             settings=settings.serving.deployments,
             emit=self.emit,
             metrics=DeploymentMetrics(self.metrics.registry),
+            security=settings.security,
         )
         bind_deployments(self.deployments)
         self.guardrails = GuardrailPipeline.install(self.serving, self, settings.serving)
@@ -242,6 +245,7 @@ class Herald:
     ) -> Envelope:
         """Validate ``data`` as ``type`` and wrap it (raises 422/413-style errors)."""
         message = self.catalog.validate(type, data)
+        egress.check_message_urls(type, message, self.settings)  # 403: private/metadata URLs
         return self.catalog.envelope(
             message,
             subject=subject,

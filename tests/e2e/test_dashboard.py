@@ -66,7 +66,9 @@ def test_login_live_overview_flow_and_emit_form(
     server = server_factory(
         [PLUGIN],
         HERALD_API_KEY=KEY,
-        DEMO_KEY=KEY,
+        HERALD_SECURITY__SECRETS__DEMO__VALUE=KEY,  # evaluations name it, never an env var
+        HERALD_SECURITY__SECRETS__DEMO__HOSTS='["127.0.0.1"]',
+        HERALD_SECURITY__EGRESS__ALLOW_PRIVATE="true",  # the endpoint target is this server
         HERALD_SENSORS__MAX_ATTEMPTS="2",
         HERALD_SENSORS__BACKOFF_INITIAL_S="0.05",
     )
@@ -264,7 +266,7 @@ def test_login_live_overview_flow_and_emit_form(
 
     # evaluations: the shipped `tiny` suite against the deployment, over this server's API
     with server.client() as api:
-        body = {"target": f"{server.url}/v1#demo", "suite": "tiny", "api_key_env": "DEMO_KEY"}
+        body = {"target": f"{server.url}/v1#demo", "suite": "tiny", "api_key_secret": "demo"}
         r = api.post("/v1/evaluations", json=body)
         assert r.status_code == 202, r.text
     page.goto(server.url + "/#/evaluations")
@@ -279,7 +281,7 @@ def test_login_live_overview_flow_and_emit_form(
 
     # a second run of the suite against demo-b, then the two side by side with significance
     with server.client() as api:
-        body = {"target": f"{server.url}/v1#demo-b", "suite": "tiny", "api_key_env": "DEMO_KEY"}
+        body = {"target": f"{server.url}/v1#demo-b", "suite": "tiny", "api_key_secret": "demo"}
         assert api.post("/v1/evaluations", json=body).status_code == 202
     page.goto(server.url + "/#/evaluations")
     expect(page.locator("#evaluations .pill", has_text="completed")).to_have_count(

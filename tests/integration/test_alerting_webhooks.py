@@ -85,6 +85,7 @@ def drift() -> DriftDetected:
 
 async def start(env: Env, url: str, monkeypatch: pytest.MonkeyPatch, **wh: Any) -> Herald:
     monkeypatch.setenv("TEST_HOOK_SECRET", SECRET)
+    monkeypatch.setenv("HERALD_SECURITY__EGRESS__ALLOW_PRIVATE", "true")  # loopback receivers
     env.jobs.add(default_jobs.get(DELIVER_JOB))
     hook = {"name": "ops", "url": url, "secret_env": "TEST_HOOK_SECRET", **wh}
     return await env.start(alerting={"webhooks": [hook]})

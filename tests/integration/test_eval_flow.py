@@ -38,6 +38,7 @@ async def api(
     monkeypatch.setenv("HERALD_DATABASE_URL", f"sqlite:///{tmp_path / 'h.db'}")
     monkeypatch.setenv("HERALD_SERVING__MODELS", json.dumps(FAKE))
     monkeypatch.setenv("HERALD_EVALUATION__ON_REGISTER", "false")
+    monkeypatch.setenv("HERALD_SECURITY__EGRESS__ALLOW_PRIVATE", "true")  # loopback targets
     h = Herald(Settings(jobs={"lease_s": 10.0, "backoff_initial_s": 0.1}))
     await h.start()
     app = create_app(h, KEY, manage_lifecycle=False)

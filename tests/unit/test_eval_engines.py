@@ -15,7 +15,8 @@ from herald.evaluation.runner import EvaluationCancelled, EvaluationPlan, run_ev
 from herald.evaluation.store import EvaluationStore
 from herald.evaluation.suites import load_suite, parse_suite
 from herald.evaluation.targets import parse_target
-from herald.settings import Settings
+from herald.security.egress import EgressDenied
+from herald.settings import SecuritySettings, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "examples" / "eval" / "tiny.yaml"
@@ -212,7 +213,12 @@ async def test_generation_failures_are_recorded_per_item(tmp_path: Path) -> None
 
 async def test_unreachable_endpoint_fails_early(tmp_path: Path) -> None:
     s = suite(tmp_path, qa(1), [{"engine": "reference"}])
+    opened = settings(tmp_path).model_copy(
+        update={"security": SecuritySettings(egress={"allow_private": True})}
+    )
     with pytest.raises(TargetUnreachable, match="cannot reach"):
+        await run(tmp_path, s, parse_target("http://127.0.0.1:9/v1#m"), settings=opened)
+    with pytest.raises(EgressDenied, match="loopback"):  # the default egress policy
         await run(tmp_path, s, parse_target("http://127.0.0.1:9/v1#m"))
 
 

@@ -136,5 +136,3 @@ def test_targets_are_parsed_or_refused(tmp_path: Path) -> None:
         parse_target("./no/such/dir")
     with pytest.raises(TargetError, match="bad registry target"):
         parse_target("models:/bad name")
-    with pytest.raises(TargetError, match="is not set"):
-        parse_target("http://x/v1#m", api_key_env="HERALD_TEST_UNSET_KEY_VAR")

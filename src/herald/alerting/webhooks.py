@@ -37,6 +37,7 @@ from herald.errors import BackendUnavailable, ConfigurationError, HeraldError, N
 from herald.jobs.context import JobContext
 from herald.jobs.registry import job
 from herald.messages.catalog import Catalog
+from herald.security.egress import EgressPolicy, EgressTransport, current_policy
 from herald.sensors.base import SensorContext, SensorRegistry, sensor
 from herald.settings import AlertingSettings, Settings, WebhookSettings
 
@@ -132,8 +133,13 @@ def _secret(wh: WebhookSettings) -> str | None:
     return value
 
 
-def deliver_once(wh: WebhookSettings, event: dict[str, Any]) -> dict[str, Any]:
-    """POST ``event`` to ``wh`` once; raise a retryable or a final error on failure."""
+def deliver_once(
+    wh: WebhookSettings, event: dict[str, Any], policy: EgressPolicy | None = None
+) -> dict[str, Any]:
+    """POST ``event`` to ``wh`` once; raise a retryable or a final error on failure.
+
+    The egress policy applies (``policy``, default the process's): a receiver on a private or
+    loopback address needs its host in ``security.egress.allowed_hosts``."""
     body = json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
     msg_id = str(event.get("id") or "")
     timestamp = int(time.time())
@@ -148,7 +154,10 @@ def deliver_once(wh: WebhookSettings, event: dict[str, Any]) -> dict[str, Any]:
     if secret is not None:
         headers["webhook-signature"] = sign(secret, msg_id, timestamp, body)
     try:
-        with httpx.Client(timeout=wh.timeout_s, follow_redirects=False) as client:
+        transport = EgressTransport(policy or current_policy())
+        with httpx.Client(
+            timeout=wh.timeout_s, follow_redirects=False, transport=transport
+        ) as client:
             resp = client.post(wh.url, content=body, headers=headers)
     except httpx.HTTPError as exc:
         raise BackendUnavailable(
@@ -173,7 +182,7 @@ def deliver(
 ) -> dict[str, Any]:
     """Deliver one alert message to one configured webhook (signed; retried by the job policy)."""
     wh = webhook(_current().alerting, webhook_name)
-    result = deliver_once(wh, event)
+    result = deliver_once(wh, event, EgressPolicy.of(_current()))
     if ctx is not None:
         ctx.log(f"delivered {event.get('type')} {event.get('id')} → {wh.url}: {result['status']}")
     return result

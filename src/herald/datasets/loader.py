@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import httpx
+
 from herald.datasets.errors import DatasetError, RowError, invalid_rows_error
+from herald.security.egress import HTTP, check_source, current_policy, fetch_bytes
 
 FILE_FORMATS = {
     ".jsonl": "jsonl",
@@ -69,9 +72,32 @@ def file_format(source: str, explicit: str | None = None) -> str:
     return FILE_FORMATS[suffix]
 
 
-def _read_bytes(source: str) -> bytes:
+def _fetch(source: str, egress: Any) -> bytes:
+    """An http(s) data set through the egress policy (every address and redirect checked)."""
     import fsspec  # type: ignore[import-untyped]
 
+    try:
+        raw = fetch_bytes(source, egress, MAX_BYTES)
+    except httpx.HTTPError as exc:
+        raise DatasetError(f"cannot read {source!r}: {exc}") from None
+    comp = fsspec.utils.infer_compression(urlsplit(source).path)
+    if comp is None:
+        return raw
+    with fsspec.compression.compr[comp](io.BytesIO(raw), mode="rb") as f:
+        data: bytes = f.read(MAX_BYTES + 1)
+    return data
+
+
+def _read_bytes(source: str, egress: Any = None) -> bytes:
+    import fsspec
+
+    if is_url(source):  # a caller's URL: no protocol chains, no private addresses (403)
+        policy = current_policy(egress)
+        if check_source(source, policy) in HTTP:
+            fetched = _fetch(source, policy)
+            if len(fetched) > MAX_BYTES:
+                raise DatasetError(f"{source} is larger than {MAX_BYTES >> 30} GiB")
+            return fetched
     if not is_url(source):
         path = Path(source).expanduser()
         if not path.exists():
@@ -182,14 +208,14 @@ def parse_parquet(data: bytes, source: str) -> RawTable:
     )
 
 
-def read_table(source: str, *, file_format_hint: str | None = None) -> RawTable:
+def read_table(source: str, *, file_format_hint: str | None = None, egress: Any = None) -> RawTable:
     """Read ``source`` (a local path or an fsspec URL) into raw rows."""
     if not isinstance(source, str) or not source.strip():
         raise DatasetError("data set source must be a non-empty path or URL")
     if "\x00" in source:
         raise DatasetError("data set source contains a NUL byte")
     kind = file_format(source, file_format_hint)
-    data = _read_bytes(source)
+    data = _read_bytes(source, egress)
     if kind == "parquet":
         return parse_parquet(data, source)
     text = _decode(data, source)

@@ -82,20 +82,21 @@ def prepare(
     *,
     model: str | None = None,
     limit: int | None = None,
-    api_key_env: str | None = None,
+    api_key_secret: str | None = None,
     settings: Any = None,
 ) -> tuple[Any, Any, str | None, Any]:
-    """(suite, target spec, resolved model version, registry) — raises clear errors."""
+    """(suite, target spec, resolved model version, registry) — raises clear errors
+    (an endpoint the egress policy refuses: 403; a secret not defined for its host: 422)."""
     from herald.evaluation.settings import evaluation_settings, suite_search_paths
     from herald.evaluation.suites import load_suite
-    from herald.evaluation.targets import TargetSpec, parse_target
+    from herald.evaluation.targets import TargetSpec, authorize_target, parse_target
     from herald.registry.sensors import current_registry
 
     es = evaluation_settings(settings)
     s = load_suite(suite, suite_search_paths(Path(settings.home), es))
     if limit is not None:
         s = s.model_copy(update={"limit": min(limit, s.limit or limit)})
-    spec = parse_target(target, model=model, api_key_env=api_key_env)
+    spec = authorize_target(parse_target(target, model=model), settings, api_key_secret)
     registry = None
     version = None
     if spec.kind == "registry":
@@ -114,7 +115,7 @@ async def run_evaluation_job(
     model: str | None = None,
     concurrency: int | None = None,
     limit: int | None = None,
-    api_key_env: str | None = None,
+    api_key_secret: str | None = None,
     options: dict[str, Any] | None = None,
     correlationid: str | None = None,
     ctx: JobContext | None = None,
@@ -133,7 +134,7 @@ async def run_evaluation_job(
             suite,
             model=model,
             limit=limit,
-            api_key_env=api_key_env,
+            api_key_secret=api_key_secret,
             settings=settings,
         )
     except Exception as exc:
@@ -237,7 +238,7 @@ def on_evaluation_requested(msg: EvaluationRequested, ctx: SensorContext) -> Non
         "options": msg.options,
         "correlationid": ctx.event.correlationid,
     }
-    for key in ("model", "concurrency", "limit", "api_key_env"):
+    for key in ("model", "concurrency", "limit", "api_key_secret"):
         value = getattr(msg, key)
         if value is not None:
             params[key] = value

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from herald.messages.base import Message
+from herald.security.secrets import NAME_PATTERN, refusal_message
 
 
 class EvaluationRequested(Message, type="evaluation.requested"):
@@ -32,12 +33,24 @@ class EvaluationRequested(Message, type="evaluation.requested"):
     )
     concurrency: int | None = Field(None, ge=1, le=256)
     limit: int | None = Field(None, ge=1, description="evaluate only the first N samples")
-    api_key_env: str | None = Field(None, description="env var with the endpoint's API key")
+    api_key_secret: str | None = Field(
+        None,
+        pattern=NAME_PATTERN,
+        description="name of an operator-defined secret (security.secrets) sent as the "
+        "endpoint's bearer key, only to a host the secret was defined for",
+    )
     options: dict[str, Any] = Field(
         default_factory=dict,
         description="free-form; 'decide_for' (an evaluation id) asks the promotion policy to "
         "compare that evaluation with this one when it completes",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_env_reference(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "api_key_env" in data:
+            raise ValueError(refusal_message("api_key_env", "data"))
+        return data
 
 
 class EvaluationProgressed(Message, type="evaluation.progressed"):

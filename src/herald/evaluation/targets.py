@@ -14,6 +14,11 @@ target                 how it is reached
 ``http(s)://…/v1``     any OpenAI-compatible endpoint; ``model`` names the model
 =====================  ==============================================================
 
+Endpoint targets obey the egress policy (:mod:`herald.security.egress`): checked when the
+evaluation is requested and again on every connection. Their credential is an operator-defined
+named secret (``api_key_secret``), sent only to the hosts it was defined for; a ``deployment:``
+target is this Herald itself and is reached with its own admin key.
+
 The in-process gateway is a real HTTP server (uvicorn in its own thread and event loop), so the
 ``lm-eval`` adapter and any other HTTP client can use it too.
 """
@@ -72,7 +77,6 @@ def parse_target(
     target: str,
     *,
     model: str | None = None,
-    api_key_env: str | None = None,
     backend: str | None = None,
     backend_options: dict[str, Any] | None = None,
     herald_url: str | None = None,
@@ -84,9 +88,7 @@ def parse_target(
             "target is empty: give models:/name@alias, a checkpoint folder, "
             "deployment:NAME or an http(s):// endpoint"
         )
-    key = os.environ.get(api_key_env) if api_key_env else None
-    if api_key_env and key is None:
-        raise TargetError(f"api_key_env {api_key_env!r} is not set in the environment")
+    key = None
     opts = dict(backend_options or {})
     if t.startswith(("http://", "https://")):
         base, _, frag = t.partition("#")
@@ -118,6 +120,34 @@ def parse_target(
     if "/" in t or t.startswith("."):
         raise TargetError(f"checkpoint folder not found: {t}")
     return TargetSpec("served", t, t, None, key, backend, opts)
+
+
+def authorize_target(
+    spec: TargetSpec, settings: Settings, api_key_secret: str | None = None
+) -> TargetSpec:
+    """``spec`` checked against the egress policy, with its credential: the named secret
+    (only for a host it was defined for), or this Herald's own key for ``deployment:`` targets.
+    Raises :class:`~herald.security.egress.EgressDenied` (403) or
+    :class:`~herald.security.secrets.SecretUnavailable` (422)."""
+    from dataclasses import replace
+
+    from herald.auth import read_api_key
+    from herald.security.egress import check_url
+    from herald.security.secrets import secret_for
+
+    if spec.kind == "endpoint":
+        assert spec.base_url is not None
+        check_url(spec.base_url, settings)
+        key = secret_for(api_key_secret, spec.base_url, settings) if api_key_secret else None
+        return replace(spec, api_key=key)
+    if spec.kind == "deployment":
+        assert spec.base_url is not None
+        if api_key_secret:
+            key = secret_for(api_key_secret, spec.base_url, settings)
+        else:  # the operator's own server (HERALD_URL): its own admin key
+            key = read_api_key(Path(settings.home), settings.api_key)
+        return replace(spec, api_key=key)
+    return spec
 
 
 # the client -------------------------------------------------------------------------------
@@ -407,10 +437,19 @@ async def open_target(
         pool = await asyncio.to_thread(build_pool, spec, settings, registry)
         gateway = InProcessGateway(pool)
         base_url = await asyncio.to_thread(gateway.start)
+        transport: httpx.AsyncBaseTransport | None = None
     else:
         assert spec.base_url is not None
         base_url = spec.base_url
-    client = OpenAIClient(base_url, spec.model, api_key=spec.api_key, timeout=timeout)
+        transport = None
+        if spec.kind == "endpoint":  # a caller's URL: the egress policy on every connection
+            from herald.security.egress import AsyncEgressTransport, EgressPolicy, check_url
+
+            await asyncio.to_thread(check_url, base_url, settings)
+            transport = AsyncEgressTransport(EgressPolicy.of(settings))
+    client = OpenAIClient(
+        base_url, spec.model, api_key=spec.api_key, timeout=timeout, transport=transport
+    )
     try:
         await client.check()
         yield client, base_url

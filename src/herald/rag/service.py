@@ -19,6 +19,7 @@ from herald.rag.errors import DimensionMismatch, RagError
 from herald.rag.ingest.pipeline import Ingestor, IngestReport, Progress
 from herald.rag.settings import RagSettings, default_catalog_url, default_store_url, rag_settings
 from herald.rag.vectorstores.base import Chunk, VectorStore, open_vector_store
+from herald.security import egress
 
 _instances: dict[tuple[str, str], RagService] = {}
 _bound: Any = None  # the settings of the Herald running in this process (bind())
@@ -102,6 +103,13 @@ class RagService:
             )
         return e
 
+    def _check_embedder(self, ref: str) -> None:
+        """A caller-named ``openai:<model>@<url>`` embedder obeys the egress policy (403);
+        the operator's ``rag.embedding_model`` is trusted."""
+        url = egress.embedder_url(ref)
+        if url and ref != normalise_ref(self.settings.embedding_model):
+            egress.check_url(url, egress.current_policy())
+
     # collections ----------------------------------------------------------------------------
     def create_collection(
         self,
@@ -115,6 +123,7 @@ class RagService:
     ) -> Collection:
         check_name(name)
         model = normalise_ref(embedding_model or self.settings.embedding_model)
+        self._check_embedder(model)
         size = chunk_size or self.settings.chunk_size
         overlap = self.settings.chunk_overlap if chunk_overlap is None else chunk_overlap
         _check_chunking(size, overlap)
@@ -215,6 +224,7 @@ class RagService:
         written in batches; the catalog then records the new model."""
         col = self.get_collection(collection)
         model = normalise_ref(embedding_model or col.embedding_model)
+        self._check_embedder(model)
         embedder = open_embedder(model, self.settings)
         store = open_vector_store(col.store_url)
         chunks = list(store.scan(collection))

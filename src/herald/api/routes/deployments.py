@@ -95,7 +95,9 @@ def router(h: Herald) -> APIRouter:
     @r.post("/deployments", status_code=202, summary="Create or replace a deployment")
     async def create_deployment(body: DeploymentBody) -> JSONResponse:
         data = body.model_dump(exclude_none=True)
-        parse_deployment(data)  # 422 early, naming the problem
+        dep = parse_deployment(data)  # 422 early, naming the problem
+        # the egress policy (403) and named secrets (422) of openai upstreams, at once
+        await asyncio.to_thread(h.deployments.check_targets, dep.targets)
         out = await publish("deployment.requested", data, body.name)
         return JSONResponse({"deployment": body.name, **out}, status_code=202)
 
@@ -110,6 +112,7 @@ def router(h: Herald) -> APIRouter:
         if body.add:
             added = parse_deployment({"name": name, "targets": body.add}).targets
             parse_deployment({"name": name, "targets": [*targets, *added]})
+            await asyncio.to_thread(h.deployments.check_targets, added)
         data = {"name": name, "weights": body.weights, "add": body.add, "reason": body.reason}
         return JSONResponse(await publish("deployment.traffic.changed", data, name), 202)
 

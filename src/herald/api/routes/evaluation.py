@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from herald.api.paging import CURSOR_HELP, decode_cursor, page
 from herald.errors import Conflict
+from herald.security.secrets import NAME_PATTERN, refuse_env_field
 
 if TYPE_CHECKING:
     from herald.bootstrap import Herald
@@ -29,9 +30,20 @@ class EvaluationBody(BaseModel):
     model: str | None = None
     concurrency: int | None = Field(None, ge=1, le=256)
     limit: int | None = Field(None, ge=1)
-    api_key_env: str | None = None
+    api_key_secret: str | None = Field(
+        None,
+        pattern=NAME_PATTERN,
+        description="operator-defined secret (security.secrets) sent as the endpoint's key",
+    )
     options: dict[str, Any] = Field(default_factory=dict)
     correlationid: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_env_reference(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "api_key_env" in data:
+            refuse_env_field("api_key_env", data["api_key_env"] or "")
+        return data
 
 
 def _ids(values: list[str] | None) -> list[str]:
@@ -111,7 +123,7 @@ def router(h: Herald) -> APIRouter:
             body.suite,
             model=body.model,
             limit=body.limit,
-            api_key_env=body.api_key_env,
+            api_key_secret=body.api_key_secret,
             settings=h.settings,
         )
         correlationid = body.correlationid

@@ -14,6 +14,7 @@ import httpx
 from herald.errors import BackendError, ConfigurationError
 from herald.rag.embeddings.base import Embedder, batched
 from herald.rag.settings import RagSettings
+from herald.security import egress
 
 
 class OpenAIEmbedder(Embedder):
@@ -77,9 +78,19 @@ def from_ref(rest: str, settings: RagSettings) -> Embedder:
         raise ConfigurationError(
             f"openai embedding reference needs openai:<model>@<base url>, got openai:{rest}"
         )
+    if f"openai:{rest}" == settings.embedding_model.strip():  # the operator's own embedder
+        return OpenAIEmbedder(
+            model,
+            base_url,
+            api_key=settings.embeddings_api_key,
+            batch_size=settings.embedding_batch_size,
+        )
+    # a caller-named endpoint: the egress policy on every connection, and no operator key
+    # (rag.embeddings_api_key belongs to the operator's embedder; see security.secrets)
+    egress.check_url(base_url, egress.current_policy())
     return OpenAIEmbedder(
         model,
         base_url,
-        api_key=settings.embeddings_api_key,
         batch_size=settings.embedding_batch_size,
+        transport=egress.EgressTransport(egress.current_policy()),
     )

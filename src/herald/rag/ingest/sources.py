@@ -9,9 +9,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
 
 from herald.errors import ConfigurationError, NotFound
 from herald.rag.errors import DocumentError
+from herald.security import egress
+from herald.security.egress import fetch_bytes
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,11 @@ class SourceFile:
             raise DocumentError(f"{self.uri}: {self.size} bytes is over the {max_bytes}-byte limit")
         if self.uri.startswith("file://"):
             data = Path(self.uri.removeprefix("file://")).read_bytes()
+        elif self.uri.startswith(("http://", "https://")):  # the egress policy, every hop
+            try:
+                data = fetch_bytes(self.uri, egress.current_policy(), max_bytes)
+            except httpx.HTTPError as exc:
+                raise DocumentError(f"{self.uri}: {exc}") from None
         else:
             import fsspec  # type: ignore[import-untyped]
 
@@ -44,6 +54,10 @@ def list_sources(source: str, *, recursive: bool = True) -> list[SourceFile]:
     if not source.strip():
         raise ConfigurationError("source must be a path or URL")
     if "://" in source and not source.startswith("file://"):
+        # a caller's URL: no protocol chains, no private addresses (403 egress_denied)
+        if egress.check_source(source, egress.current_policy()) in egress.HTTP:
+            name = Path(urlsplit(source).path).name or urlsplit(source).hostname or source
+            return [SourceFile(source, name, None)]  # one document: links are not followed
         return _remote(source, recursive)
     path = Path(source.removeprefix("file://")).expanduser()
     try:

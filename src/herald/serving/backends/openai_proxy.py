@@ -5,6 +5,11 @@ prompts; streams are relayed token by token (``stream=true`` upstream, with usag
 errors keep their status and message. Options: ``base_url`` (required, e.g.
 ``http://gpu-box:8000/v1``), ``api_key`` or ``api_key_env`` (name of an environment variable),
 ``timeout`` (s, default 600), ``context_length`` (for /v1/models only).
+
+``api_key``/``api_key_env`` are operator options (``serving.models`` in herald.yaml). A
+deployment made through the API or a message names an operator-defined secret instead
+(``api_key_secret``, sent only to its hosts) and its ``base_url`` obeys the egress policy
+(:meth:`herald.serving.deployments.DeploymentManager.check_targets`).
 """
 
 from __future__ import annotations

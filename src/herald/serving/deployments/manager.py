@@ -23,7 +23,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from herald.errors import HeraldError
 from herald.messages.base import Message
+from herald.security.egress import AsyncEgressTransport, EgressPolicy, check_url
+from herald.security.secrets import check_caller_options, secret_for
 from herald.serving.backends import create_backend
 from herald.serving.deployments.messages import DeploymentFailed, DeploymentReady
 from herald.serving.deployments.models import (
@@ -136,6 +138,7 @@ class DeploymentManager:
         emit: Emit | None = None,
         metrics: DeploymentMetrics | None = None,
         poll_s: float = 1.0,
+        security: Any = None,
     ) -> None:
         from herald.settings import DeploymentSettings
 
@@ -146,6 +149,7 @@ class DeploymentManager:
         self.emit = emit
         self.metrics = metrics or DeploymentMetrics()
         self.poll_s = poll_s
+        self.security = security  # settings.security: egress policy and named secrets
         self.serving = False  # set when this process mounts the data plane (HTTP routes)
         self.active: dict[str, Active] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -327,8 +331,32 @@ class DeploymentManager:
         mv = await asyncio.to_thread(self.registry.resolve, version)
         return mv.artifact_uri
 
+    def check_targets(self, targets: Sequence[Target]) -> None:
+        """Upstreams of ``openai`` targets against the egress policy and their named secrets
+        (the API checks at once: 403/422; :meth:`_load` checks again)."""
+        for t in targets:
+            if t.backend == "openai":
+                self._upstream(t.options, connect=False)
+
+    def _upstream(self, options: dict[str, Any], *, connect: bool = True) -> dict[str, Any]:
+        """Options of a caller's ``openai`` backend: base_url checked by the egress policy,
+        ``api_key_secret`` resolved for that host only, connections through the policy."""
+        check_caller_options(options)
+        out = dict(options)
+        base_url = str(out.get("base_url") or "")
+        if base_url:
+            check_url(base_url, self.security)
+        name = out.pop("api_key_secret", None)
+        if name:
+            out["api_key"] = secret_for(str(name), base_url, self.security)
+        if connect:
+            out["transport"] = AsyncEgressTransport(EgressPolicy.of(self.security))
+        return out
+
     async def _load(self, spec: ModelSpec, index: int) -> DeploymentReplica:
         options = {**self.pool.default_options.get(spec.backend, {}), **spec.options}
+        if spec.source == "deployment" and spec.backend == "openai":
+            options = await asyncio.to_thread(self._upstream, options)
         started = time.perf_counter()
         backend = create_backend(spec.backend, spec.model, **options)
         try:

@@ -17,11 +17,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from herald.messages.base import Message
+from herald.security.secrets import refusal_message, refused_option
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
+
+def _caller_targets(targets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Refuse target options that name a server env var or carry a key in clear."""
+    for i, t in enumerate(targets):
+        options = t.get("options") if isinstance(t, dict) else None
+        key = refused_option(options if isinstance(options, dict) else None)
+        if key is not None:
+            raise ValueError(refusal_message(key, f"targets[{i}].options"))
+    return targets
 
 
 class DeploymentRequested(Message, type="deployment.requested"):
@@ -49,6 +60,11 @@ class DeploymentRequested(Message, type="deployment.requested"):
         "2000, 'require_evaluation': False} (default: replace at once)",
     )
     reason: str = ""
+
+    @field_validator("targets")
+    @classmethod
+    def _no_env_reference(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return _caller_targets(v)
 
 
 class DeploymentReady(Message, type="deployment.ready"):
@@ -92,6 +108,11 @@ class DeploymentTrafficChanged(Message, type="deployment.traffic.changed"):
         default_factory=dict, description="why (the watch's measurements)"
     )
     reason: str = ""
+
+    @field_validator("add")
+    @classmethod
+    def _no_env_reference(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return _caller_targets(v)
 
 
 class DeploymentRollback(Message, type="deployment.rollback"):

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from herald.errors import HeraldError, NotFound
 from herald.registry.models import parse_model_uri
+from herald.security.secrets import check_caller_options
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 Status = Literal["pending", "ready", "failed"]
@@ -178,7 +179,11 @@ class Deployment(BaseModel):
 
 
 def parse_deployment(data: dict[str, Any]) -> Deployment:
-    """Validate a deployment, turning pydantic errors into an actionable 422."""
+    """Validate a deployment, turning pydantic errors into an actionable 422 (target options
+    that name a server env var or carry a key in clear: 422 ``env_reference_refused``)."""
+    for i, t in enumerate(data.get("targets") or []):
+        if isinstance(t, dict) and isinstance(t.get("options"), dict):
+            check_caller_options(t["options"], f"targets.{i}.options")
     try:
         return Deployment.model_validate(data)
     except ValidationError as exc:
