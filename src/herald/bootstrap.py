@@ -94,7 +94,10 @@ class Herald:
 
         bind_monitoring(settings)  # and the monitoring sensors its settings
         self.serving = ModelPool.from_settings(  # the OpenAI data plane's models (lazy loads)
-            settings.serving, registry=self.registry, metrics=ServingMetrics(self.metrics.registry)
+            settings.serving,
+            registry=self.registry,
+            metrics=ServingMetrics(self.metrics.registry),
+            max_prompt_chars=settings.security.limits.max_prompt_chars,
         )
         for backend in OPERATOR_BACKENDS:  # model code / pickle weights: the operator decides
             self.serving.default_options.setdefault(backend, {}).update(

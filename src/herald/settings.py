@@ -479,6 +479,11 @@ class LimitSettings(BaseModel):
     max_queued_per_key: int = Field(
         16, ge=0, description="Requests one client key may have waiting for a slot (then 429)."
     )
+    queue_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Longest wait of a queued request for its key's slot (then 429).",
+    )
     max_json_depth: int = Field(64, ge=4, description="Deepest JSON nesting accepted.")
 
 

@@ -32,6 +32,7 @@ from herald.dashboard import Sessions
 from herald.dashboard import mount as mount_dashboard
 from herald.errors import Conflict, NotFound
 from herald.messages.envelope import Envelope
+from herald.security import limits
 from herald.security.throttle import FailureThrottle
 
 
@@ -69,6 +70,7 @@ def create_app(
     auth = h.settings.security.auth
     sessions = Sessions(h.sessions, api_key, ttl_s=auth.session_ttl_s)  # server-side, shared
     throttle = FailureThrottle.from_settings(auth, h.metrics.registry)  # wrong keys, logins
+    _limits(app, h, api_key)  # after authentication: body size, per-key concurrency
     app.add_middleware(
         AuthMiddleware,
         api_key=api_key,
@@ -110,6 +112,7 @@ def role_app(
         lifespan=lifespan,
         **hidden,
     )
+    _limits(app, h, api_key)  # after authentication: body size, per-key concurrency
     app.add_middleware(
         AuthMiddleware,
         api_key=api_key,
@@ -122,6 +125,18 @@ def role_app(
     app.state.herald = h
     app.include_router(_probes(h))
     return app
+
+
+def _limits(app: FastAPI, h: Herald, api_key: str) -> None:
+    """Body size (chunked too) and per-key concurrency; added before AuthMiddleware so that
+    they run after it."""
+    limits.install(
+        app,
+        max_body_bytes=h.settings.api.max_body_bytes,
+        limits=h.settings.security.limits,
+        admin_key=api_key,
+        registry=h.metrics.registry,
+    )
 
 
 def _probes(h: Herald) -> APIRouter:

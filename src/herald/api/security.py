@@ -1,4 +1,5 @@
-"""Bearer-key authentication and request-size limits for every route but the probes.
+"""Bearer-key authentication for every route but the probes (body size and per-key
+concurrency: :mod:`herald.security.limits`, which runs after this middleware).
 
 With a :class:`SessionAuth` (the dashboard's server-side session cookie), requests without an
 ``Authorization`` header may authenticate by cookie instead; unsafe methods then also need the
@@ -108,12 +109,5 @@ class AuthMiddleware:
         mark_caller(scope, is_admin)
         if not is_admin:  # a client key: no absolute server paths in its error messages
             send = redacting_errors(send, self.home)
-        length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body:
-            await error_response(
-                413,
-                f"request body of {length} bytes exceeds the {self.max_body}-byte limit",
-                "payload_too_large",
-            )(scope, receive, send)
-            return
+        # the body limit (declared and chunked) is herald.security.limits.BodyLimit, inside
         await self.app(scope, receive, send)

@@ -259,7 +259,8 @@ class RagChains:
             collection, _ = parsed
             messages = request.messages or []
             try:
-                template = self.template_for(collection, pending.options)
+                # prompt-template rendering and token counting are CPU work: off the loop
+                template = await asyncio.to_thread(self.template_for, collection, pending.options)
                 query = rewrite_query(messages)
                 filters = pending.options.get("filters")
                 chunks = await asyncio.to_thread(
@@ -272,13 +273,15 @@ class RagChains:
                     if request.params.max_tokens is not None
                     else template.reserve_tokens
                 )
-                packed = pack(
-                    template,
-                    messages,
-                    chunks,
-                    lambda msgs: _count(inner, msgs),
-                    budget,
-                    collection=collection,
+                packed = await asyncio.to_thread(
+                    lambda: pack(
+                        template,
+                        messages,
+                        chunks,
+                        lambda msgs: _count(inner, msgs),
+                        budget,
+                        collection=collection,
+                    )
                 )
             except CollectionNotFound as exc:
                 raise ChainCollectionNotFound(exc.message, param="model") from exc
@@ -333,7 +336,7 @@ class ChainBackend(Backend):
         replica = await self.chains.pool.route(self.inner)
         inner = replica.backend
         packed = await self.chains.prepare(self.model, request, inner)
-        rendered = inner.chat_prompt(packed.messages)
+        rendered = await asyncio.to_thread(inner.chat_prompt, packed.messages)
         inner_request = GenerationRequest(
             rendered.prompt, request.params, request.request_id, rendered.messages
         )

@@ -123,6 +123,7 @@ class ModelPool:
         hooks: Hooks | None = None,
         default_options: dict[str, dict[str, Any]] | None = None,
         request_timeout_s: float | None = None,
+        max_prompt_chars: int | None = None,
     ) -> None:
         self.specs: dict[str, ModelSpec] = {s.name: s for s in specs or []}
         self.registry = registry
@@ -132,6 +133,7 @@ class ModelPool:
         self.hooks = hooks or Hooks()
         self.default_options = default_options or {}  # backend name → options for every model
         self.request_timeout_s = request_timeout_s  # whole generation, None: unbounded
+        self.max_prompt_chars = max_prompt_chars  # checked before tokenizing, None: unbounded
         self.routers: list[RouteFn] = []
         self.listers: list[Callable[[], list[ModelSpec]]] = []  # extra /v1/models entries
         self._loaded: OrderedDict[str, Replica] = OrderedDict()
@@ -144,6 +146,7 @@ class ModelPool:
         *,
         registry: Registry | None = None,
         metrics: ServingMetrics | None = None,
+        max_prompt_chars: int | None = None,
     ) -> ModelPool:
         specs = [
             ModelSpec(n, m.backend, m.model, dict(m.options), m.parent)
@@ -168,6 +171,7 @@ class ModelPool:
             metrics=metrics,
             default_options=defaults,
             request_timeout_s=settings.request_timeout_s,
+            max_prompt_chars=max_prompt_chars,
         )
 
     # lookup -----------------------------------------------------------------------------

@@ -141,7 +141,7 @@ class LlamaCppBackend(Backend):
         if self.llm is None:
             raise ModelUnavailable(f"{self.path.name} is not loaded")
         p = request.params
-        ids = self._ids(request.prompt)
+        ids = await asyncio.to_thread(self._ids, request.prompt)  # tokenize off the event loop
         if not ids:
             raise BadParameter("the prompt is empty", param="prompt")
         limit = self.check_context(len(ids), p.max_tokens)
@@ -223,7 +223,7 @@ class LlamaCppBackend(Backend):
         return self._llm_all
 
     async def prompt_logprobs(self, prompt: Prompt, top: int) -> list[TokenLogprob]:
-        ids = self._ids(prompt)
+        ids = await asyncio.to_thread(self._ids, prompt)
         self.check_context(len(ids), 0)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._prompt_logprobs, ids, top)

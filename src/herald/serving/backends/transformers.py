@@ -209,7 +209,7 @@ class TransformersBackend(Backend):
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
         if self._queue is None:
             raise ModelUnavailable(f"model {self.model!r} is not loaded")
-        ids = self._ids(request.prompt)
+        ids = await asyncio.to_thread(self._ids, request.prompt)  # tokenize off the event loop
         if not ids:
             raise BadParameter("the prompt is empty", param="prompt")
         limit = self.check_context(len(ids), request.params.max_tokens)
@@ -312,7 +312,7 @@ class TransformersBackend(Backend):
                 logits = out.logits[:, -1, :]
 
     async def prompt_logprobs(self, prompt: Prompt, top: int) -> list[TokenLogprob]:
-        ids = self._ids(prompt)
+        ids = await asyncio.to_thread(self._ids, prompt)
         self.check_context(len(ids), 0)
         return await asyncio.to_thread(self._prompt_logprobs, ids, top)
 

@@ -12,6 +12,7 @@ Options: ``chat_template`` (the model version's), ``adapter`` (LoRA folder, serv
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import uuid
@@ -137,7 +138,7 @@ class VLLMBackend(Backend):
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
         if request.params.max_tokens == 0:
-            n = len(self._ids(request.prompt))
+            n = len(await asyncio.to_thread(self._ids, request.prompt))
             yield Delta(finish_reason="length", usage=Usage(n, 0))
             return
         rid = f"{request.request_id or 'herald'}-{uuid.uuid4().hex[:8]}"

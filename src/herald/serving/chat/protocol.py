@@ -60,6 +60,16 @@ class ChatCompletionRequest(SamplingFields):
                 "only response_format {'type': 'text'} is supported", param="response_format"
             )
 
+    def prompt_sizes(self) -> list[tuple[str, int]]:
+        """Characters of all messages together, for the size check before tokenization."""
+        chars = 0
+        for m in self.messages:
+            if isinstance(m.content, str):
+                chars += len(m.content)
+            elif m.content:
+                chars += sum(len(p["text"]) for p in m.content if isinstance(p.get("text"), str))
+        return [("messages", chars)]
+
     def to_messages(self) -> list[dict[str, Any]]:
         out = []
         for i, m in enumerate(self.messages):

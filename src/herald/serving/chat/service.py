@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from herald.security.limits import check_prompt_chars
 from herald.serving.backends.base import Delta, GenerationRequest, TokenLogprob
 from herald.serving.chat.protocol import (
     AssistantMessage,
@@ -55,6 +57,9 @@ class ChatService:
         backend_name = ""
         try:
             req.unsupported()
+            check_prompt_chars(  # before anything renders or tokenizes it
+                req.prompt_sizes(), self.pool.max_prompt_chars, self.pool.metrics.registry
+            )
             replica = await self.pool.route(req.model, user=req.user)
             backend_name = replica.spec.backend
             ctx.version = replica.spec.version
@@ -63,7 +68,8 @@ class ChatService:
                     f"model {req.model!r} does not support chat completions", param="model"
                 )
             await self.pool.hooks.run_before(ctx, {"request": req})
-            rendered = replica.backend.chat_prompt(req.to_messages())
+            # template rendering and tokenization are CPU work: off the event loop
+            rendered = await asyncio.to_thread(replica.backend.chat_prompt, req.to_messages())
             ctx.headers["x-herald-chat-template"] = rendered.template_status
             gen = Generation(self.pool, replica, ctx, stream=req.stream)
             requests = [

@@ -29,6 +29,13 @@ class CompletionRequest(SamplingFields):
             return [list(p)]  # type: ignore[arg-type]
         return list(p)  # type: ignore[arg-type]
 
+    def prompt_sizes(self) -> list[tuple[str, int]]:
+        """Characters of each text prompt (token-id prompts need no tokenization)."""
+        p = self.prompt
+        if isinstance(p, str):
+            return [("prompt", len(p))]
+        return [(f"prompt[{i}]", len(x)) for i, x in enumerate(p) if isinstance(x, str)]
+
     def unsupported(self) -> None:
         if self.suffix:
             raise BadParameter("suffix (insertion) is not supported", param="suffix")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from herald.security.limits import check_prompt_chars
 from herald.serving.backends.base import GenerationRequest, Prompt, TokenLogprob
 from herald.serving.common import SSE_DONE, UsageInfo, new_id, now, sse
 from herald.serving.completions.protocol import (
@@ -45,6 +47,9 @@ class CompletionService:
         try:
             req.unsupported()
             prompts = req.prompts()
+            check_prompt_chars(  # before anything tokenizes it
+                req.prompt_sizes(), self.pool.max_prompt_chars, self.pool.metrics.registry
+            )
             replica = await self.pool.route(req.model, user=req.user)
             backend_name = replica.spec.backend
             ctx.version = replica.spec.version
@@ -74,7 +79,11 @@ class CompletionService:
         self, replica: Replica, req: CompletionRequest, prompt: Prompt
     ) -> tuple[str, list[TokenLogprob]]:
         backend = replica.backend
-        text = prompt if isinstance(prompt, str) else backend.detokenize(prompt)
+        text = (
+            prompt
+            if isinstance(prompt, str)
+            else await asyncio.to_thread(backend.detokenize, prompt)
+        )
         if req.logprobs is None:
             return text, []
         return text, await backend.prompt_logprobs(prompt, req.logprobs)

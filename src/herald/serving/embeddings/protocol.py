@@ -17,6 +17,13 @@ class EmbeddingRequest(WireModel):
     dimensions: int | None = Field(None, ge=1)
     user: str | None = None
 
+    def prompt_sizes(self) -> list[tuple[str, int]]:
+        """Characters of each text input (token-id inputs need no tokenization)."""
+        x = self.input
+        if isinstance(x, str):
+            return [("input", len(x))]
+        return [(f"input[{i}]", len(s)) for i, s in enumerate(x) if isinstance(s, str)]
+
     def inputs(self) -> list[str | list[int]]:
         x = self.input
         if isinstance(x, str):

@@ -7,6 +7,7 @@ import math
 import struct
 import time
 
+from herald.security.limits import check_prompt_chars
 from herald.serving.common import new_id
 from herald.serving.embeddings.protocol import (
     EmbeddingData,
@@ -34,6 +35,9 @@ class EmbeddingService:
         started = time.perf_counter()
         try:
             inputs = req.inputs()
+            check_prompt_chars(  # per input, before anything tokenizes it
+                req.prompt_sizes(), self.pool.max_prompt_chars, self.pool.metrics.registry
+            )
             replica = await self.pool.route(req.model, user=req.user)
             backend_name = replica.spec.backend
             ctx.version = replica.spec.version
