@@ -485,6 +485,18 @@ class LimitSettings(BaseModel):
         description="Longest wait of a queued request for its key's slot (then 429).",
     )
     max_json_depth: int = Field(64, ge=4, description="Deepest JSON nesting accepted.")
+    template_max_steps: int = Field(
+        1_000_000,
+        ge=1000,
+        description="Work one prompt/chat template render may do: calls, filters and loop "
+        "iterations (a macro call counts 10); then 400.",
+    )
+    template_max_output_chars: int = Field(
+        1_000_000,
+        ge=1000,
+        description="Longest string, list or rendered output a template may build; numbers "
+        "above it are refused as call arguments (range, center, ...).",
+    )
 
 
 class AuthSecuritySettings(BaseModel):

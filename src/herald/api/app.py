@@ -15,7 +15,9 @@ from sse_starlette.sse import EventSourceResponse
 
 import herald
 from herald.api import errors
+from herald.api import openapi as openapi_doc
 from herald.api.paging import CURSOR_HELP, decode_cursor, page
+from herald.api.params import INT64_MAX, After
 from herald.api.routes import capability_routers
 from herald.api.schemas import (
     JobSubmit,
@@ -33,6 +35,7 @@ from herald.dashboard import mount as mount_dashboard
 from herald.errors import Conflict, NotFound
 from herald.messages.envelope import Envelope
 from herald.security import limits
+from herald.security import json_edge
 from herald.security.throttle import FailureThrottle
 
 
@@ -70,6 +73,7 @@ def create_app(
     auth = h.settings.security.auth
     sessions = Sessions(h.sessions, api_key, ttl_s=auth.session_ttl_s)  # server-side, shared
     throttle = FailureThrottle.from_settings(auth, h.metrics.registry)  # wrong keys, logins
+    _json_edge(app, h)  # innermost: hostile JSON values, NUL in the URL
     _limits(app, h, api_key)  # after authentication: body size, per-key concurrency
     app.add_middleware(
         AuthMiddleware,
@@ -81,6 +85,7 @@ def create_app(
         home=h.settings.home,
     )
     errors.install(app)
+    openapi_doc.install(app)  # every status code documented, bearer security
     app.state.herald = h
     app.include_router(_probes(h))
     app.include_router(_messages(h), prefix="/v1")
@@ -112,6 +117,7 @@ def role_app(
         lifespan=lifespan,
         **hidden,
     )
+    _json_edge(app, h)  # innermost: hostile JSON values, NUL in the URL
     _limits(app, h, api_key)  # after authentication: body size, per-key concurrency
     app.add_middleware(
         AuthMiddleware,
@@ -122,9 +128,21 @@ def role_app(
         home=h.settings.home,
     )
     errors.install(app)
+    openapi_doc.install(app)  # every status code documented, bearer security
     app.state.herald = h
     app.include_router(_probes(h))
     return app
+
+
+def _json_edge(app: FastAPI, h: Herald) -> None:
+    """Non-finite numbers, out-of-range integers, lone surrogates, NUL and deep nesting are
+    refused before any route parses a body (herald.security.json_edge)."""
+    json_edge.install(
+        app,
+        max_depth=h.settings.security.limits.max_json_depth,
+        max_body_bytes=h.settings.api.max_body_bytes,
+        registry=h.metrics.registry,
+    )
 
 
 def _limits(app: FastAPI, h: Herald, api_key: str) -> None:
@@ -222,7 +240,7 @@ def _messages(h: Herald) -> APIRouter:
         causationid: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
-        after: Annotated[int, Query(ge=0)] = 0,
+        after: After = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         order: Annotated[str, Query(pattern="^(asc|desc)$")] = "asc",
     ) -> dict[str, Any]:
@@ -249,7 +267,7 @@ def _messages(h: Herald) -> APIRouter:
         type: Annotated[list[str] | None, Query()] = None,
         subject: str | None = None,
         correlationid: str | None = None,
-        after: Annotated[int | None, Query(ge=0)] = None,
+        after: Annotated[int | None, Query(ge=0, le=INT64_MAX)] = None,
         last_event_id: Annotated[str | None, Header()] = None,
     ) -> EventSourceResponse:
         types = [t for item in type or [] for t in item.split(",") if t]
@@ -257,7 +275,7 @@ def _messages(h: Herald) -> APIRouter:
         if after is None:
             after = (
                 int(last_event_id)
-                if last_event_id and last_event_id.isdigit()
+                if last_event_id and last_event_id.isdigit() and len(last_event_id) <= 18
                 else await h.log.head()
             )
 
@@ -378,7 +396,7 @@ def _control(h: Herald) -> APIRouter:
     @r.get("/jobs/{job_id}/logs", tags=["jobs"])
     async def logs(
         job_id: str,
-        after: Annotated[int, Query(ge=0)] = 0,
+        after: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
         limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
     ) -> dict[str, Any]:
         lines = await h.log.logs(job_id, after, limit)

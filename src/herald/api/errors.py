@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from herald.api.openapi import allowed_methods
 from herald.errors import HeraldError
 
 log = logging.getLogger("herald.api")
@@ -19,6 +20,7 @@ _TYPES = {
     401: "authentication_error",
     403: "permission_error",
     404: "not_found_error",
+    405: "invalid_request_error",
     409: "conflict_error",
     413: "invalid_request_error",
     422: "invalid_request_error",
@@ -69,9 +71,17 @@ def install(app: FastAPI) -> None:
         return error_response(422, f"{where}: {first['msg']}", "invalid_request", details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, str(exc.detail), code)
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            allow = ", ".join(allowed_methods(request))
+            resp = error_response(405, f"method {request.method} is not allowed; use {allow}", code)
+            resp.headers["Allow"] = allow
+            return resp
+        resp = error_response(exc.status_code, str(exc.detail), code)
+        if exc.headers:
+            resp.headers.update(exc.headers)
+        return resp
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

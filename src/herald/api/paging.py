@@ -16,10 +16,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from herald.errors import HeraldError
+from herald.security.json_edge import INT64_MAX, INT64_MIN
 
 T = TypeVar("T")
 
@@ -76,9 +78,23 @@ def decode_cursor(
 def _is(value: Any, t: type) -> bool:
     if isinstance(value, bool):
         return False
-    if t is float:
-        return isinstance(value, int | float)
+    if t is float:  # finite: NaN or inf would reach the store's comparison
+        return isinstance(value, int | float) and math.isfinite(value)
+    if t is int:  # the BIGINT columns keys live in
+        return isinstance(value, int) and INT64_MIN <= value <= INT64_MAX
+    if t is str:  # NUL and lone surrogates cannot be stored, so never match a row
+        return isinstance(value, str) and _storable(value)
     return isinstance(value, t)
+
+
+def _storable(s: str) -> bool:
+    if "\x00" in s:
+        return False
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def page(

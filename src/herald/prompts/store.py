@@ -47,6 +47,7 @@ from herald.errors import HeraldError, NotFound
 from herald.store.shared import StateStore, state_url
 
 if TYPE_CHECKING:
+    from herald.security.templates import TemplateLimits
     from herald.settings import Settings
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -124,8 +125,9 @@ class PromptVersion:
             "aliases": self.aliases,
         }
 
-    def render(self, variables: Mapping[str, Any]) -> str:
-        """The template rendered with exactly its declared variables."""
+    def render(self, variables: Mapping[str, Any], *, limits: TemplateLimits | None = None) -> str:
+        """The template rendered with exactly its declared variables, in the bounded sandbox
+        (``limits`` bound its steps and output; a refusal is a PromptRenderError)."""
         missing = [v for v in self.variables if v not in variables]
         unknown = sorted(set(variables) - set(self.variables))
         if missing or unknown:
@@ -140,27 +142,36 @@ class PromptVersion:
             )
         from jinja2 import TemplateError
 
+        from herald.security.templates import render
+
         try:
-            return str(_env().from_string(self.template).render(**dict(variables)))
+            return render(_env(limits), self.template, variables)
         except TemplateError as exc:
             raise PromptRenderError(f"{self.uri}: {type(exc).__name__}: {exc}") from exc
 
 
-def _env() -> Any:
+def _env(limits: TemplateLimits | None = None) -> Any:
+    """The bounded sandbox (no loader, step and size budgets) prompts render in."""
     from jinja2 import StrictUndefined
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    from herald.security.templates import BoundedSandbox
+
+    return BoundedSandbox(limits=limits, undefined=StrictUndefined, autoescape=False)
 
 
 def template_variables(template: str) -> list[str]:
     """The undeclared variables a Jinja2 template reads, sorted (raises PromptError)."""
-    from jinja2 import TemplateSyntaxError, meta
+    from jinja2 import TemplateSyntaxError, meta, nodes
 
     try:
         ast = _env().parse(template)
     except TemplateSyntaxError as exc:
         raise PromptError(f"template syntax error on line {exc.lineno}: {exc.message}") from exc
+    loads = ast.find(nodes.Include) or ast.find(nodes.Import) or ast.find(nodes.FromImport)
+    if loads is not None or ast.find(nodes.Extends) is not None:
+        raise PromptError(
+            "templates cannot include, import or extend other templates; inline the text"
+        )
     return sorted(meta.find_undeclared_variables(ast))
 
 

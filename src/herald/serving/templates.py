@@ -8,6 +8,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from herald.security.templates import BoundedSandbox, render
 from herald.serving.errors import BadParameter
 
 
@@ -18,11 +19,8 @@ def _raise(message: str) -> None:
 @lru_cache(maxsize=32)
 def _compile(template: str) -> Any:
     from jinja2.ext import loopcontrols
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = ImmutableSandboxedEnvironment(
-        trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols]
-    )
+    env = BoundedSandbox(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
     env.globals["raise_exception"] = _raise
     env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
     env.filters["tojson"] = lambda x, indent=None, **_: json.dumps(
@@ -39,16 +37,21 @@ def render_chat(
     eos_token: str = "",
     add_generation_prompt: bool = True,
 ) -> str:
-    """Render ``messages`` with ``template`` (sandboxed: no attribute writes, no imports)."""
+    """Render ``messages`` with ``template`` (bounded sandbox: no attribute writes, no
+    imports, a step and an output budget)."""
     from jinja2 import TemplateError
 
     try:
-        out: str = _compile(template).render(
-            messages=messages,
-            bos_token=bos_token,
-            eos_token=eos_token,
-            add_generation_prompt=add_generation_prompt,
-        )
+        compiled = _compile(template)
+        values = {
+            "messages": messages,
+            "bos_token": bos_token,
+            "eos_token": eos_token,
+            "add_generation_prompt": add_generation_prompt,
+        }
+        out = render(
+            compiled.environment, template, values, compiled=compiled, passthrough=(BadParameter,)
+        )  # BadParameter: the template's own raise_exception()
     except TemplateError as exc:
         raise BadParameter(f"the chat template failed: {exc}", param="messages") from exc
     return out

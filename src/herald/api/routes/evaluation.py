@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from herald.api.paging import CURSOR_HELP, decode_cursor, page
+from herald.api.params import Offset
 from herald.errors import Conflict
 from herald.security.secrets import NAME_PATTERN, refuse_env_field
 
@@ -102,7 +103,7 @@ def router(h: Herald) -> APIRouter:
     def samples(
         evaluation_id: str,
         failed: bool | None = None,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Offset = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
         rows = store().items(evaluation_id, failed=failed, offset=offset, limit=limit)

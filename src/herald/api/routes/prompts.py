@@ -18,7 +18,9 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from herald.api.params import INT32_MAX, VersionPath
 from herald.prompts import PromptPromoted, PromptRegistered, PromptStore
+from herald.security.templates import TemplateLimits
 
 if TYPE_CHECKING:
     from herald.bootstrap import Herald
@@ -36,7 +38,7 @@ class RegisterPrompt(BaseModel):
 
 class PromoteBody(BaseModel):
     alias: str = Field(description="Alias such as production or staging.")
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=INT32_MAX)
 
 
 class RenderBody(BaseModel):
@@ -86,14 +88,16 @@ def router(h: Herald) -> APIRouter:
     @r.post("/prompts/render", summary="Render a prompt version with variables")
     async def render(body: RenderBody) -> dict[str, Any]:
         v = await run(store().get, body.ref)
-        return {"object": "prompt.rendering", "uri": v.uri, "text": v.render(body.variables)}
+        bounds = TemplateLimits.from_settings(h.settings.security.limits)
+        text = await run(v.render, body.variables, limits=bounds)  # off the event loop
+        return {"object": "prompt.rendering", "uri": v.uri, "text": text}
 
     @r.get("/prompts/{name}", summary="All versions of a prompt")
     async def versions(name: str) -> dict[str, Any]:
         return {"object": "list", "data": [v.to_dict() for v in await run(store().versions, name)]}
 
     @r.get("/prompts/{name}/versions/{version}", summary="One prompt version")
-    async def version(name: str, version: int) -> dict[str, Any]:
+    async def version(name: str, version: VersionPath) -> dict[str, Any]:
         v = await run(store().get, f"prompts:/{name}/{version}")
         return v.to_dict()  # type: ignore[no-any-return]
 

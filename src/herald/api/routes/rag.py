@@ -23,6 +23,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from herald.api.params import Offset
 from herald.rag import service as rag_service
 from herald.rag.collections import Collection, check_name
 from herald.rag.errors import RagError
@@ -149,7 +150,7 @@ def router(h: Herald) -> APIRouter:
     async def list_documents(
         name: str,
         limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Offset = 0,
         source_prefix: str | None = None,
     ) -> dict[str, Any]:
         docs = await run(

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from herald.api.paging import CURSOR_HELP, decode_cursor, page
+from herald.api.params import VersionPath
 from herald.bus.base import page_key
 from herald.errors import Conflict
 from herald.registry.models import ALIAS_RE, check_alias, check_name
@@ -109,7 +110,7 @@ def router(h: Herald) -> APIRouter:
         return page(rows, limit, f"versions:{name}", lambda v: (v.version,), _json)
 
     @r.get("/registry/models/{name}/versions/{version}", tags=["registry"])
-    def get_version(name: str, version: int) -> dict[str, Any]:
+    def get_version(name: str, version: VersionPath) -> dict[str, Any]:
         return _json(h.registry.get_version(check_name(name), version))
 
     @r.get(
@@ -118,7 +119,7 @@ def router(h: Herald) -> APIRouter:
         response_class=PlainTextResponse,
         summary="Hugging Face model card (markdown with YAML front matter)",
     )
-    def card(name: str, version: int) -> PlainTextResponse:
+    def card(name: str, version: VersionPath) -> PlainTextResponse:
         text = h.registry.model_card(check_name(name), version)
         return PlainTextResponse(text, media_type="text/markdown; charset=utf-8")
 
@@ -133,7 +134,7 @@ def router(h: Herald) -> APIRouter:
         status_code=202,
         summary="Publish model.promote (the registry sensor moves the alias)",
     )
-    async def promote(name: str, version: int, body: PromoteBody) -> JSONResponse:
+    async def promote(name: str, version: VersionPath, body: PromoteBody) -> JSONResponse:
         check_alias(body.alias)
         mv = await _to_thread(h.registry.get_version, check_name(name), version)
         if mv.status == "archived":
@@ -153,7 +154,9 @@ def router(h: Herald) -> APIRouter:
         status_code=202,
         summary="Publish model.archive (the registry sensor archives the version)",
     )
-    async def archive(name: str, version: int, body: ArchiveBody | None = None) -> JSONResponse:
+    async def archive(
+        name: str, version: VersionPath, body: ArchiveBody | None = None
+    ) -> JSONResponse:
         body = body or ArchiveBody()
         await _to_thread(h.registry.get_version, check_name(name), version)
         env = h.envelope(
@@ -181,7 +184,7 @@ def router(h: Herald) -> APIRouter:
         }
 
     @r.get("/datasets/{name}/versions/{version}", tags=["datasets"])
-    def get_dataset_version(name: str, version: int) -> dict[str, Any]:
+    def get_dataset_version(name: str, version: VersionPath) -> dict[str, Any]:
         return _json(h.registry.get_dataset(check_name(name, "data set"), version))
 
     # runs ---------------------------------------------------------------------------------
