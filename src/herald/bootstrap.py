@@ -27,6 +27,7 @@ from herald.registry.sensors import bind_registry
 from herald.security.sessions import SessionStore
 from herald.sensors.base import SensorRegistry, default_registry
 from herald.security import egress
+from herald.security import pii as pii_policy
 from herald.sensors.runner import SensorRunner
 from herald.serving.deployments import DeploymentManager, DeploymentMetrics, DeploymentStore
 from herald.serving.deployments.sensors import bind_deployments
@@ -84,6 +85,7 @@ class Herald:
             settings.resolved_database_url, **self._log_options(settings.resolved_database_url)
         )
         self.metrics = Metrics()
+        pii_policy.bind(settings)  # one PII policy for stores and inline jobs
         egress.bind(settings)  # one egress policy for fetches of inline jobs
         self.registry = Registry.from_settings(settings)  # opens (and migrates) on first use
         self.artifacts: ArtifactStore = open_artifact_store(

@@ -19,6 +19,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from herald.security.pii import PII_KINDS, normalize_kinds
+
 DEFAULT_PORT = 8700
 
 
@@ -517,12 +519,31 @@ class PIISettings(BaseModel):
     """One PII policy (``security.pii``): detectors and where they apply."""
 
     kinds: list[str] = Field(
-        default_factory=lambda: ["email", "phone", "card", "iban", "ssn", "ip"],
-        description="Kinds of personal data detected.",
+        default_factory=lambda: list(PII_KINDS),
+        description="Kinds of personal data detected everywhere (datasets, RAG, prompts, "
+        f"guardrail pii rules without kinds, request logs): {', '.join(PII_KINDS)}; "
+        "aliases card, ip.",
     )
     log_raw: bool = Field(
-        False, description="Keep raw (unredacted) text in the request log at rest."
+        False,
+        description="Keep raw (unredacted) prompts, completions and feedback comments at rest "
+        "(request log files / herald_requests, feedback). Default: redacted.",
     )
+    redact_ingest: bool = Field(
+        False,
+        description="Redact PII from every data set registered and RAG document ingested, "
+        "whatever the request's redact_pii says (default: only where redact_pii is set).",
+    )
+    prompts: Literal["off", "warn", "redact", "block"] = Field(
+        "warn",
+        description="Prompt templates with PII when saved: warn (saved, warnings in the "
+        "response and log), redact (PII replaced by placeholders), block (400), off.",
+    )
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, v: list[str]) -> list[str]:
+        return list(normalize_kinds(v))
 
 
 class SecuritySettings(BaseModel):

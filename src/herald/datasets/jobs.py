@@ -23,6 +23,7 @@ from typing import Any
 from herald.jobs.context import JobContext
 from herald.jobs.registry import job
 from herald.messages.lifecycle import DatasetFormat, DatasetRegister, DatasetRegistered
+from herald.security.pii import current_policy as current_pii_policy
 from herald.sensors.base import SensorContext, sensor
 
 JOB_NAME = "dataset.register"
@@ -77,6 +78,8 @@ def register_dataset(
             ctx.progress(fraction, message)
 
     check_name(name, "data set")
+    pii = current_pii_policy()  # security.pii: its kinds; redact_ingest forces redaction
+    redact_pii = redact_pii or pii.redact_ingest
     tok: Any = None
     if tokenizer:
         from herald.models import load_tokenizer, resolve_model
@@ -93,6 +96,7 @@ def register_dataset(
         seed=seed,
         dedupe=dedupe,
         redact_pii=redact_pii,
+        pii_kinds=pii.kinds,
         tokenizer=tok,
         source=source,
     )

@@ -16,6 +16,7 @@ import hashlib
 import json
 import random
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,9 +116,11 @@ def split_rows(
     return train, validation
 
 
-def _redact_row(row: dict[str, Any], counts: Counter[str]) -> dict[str, Any]:
+def _redact_row(
+    row: dict[str, Any], counts: Counter[str], kinds: Sequence[str] | None = None
+) -> dict[str, Any]:
     def red(text: str) -> str:
-        out, c = redact_text(text)
+        out, c = redact_text(text, kinds)
         counts.update(c)
         return out
 
@@ -142,6 +145,7 @@ def prepare(
     seed: int = 42,
     dedupe: bool = True,
     redact_pii: bool = False,
+    pii_kinds: Sequence[str] | None = None,
     tokenizer: Any = None,
     source: str = "data set",
     max_errors: int = MAX_ERRORS,
@@ -178,7 +182,7 @@ def prepare(
         raise invalid_rows_error(source, errors, total_errors)
 
     counts: Counter[str] = Counter()
-    redacted = [_redact_row(r, counts) for r in normalised]
+    redacted = [_redact_row(r, counts, pii_kinds) for r in normalised]
     if redact_pii:
         normalised = redacted
     pii = {kind: counts.get(kind, 0) for kind in PII_KINDS}

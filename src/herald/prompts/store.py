@@ -10,6 +10,8 @@ References: ``prompts:/name/3`` (a version), ``prompts:/name@production`` (an al
 immutable sandbox with ``StrictUndefined``; the variables a template uses are found when it is
 registered (and must match ``variables`` when those are declared), and a render must supply
 exactly those (missing or unknown variables are 400 errors naming them).
+Personal data in a template is handled on save by the PII policy ``security.pii.prompts``
+(warn — the default —, redact, block or off; :func:`herald.security.pii.screen_prompt`).
 
 Where the state lives: on PostgreSQL in the shared database (tables ``herald_prompt_versions``
 and ``herald_prompt_aliases``), so ``herald api``, ``worker`` and ``serve`` on different hosts
@@ -19,6 +21,7 @@ see the same prompts; embedded in ``$HERALD_HOME/prompts/prompts.db``.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from collections.abc import Iterator, Mapping
@@ -44,12 +47,15 @@ from sqlalchemy import (
 )
 
 from herald.errors import HeraldError, NotFound
+from herald.security.pii import PIIPolicy, screen_prompt
+from herald.security.pii import current_policy as current_pii_policy
 from herald.store.shared import StateStore, state_url
 
 if TYPE_CHECKING:
     from herald.security.templates import TemplateLimits
     from herald.settings import Settings
 
+log = logging.getLogger("herald.prompts")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 _URI = re.compile(r"^(?:prompts:/)?(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[^/@]+))?$")
@@ -106,6 +112,7 @@ class PromptVersion:
     metadata: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
     aliases: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # of the save (PII); not stored
 
     @property
     def uri(self) -> str:
@@ -123,6 +130,7 @@ class PromptVersion:
             "metadata": self.metadata,
             "created_at": self.created_at,
             "aliases": self.aliases,
+            **({"warnings": self.warnings} if self.warnings else {}),
         }
 
     def render(self, variables: Mapping[str, Any], *, limits: TemplateLimits | None = None) -> str:
@@ -226,14 +234,19 @@ class PromptStore(StateStore):
         variables: list[str] | None = None,
         description: str = "",
         metadata: Mapping[str, Any] | None = None,
+        pii: PIIPolicy | None = None,
     ) -> PromptVersion:
-        """Store ``template`` as the next version of ``name`` (raises PromptError)."""
+        """Store ``template`` as the next version of ``name`` (raises PromptError); personal
+        data in it is handled by ``pii`` (default: the bound ``security.pii`` policy)."""
         if not NAME.match(name):
             raise PromptError(f"prompt name {name!r} is invalid (letters, digits, . _ -)")
         if not template.strip():
             raise PromptError("template must not be empty")
         if len(template) > MAX_TEMPLATE_CHARS:
             raise PromptError(f"template is over {MAX_TEMPLATE_CHARS} characters")
+        template, warnings = screen_prompt(template, pii or current_pii_policy())
+        for w in warnings:
+            log.warning("prompt %s: %s", name, w)
         used = template_variables(template)
         if variables is not None:
             declared = sorted(set(variables))
@@ -261,7 +274,9 @@ class PromptStore(StateStore):
                     created_at=created,
                 )
             )
-        return PromptVersion(name, version, template, used, description, json.loads(meta), created)
+        return PromptVersion(
+            name, version, template, used, description, json.loads(meta), created, [], warnings
+        )
 
     def promote(self, name: str, alias: str, version: int) -> tuple[PromptVersion, int | None]:
         """Point ``alias`` at ``version``; returns the version and the alias's previous one."""

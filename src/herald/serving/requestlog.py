@@ -4,7 +4,9 @@ request from a price table (USD per 1k prompt / completion tokens by model name 
 Each line: ``{"time", "request_id", "endpoint", "model", "version", "backend", "status",
 "latency_s", "ttft_s", "prompt_tokens", "completion_tokens", "finish_reason", "stream",
 "user", "error", "cost_usd", "input", "output"}`` — ``input``/``output`` only with
-``include_text`` and always passed through :func:`herald.datasets.pii.redact_text`.
+``include_text``, redacted by the one PII policy (:mod:`herald.security.pii`, the kinds of
+``security.pii.kinds``) before they are written — to the files and to the table alike — unless
+an operator sets ``security.pii.log_raw``; ``error`` texts are always redacted.
 
 Where the lines go is a small port (:class:`RequestLogSink`) with two adapters:
 
@@ -51,7 +53,7 @@ from sqlalchemy import (
     tuple_,
 )
 
-from herald.datasets.pii import redact_text
+from herald.security.pii import LONGEST_MATCH, PLACEHOLDERS, Detector, detector
 from herald.serving.hooks import RequestContext, RequestRecord
 from herald.serving.pool import ModelPool
 from herald.store.shared import is_postgres, open_state, safe_url
@@ -59,7 +61,7 @@ from herald.store.shared import is_postgres, open_state, safe_url
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from herald.settings import RequestLogSettings, Settings
+    from herald.settings import PIISettings, RequestLogSettings, Settings
 
 log = logging.getLogger("herald.serving.requestlog")
 FILE = "requests.jsonl"
@@ -460,8 +462,10 @@ class RequestLog:
         settings: RequestLogSettings,
         registry: CollectorRegistry | None = None,
         seed: int | None = None,
+        pii: PIISettings | None = None,
     ) -> None:
-        """``folder``: the files' folder (embedded) or any :class:`RequestLogSink`."""
+        """``folder``: the files' folder (embedded) or any :class:`RequestLogSink`; ``pii``:
+        the PII policy (default: every kind redacted)."""
         self.sink: RequestLogSink = (
             FileRequestLog(folder, settings) if isinstance(folder, Path) else folder
         )
@@ -469,6 +473,8 @@ class RequestLog:
         self.settings = settings
         self.path = folder / FILE if isinstance(folder, Path) else None
         self._rng = random.Random(seed)
+        self.pii: Detector = detector(pii.kinds if pii is not None else None)
+        self.log_raw = pii is not None and pii.log_raw
         self._pending: dict[str, dict[str, Any]] = {}  # request id → captured text
         self.cost = Counter(
             "herald_request_cost_usd",
@@ -482,7 +488,12 @@ class RequestLog:
         cls, pool: ModelPool, settings: Settings, registry: CollectorRegistry | None = None
     ) -> RequestLog:
         registry = registry or pool.metrics.registry
-        rl = cls(open_request_log(settings, registry), settings.serving.request_log, registry)
+        rl = cls(
+            open_request_log(settings, registry),
+            settings.serving.request_log,
+            registry,
+            pii=settings.security.pii,
+        )
         rl.attach(pool)
         return rl
 
@@ -523,12 +534,27 @@ class RequestLog:
             return  # not sampled (every served request passed before_request)
         line: dict[str, Any] = {"time": time.time(), **asdict(rec), "cost_usd": cost}
         if rec.error:
-            line["error"] = redact_text(rec.error)[0]
+            line["error"] = self.pii.redact(rec.error)[0]
         if cap is not None and cap["input"] is not None:
-            line["input"] = redact_text(cap["input"][:MAX_TEXT])[0]
-            outputs = [redact_text(v[:MAX_TEXT])[0] for _, v in sorted(cap["output"].items())]
+            line["input"] = self._text(cap["input"])
+            outputs = [self._text(v) for _, v in sorted(cap["output"].items())]
             line["output"] = outputs[0] if len(outputs) == 1 else outputs
         self._write(line)
+
+    def _text(self, text: str) -> str:
+        """Captured text as stored: cut to MAX_TEXT, redacted unless ``log_raw``."""
+        if self.log_raw:
+            return text[:MAX_TEXT]
+        # find before cutting: a cut through a card number would leave half of it unmatched
+        out: list[str] = []
+        pos = 0
+        for m in self.pii.find(text[: MAX_TEXT + LONGEST_MATCH]):
+            if m.start >= MAX_TEXT:
+                break
+            out += (text[pos : m.start], PLACEHOLDERS[m.kind])
+            pos = m.end
+        out.append(text[pos:MAX_TEXT])
+        return "".join(out)
 
     def _write(self, line: dict[str, Any]) -> None:
         self.sink.write(line)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from herald.bus.base import EventQuery
 from herald.errors import Conflict, NotFound
+from herald.security.pii import PIIPolicy
 
 if TYPE_CHECKING:
     from herald.bootstrap import Herald
@@ -57,12 +58,14 @@ def feedback_router(h: Herald) -> APIRouter:
         from herald.monitoring.messages import FeedbackRecorded
 
         score = body.score if body.score is not None else (1.0 if body.thumbs == "up" else 0.0)
+        pii = PIIPolicy.from_settings(h.settings)  # a comment is request text at rest
+        comment = body.comment if pii.log_raw else pii.redact(body.comment)[0]
         row = await asyncio.to_thread(
             store_for(h.settings).add_feedback,
             body.response_id,
             score,
             thumbs=body.thumbs,
-            comment=body.comment,
+            comment=comment,
             model=body.model,
             user=body.user,
         )

@@ -26,6 +26,7 @@ from herald.rag.errors import DocumentError
 from herald.rag.ingest.loaders import Document, loader_for
 from herald.rag.ingest.sources import SourceFile, list_sources
 from herald.rag.vectorstores.base import Chunk
+from herald.security.pii import current_policy as current_pii_policy
 
 if TYPE_CHECKING:
     from herald.rag.service import RagService
@@ -99,7 +100,8 @@ class Ingestor:
         self.metadata = {
             k: v for k, v in (metadata or {}).items() if isinstance(v, str | int | float | bool)
         }
-        self.redact_pii = redact_pii
+        self.pii_policy = current_pii_policy()  # security.pii: kinds, redact_ingest
+        self.redact_pii = redact_pii or self.pii_policy.redact_ingest
         self.force = force
         self.progress = progress or (lambda f, m: None)
         self.cancelled = cancelled or (lambda: False)
@@ -190,13 +192,11 @@ class Ingestor:
             self.service.delete_documents(self.col.name, [ref_doc_id])
 
     def _prepare(self, doc: Document, item: FileReport, updated: bool) -> None:
-        from herald.datasets.pii import redact_text
-
         p = _Pending(doc, item, updated)
         title = str(doc.metadata.get("title", ""))
         for text, extra in doc.parts:
             if self.redact_pii:
-                text, counts = redact_text(text)
+                text, counts = self.pii_policy.redact(text)
                 self.pii.update(counts)
             for c in self.chunker.split(text, markdown=doc.markdown):
                 meta = {**doc.metadata, **extra, "ref_doc_id": doc.ref_doc_id}

@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as PromCounter
 
 from herald.messages.base import Message
+from herald.security.pii import CONTEXT_CHARS, LONGEST_MATCH, normalize_kinds
 from herald.serving.errors import BadParameter
 from herald.serving.guardrails.messages import GuardrailTriggered
 from herald.serving.guardrails.rules import CompiledRule, GuardrailViolation, Rule, parse_rules
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("herald.serving.guardrails")
 Emit = Callable[[Message], Awaitable[Any]]
 RulesFor = Callable[[str], list[dict[str, Any]] | None]
-HOLDBACK = 64  # longest PII string expected in one piece (IBAN with spaces: 42)
+HOLDBACK = LONGEST_MATCH  # longest PII string in one piece (IBAN with spaces 42, IPv6 ~50)
 MAX_KEYS = 100  # distinct (model, rule, ...) keys per window
 RELEASE_STEP = 16  # held-back text is released once it exceeds the holdback by this much
 
@@ -47,18 +48,23 @@ RELEASE_STEP = 16  # held-back text is released once it exceeds the holdback by 
 class Policy:
     """Compiled rules of one configuration."""
 
-    def __init__(self, rules: list[Rule]) -> None:
+    def __init__(self, rules: list[Rule], pii_kinds: tuple[str, ...] | None = None) -> None:
+        """``pii_kinds``: kinds of the ``pii`` rules that name none (``security.pii.kinds``)."""
         self.rules = rules
         self.text_in = [
-            CompiledRule(r) for r in rules if r.on_input and r.type in ("pii", "terms", "regex")
+            CompiledRule(r, pii_kinds)
+            for r in rules
+            if r.on_input and r.type in ("pii", "terms", "regex")
         ]
-        self.text_out = [CompiledRule(r) for r in rules if r.on_output]
+        self.text_out = [CompiledRule(r, pii_kinds) for r in rules if r.on_output]
         self.limits = [
             r for r in rules if r.type in ("max_input_chars", "max_tokens") and r.on_input
         ]
 
-    def spans(self, text: str) -> list[tuple[int, int]]:
-        return [(s, e) for c in self.text_out for s, e, _ in c.find(text)]
+    def spans(self, text: str, context: str = "") -> list[tuple[int, int]]:
+        n = len(context)
+        found = (c.find(context + text) if context else c.find(text) for c in self.text_out)
+        return [(s - n, e - n) for spans in found for s, e, _ in spans if e > n]
 
 
 @dataclass
@@ -166,6 +172,7 @@ class StreamFilter:
         self.policy = policy
         self.ctx = ctx
         self.buf = ""
+        self.released = ""  # the end of the text already sent: context for keyword rules
         self.scan_at = pipeline.holdback + RELEASE_STEP
 
     def feed(self, text: str) -> str:
@@ -176,17 +183,24 @@ class StreamFilter:
         ws = max(self.buf.rfind(" ", 0, cut + 1), self.buf.rfind("\n", 0, cut + 1))
         if ws > 0:
             cut = ws
-        for s, e in self.policy.spans(self.buf):
+        for s, e in self.policy.spans(self.buf, self.released):
             if s < cut < e:
-                cut = s
+                cut = max(s, 0)
         out, self.buf = self.buf[:cut], self.buf[cut:]
         # a match kept whole leaves a long buffer: scan again after the next step, not per delta
         self.scan_at = max(self.pipeline.holdback, len(self.buf)) + RELEASE_STEP
-        return self.pipeline.check_output(self.ctx, self.policy, out) if out else ""
+        return self._release(out)
 
     def flush(self) -> str:
         out, self.buf = self.buf, ""
-        return self.pipeline.check_output(self.ctx, self.policy, out) if out else ""
+        return self._release(out)
+
+    def _release(self, out: str) -> str:
+        if not out:
+            return ""
+        context = self.released
+        self.released = (self.released + out)[-CONTEXT_CHARS:]
+        return self.pipeline.check_output(self.ctx, self.policy, out, context)
 
 
 class GuardrailPipeline:
@@ -201,8 +215,11 @@ class GuardrailPipeline:
         interval_s: float = 2.0,
         registry: CollectorRegistry | None = None,
         holdback: int = HOLDBACK,
+        pii_kinds: list[str] | tuple[str, ...] | None = None,
     ) -> None:
-        self.default = Policy(parse_rules(default_rules))
+        """``pii_kinds``: the kinds of ``pii`` rules that name none (``security.pii.kinds``)."""
+        self.pii_kinds = None if pii_kinds is None else normalize_kinds(pii_kinds)
+        self.default = Policy(parse_rules(default_rules), self.pii_kinds)
         self.rules_for = rules_for
         self.holdback = holdback
         self.reporter = Reporter(emit, interval_s, registry or CollectorRegistry())
@@ -223,6 +240,7 @@ class GuardrailPipeline:
             emit=h.emit,
             interval_s=settings.guardrail_events_interval_s,
             registry=h.metrics.registry,
+            pii_kinds=h.settings.security.pii.kinds,
         )
         p.attach(pool)
         return p
@@ -241,7 +259,7 @@ class GuardrailPipeline:
         if pol is None:
             if len(self._cache) > 256:
                 self._cache.clear()
-            pol = self._cache[key] = Policy(parse_rules(items))
+            pol = self._cache[key] = Policy(parse_rules(items), self.pii_kinds)
         return pol
 
     # input -----------------------------------------------------------------------------------
@@ -330,9 +348,12 @@ class GuardrailPipeline:
         f = self._filter(ctx, index)
         return "" if f is None else f.flush()
 
-    def check_output(self, ctx: RequestContext, policy: Policy, text: str) -> str:
+    def check_output(
+        self, ctx: RequestContext, policy: Policy, text: str, context: str = ""
+    ) -> str:
+        """``text`` after the output rules (``context``: the text sent just before it)."""
         for c in policy.text_out:
-            new, counts = c.apply(text)
+            new, counts = c.apply(text, context)
             if not counts:
                 continue
             self.reporter.hit(ctx, c.rule, "output", counts)

@@ -10,9 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from herald.datasets.pii import _RULES as PII_RULES
-from herald.datasets.pii import PII_KINDS, PLACEHOLDERS
 from herald.errors import ConfigurationError
+from herald.security.pii import PLACEHOLDERS, detector, normalize_kinds
 from herald.serving.errors import ServingError
 
 Action = Literal["redact", "block", "flag"]
@@ -35,7 +34,9 @@ class Rule(BaseModel):
     type: RuleType
     action: Action = "block"
     direction: Direction = "both"
-    kinds: list[str] = Field(default_factory=lambda: list(PII_KINDS), description="pii kinds")
+    kinds: list[str] | None = Field(
+        None, description="pii kinds (default: security.pii.kinds, else every kind)"
+    )
     terms: list[str] = Field(default_factory=list, description="blocked terms (whole words)")
     pattern: str | None = Field(None, max_length=1000, description="regex (Python syntax)")
     limit: int | None = Field(None, ge=1, description="max_input_chars / max_tokens limit")
@@ -43,9 +44,8 @@ class Rule(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Rule:
-        unknown = [k for k in self.kinds if k not in PII_KINDS]
-        if unknown:
-            raise ValueError(f"unknown PII kind(s) {unknown}; known: {', '.join(PII_KINDS)}")
+        if self.kinds is not None:
+            self.kinds = list(normalize_kinds(self.kinds))  # ValueError names unknown kinds
         if self.type == "terms" and not [t for t in self.terms if t.strip()]:
             raise ValueError("a 'terms' rule needs a non-empty terms list")
         if self.type == "regex":
@@ -92,48 +92,20 @@ def parse_rules(items: list[dict[str, Any]] | None) -> list[Rule]:
 
 _NONE: Counter[str] = Counter()  # shared "no match" result (never mutated)
 Finder = Callable[[str], list[tuple[int, int, str]]]
-_DIGIT = re.compile(r"\d")
-# the character a PII kind cannot match without (None: a digit); see herald.datasets.pii
-_TRIGGERS: dict[str, str | None] = {
-    "email": "@",
-    "ipv6": ":",
-    "iban": None,
-    "credit_card": None,
-    "ipv4": None,
-    "phone": None,
-}
 
 
 class CompiledRule:
     """A text rule with its matcher: spans of (start, end, kind)."""
 
-    def __init__(self, rule: Rule) -> None:
+    def __init__(self, rule: Rule, default_kinds: tuple[str, ...] | None = None) -> None:
+        """``default_kinds``: the PII kinds of a ``pii`` rule that names none (None: all)."""
         self.rule = rule
         self.find: Finder
         if rule.type == "pii":
-            kinds = set(rule.kinds)
-            detectors = [d for d in PII_RULES if d[0] in kinds]
+            pii = detector(rule.kinds if rule.kinds is not None else default_kinds)
 
             def find_pii(text: str) -> list[tuple[int, int, str]]:
-                # every detector needs a trigger character: skip those that cannot match
-                # (most streamed pieces have no digit, '@' or ':'; this keeps them cheap)
-                digit = _DIGIT.search(text) is not None
-                if not digit and "@" not in text and ":" not in text:
-                    return []
-                spans: list[tuple[int, int, str]] = []
-                for kind, pattern, check in detectors:
-                    trigger = _TRIGGERS.get(kind)
-                    if trigger is not None and trigger not in text:
-                        continue
-                    if trigger is None and not digit:
-                        continue
-                    for m in pattern.finditer(text):
-                        if check is not None and not check(m.group(0)):
-                            continue
-                        if any(s < m.end() and m.start() < e for s, e, _ in spans):
-                            continue  # an earlier kind already claimed this text
-                        spans.append((m.start(), m.end(), kind))
-                return sorted(spans)
+                return [(m.start, m.end, m.kind) for m in pii.find(text)]
 
             self.find = find_pii
         else:
@@ -159,13 +131,20 @@ class CompiledRule:
             else (self.rule.replacement)
         )
 
-    def apply(self, text: str) -> tuple[str, Counter[str]]:
-        """(text with matches replaced when the action is redact, counts per kind)."""
-        spans = self.find(text) if text else []
+    def apply(self, text: str, context: str = "") -> tuple[str, Counter[str]]:
+        """(text with matches replaced when the action is redact, counts per kind).
+
+        ``context``: text just before ``text`` (already released by a stream) that keyword
+        rules may read ("SSN: …"); it is not returned, and a match that began in it is redacted
+        from where ``text`` starts."""
+        if not text:
+            return text, _NONE
+        n = len(context)
+        spans = [(max(s, n) - n, e - n, k) for s, e, k in self.find(context + text) if e > n]
         if not spans:
             return text, _NONE
         counts: Counter[str] = Counter(kind for _, _, kind in spans)
-        if not spans or self.rule.action != "redact":
+        if self.rule.action != "redact":
             return text, counts
         out: list[str] = []
         pos = 0
