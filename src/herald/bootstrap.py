@@ -24,10 +24,11 @@ from herald.plugins import load_plugins
 from herald.rag.chain_backend import RagChains
 from herald.registry import Registry
 from herald.registry.sensors import bind_registry
+from herald.security import egress
+from herald.security import files as file_policy
+from herald.security import pii as pii_policy
 from herald.security.sessions import SessionStore
 from herald.sensors.base import SensorRegistry, default_registry
-from herald.security import egress
-from herald.security import pii as pii_policy
 from herald.sensors.runner import SensorRunner
 from herald.serving.deployments import DeploymentManager, DeploymentMetrics, DeploymentStore
 from herald.serving.deployments.sensors import bind_deployments
@@ -85,6 +86,9 @@ class Herald:
             settings.resolved_database_url, **self._log_options(settings.resolved_database_url)
         )
         self.metrics = Metrics()
+        file_policy.bind(  # one file policy for the API edge and inline jobs
+            settings, self.metrics.messages_rejected.labels("path_not_allowed").inc
+        )
         pii_policy.bind(settings)  # one PII policy for stores and inline jobs
         egress.bind(settings)  # one egress policy for fetches of inline jobs
         self.registry = Registry.from_settings(settings)  # opens (and migrates) on first use
@@ -250,6 +254,7 @@ class Herald:
     ) -> Envelope:
         """Validate ``data`` as ``type`` and wrap it (raises 422/413-style errors)."""
         message = self.catalog.validate(type, data)
+        file_policy.check_message_paths(type, message, self.settings)  # 403 outside roots
         egress.check_message_urls(type, message, self.settings)  # 403: private/metadata URLs
         return self.catalog.envelope(
             message,
@@ -282,6 +287,7 @@ class Herald:
         """Queue a job directly (API/CLI), validated against its signature."""
         definition = self.jobs.get(name)
         validated = definition.validate(params)
+        file_policy.check_job_paths(name, validated, self.settings)
         ex = executor or self.settings.jobs.executor_for(definition.executor)
         known = self.executor_names()
         if ex not in known:

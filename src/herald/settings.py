@@ -442,6 +442,15 @@ class FileAccessSettings(BaseModel):
         True,
         description="Also allow the working directory of the server while it binds loopback only.",
     )
+    server_cwd: Path | None = Field(
+        None,
+        description="Working directory of a loopback-bound server, recorded at start and passed "
+        "to its jobs (HERALD_SECURITY__FILES__SERVER_CWD); set by Herald, leave unset.",
+    )
+    max_upload_bytes: int = Field(
+        512 << 20, ge=1, description="Largest total size of one upload (herald CLI → server)."
+    )
+    max_upload_files: int = Field(10_000, ge=1, description="Most files in one upload.")
 
 
 class EgressSettings(BaseModel):

@@ -34,8 +34,7 @@ from herald.dashboard import Sessions
 from herald.dashboard import mount as mount_dashboard
 from herald.errors import Conflict, NotFound
 from herald.messages.envelope import Envelope
-from herald.security import limits
-from herald.security import json_edge
+from herald.security import json_edge, limits
 from herald.security.throttle import FailureThrottle
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from herald.jobs.context import JobContext
 from herald.jobs.registry import job
 from herald.messages.lifecycle import DatasetFormat, DatasetRegister, DatasetRegistered
+from herald.security.files import current_policy
 from herald.security.pii import current_policy as current_pii_policy
 from herald.sensors.base import SensorContext, sensor
 
@@ -85,7 +86,8 @@ def register_dataset(
         from herald.models import load_tokenizer, resolve_model
 
         tok = load_tokenizer(resolve_model(tokenizer))
-    table = read_table(_readable(source))
+    # the same file policy as the publish edge: 403 for a path outside the allowed roots
+    table = read_table(_readable(current_policy().source(source, purpose="source")))
     progress(0.3, f"read {len(table.rows)} rows ({table.file_format})")
     prepared = prepare(
         table.rows,

@@ -91,9 +91,12 @@ def prepare(
     from herald.evaluation.suites import load_suite
     from herald.evaluation.targets import TargetSpec, authorize_target, parse_target
     from herald.registry.sensors import current_registry
+    from herald.security.files import current_policy
 
     es = evaluation_settings(settings)
-    s = load_suite(suite, suite_search_paths(Path(settings.home), es))
+    s = load_suite(
+        suite, suite_search_paths(Path(settings.home), es), policy=current_policy(settings)
+    )
     if limit is not None:
         s = s.model_copy(update={"limit": min(limit, s.limit or limit)})
     spec = authorize_target(parse_target(target, model=model), settings, api_key_secret)

@@ -20,6 +20,7 @@ from herald.rag.ingest.pipeline import Ingestor, IngestReport, Progress
 from herald.rag.settings import RagSettings, default_catalog_url, default_store_url, rag_settings
 from herald.rag.vectorstores.base import Chunk, VectorStore, open_vector_store
 from herald.security import egress
+from herald.security.files import FilePolicy
 
 _instances: dict[tuple[str, str], RagService] = {}
 _bound: Any = None  # the settings of the Herald running in this process (bind())
@@ -178,7 +179,9 @@ class RagService:
         ref_doc_id: str | None = None,
         progress: Progress | None = None,
         cancelled: Callable[[], bool] | None = None,
+        policy: FilePolicy | None = None,
     ) -> IngestReport:
+        """Ingest ``source``; with ``policy`` (caller-named sources) it must be allowed."""
         col = self.get_collection(collection)
         return Ingestor(
             self,
@@ -188,6 +191,7 @@ class RagService:
             force=force,
             progress=progress,
             cancelled=cancelled,
+            policy=policy,
         ).run(source, recursive=recursive, ref_doc_id=ref_doc_id, prune=prune)
 
     def documents(

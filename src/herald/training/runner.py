@@ -32,6 +32,7 @@ from typing import Any
 
 from herald.jobs.context import JobContext
 from herald.messages.lifecycle import FinetuneCompleted
+from herald.security.files import check_job_paths
 from herald.settings import Settings, load_settings
 from herald.training.checkpoints import checkpoint_step, last_complete_checkpoint, run_dir
 from herald.training.data import Collator, as_records, ensure_chat_template, prepare
@@ -407,6 +408,9 @@ def run_finetune(
 
     started = time.time()
     settings = settings or load_settings()
+    # data set, base model folder, suites and Ray storage named by the caller: the server's
+    # file access policy (the publish edge gave the same answer)
+    check_job_paths("finetune", config, settings)
     job_id = ctx.job_id if ctx is not None else uuid.uuid4().hex
     run_id = job_id
     work_dir = run_dir(settings, run_id)

@@ -50,7 +50,11 @@ class CreateCollection(BaseModel):
 
 
 class IngestBody(BaseModel):
-    source: str = Field(min_length=1, description="file, folder or fsspec URL readable by workers")
+    source: str = Field(
+        min_length=1,
+        description="file or folder under security.files.allowed_roots, uploads:/ID[/path] "
+        "(files sent to /v1/uploads), or an fsspec URL (s3://…)",
+    )
     metadata: dict[str, Scalar] = Field(default_factory=dict)
     redact_pii: bool = False
     recursive: bool = True
@@ -162,6 +166,7 @@ def router(h: Herald) -> APIRouter:
         "/collections/{name}/documents",
         status_code=202,
         summary="Ingest a file, folder or URL (publishes documents.ingest.requested)",
+        responses={403: {"description": "path_not_allowed: outside security.files.allowed_roots"}},
     )
     async def ingest(name: str, body: IngestBody) -> JSONResponse:
         await run(svc().get_collection, name)

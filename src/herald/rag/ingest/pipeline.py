@@ -30,6 +30,7 @@ from herald.security.pii import current_policy as current_pii_policy
 
 if TYPE_CHECKING:
     from herald.rag.service import RagService
+    from herald.security.files import FilePolicy
 
 Status = Literal["ingested", "updated", "skipped", "empty", "unsupported", "failed"]
 Progress = Callable[[float, str], None]
@@ -86,8 +87,10 @@ class Ingestor:
         force: bool = False,
         progress: Progress | None = None,
         cancelled: Callable[[], bool] | None = None,
+        policy: FilePolicy | None = None,
     ) -> None:
         self.service = service
+        self.policy = policy
         self.col = collection
         self.store = service.store_for(collection)
         self.embedder = service.embedder_for(collection)
@@ -117,10 +120,13 @@ class Ingestor:
         prune: bool = False,
     ) -> IngestReport:
         started = time.monotonic()
-        files = list_sources(source, recursive=recursive)
+        requested = source
+        if self.policy is not None:  # a caller-named source: checked, then read as resolved
+            source = self.policy.source(source, purpose="source")
+        files = list_sources(source, recursive=recursive, policy=self.policy)
         if ref_doc_id is not None and len(files) != 1:
             raise DocumentError("ref_doc_id can only be given when ingesting a single file")
-        report = IngestReport(collection=self.col.name, source=source, files=len(files))
+        report = IngestReport(collection=self.col.name, source=requested, files=len(files))
         seen: set[str] = set()
         for n, f in enumerate(files, 1):
             if self.cancelled():

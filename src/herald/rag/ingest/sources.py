@@ -1,7 +1,9 @@
 """Where documents come from: a local file or folder, or any fsspec URL (``s3://b/prefix``).
 
 Local paths are resolved and every file found under a folder must stay inside it (symbolic
-links pointing elsewhere are skipped); hidden files and folders are ignored.
+links pointing elsewhere are skipped); hidden files and folders are ignored. Given a
+:class:`~herald.security.files.FilePolicy` (the ``rag.ingest`` job passes the server's), the
+source must be allowed by it and each file found must resolve inside its allowed roots too.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from herald.errors import ConfigurationError, NotFound
 from herald.rag.errors import DocumentError
 from herald.security import egress
 from herald.security.egress import fetch_bytes
+from herald.security.files import FilePolicy
 
 
 @dataclass(frozen=True)
@@ -49,10 +52,14 @@ def _hidden(parts: tuple[str, ...]) -> bool:
     return any(p.startswith(".") for p in parts)
 
 
-def list_sources(source: str, *, recursive: bool = True) -> list[SourceFile]:
+def list_sources(
+    source: str, *, recursive: bool = True, policy: FilePolicy | None = None
+) -> list[SourceFile]:
     """Files of ``source`` in a stable order (raises NotFound when nothing is there)."""
     if not source.strip():
         raise ConfigurationError("source must be a path or URL")
+    if policy is not None:
+        source = policy.source(source, purpose="source")
     if "://" in source and not source.startswith("file://"):
         # a caller's URL: no protocol chains, no private addresses (403 egress_denied)
         if egress.check_source(source, egress.current_policy()) in egress.HTTP:
@@ -79,6 +86,8 @@ def list_sources(source: str, *, recursive: bool = True) -> list[SourceFile]:
             real = p.resolve()
             if not real.is_relative_to(root) or not real.is_file():
                 continue  # a link out of the folder, or a socket/fifo
+            if policy is not None and not policy.walk_allowed(p):
+                continue  # server state inside an allowed folder (keys, databases)
             out.append(SourceFile(real.as_uri(), fn, real.stat().st_size))
     return out
 

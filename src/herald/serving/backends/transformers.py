@@ -16,6 +16,7 @@ template; compared with the tokenizer's, a mismatch is logged and reported in th
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import warnings
@@ -54,6 +55,7 @@ def refuse_pickle_only(model: str) -> None:
             "where you trust the files, set security.allow_unsafe_weights "
             "(HERALD_SECURITY__ALLOW_UNSAFE_WEIGHTS=true)"
         )
+
 
 log = logging.getLogger("herald.serving.transformers")
 
@@ -102,6 +104,12 @@ class TransformersBackend(Backend):
         self._queue = asyncio.Queue()
         self._batcher = asyncio.create_task(self._batch_loop(), name=f"batcher:{self.model}")
 
+    @functools.cached_property
+    def cache_kw(self) -> str:
+        """The forward() keyword of the KV cache, read off the loaded model (every subclass
+        that sets ``self.lm`` gets it; the in-training backend once did not)."""
+        return _cache_keyword(self.lm)
+
     def _load(self) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -138,7 +146,6 @@ class TransformersBackend(Backend):
                 lm = PeftModel.from_pretrained(lm, str(folder))
         self.lm = lm.to(device).eval()
         self.device = device
-        self.cache_kw = _cache_keyword(self.lm)
         cfg = self.lm.config
         self.context_length = int(
             self.options.get("context_length")
