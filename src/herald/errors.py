@@ -15,7 +15,20 @@ stable ``code`` (used in API error objects) and an HTTP ``status``::
     ├── AuthError                 missing or wrong API key                (401)
     ├── BackendError              an adapter failed (database, executor)  (503)
     │   └── BackendUnavailable    optional dependency missing / bad URL
-    └── JobError                  job parameters invalid or job crashed
+    ├── JobError                  job parameters invalid or job crashed
+    └── (security policies, herald.security — docs/security.md)
+        ├── PathNotAllowed        a server path outside security.files    (403)
+        ├── EgressDenied          a URL the egress policy refuses         (403)
+        ├── SecretUnavailable     unknown secret or not for that host     (422)
+        ├── EnvReferenceRefused   a caller named a server env variable    (422)
+        ├── OperatorSettingRequired  trust_remote_code & co. in a request (422)
+        ├── UploadError           an upload over its limits or malformed  (422)
+        └── PIIInPrompt           a prompt template with personal data    (400)
+
+The data plane's errors (``herald.serving.errors``: OpenAI error objects, e.g. 413
+``payload_too_large``, 400 ``context_length_exceeded``, 429 ``concurrency_limit_exceeded``)
+and the JSON edge's refusals (``herald.security.json_edge``: non-finite numbers, 64-bit
+overflow, lone surrogates, NUL, nesting depth → 422/400) are answered in the route's format.
 """
 
 from __future__ import annotations

@@ -458,8 +458,9 @@ class EgressSettings(BaseModel):
 
     allow_private: bool = Field(
         False,
-        description="Allow loopback, link-local, private and cloud-metadata addresses for every "
-        "caller-named URL (only for a server on a trusted, single-user machine).",
+        description="Allow loopback, link-local and private addresses for every caller-named "
+        "URL (only for a server on a trusted, single-user machine); cloud metadata addresses "
+        "still need an allowed_hosts entry.",
     )
     allowed_hosts: list[str] = Field(
         default_factory=list,
