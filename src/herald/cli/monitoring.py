@@ -108,7 +108,8 @@ def _decide(verb: str, approval_id: str, comment: str, by: str, as_json: bool) -
     data = _request(
         "POST", f"/v1/approvals/{approval_id}/{verb}", json={"comment": comment, "by": by}
     )
-    _json(data) if as_json else out.print(f"{verb}ed {approval_id}: {data['event']['id']}")
+    done = {"grant": "granted", "deny": "denied"}.get(verb, f"{verb}ed")  # not "denyed"
+    _json(data) if as_json else out.print(f"{done} {approval_id}: {data['event']['id']}")
 
 
 @approvals_app.command("grant")
