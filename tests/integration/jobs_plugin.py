@@ -53,6 +53,16 @@ def hard_exit() -> None:
     os._exit(3)
 
 
+@herald.job(name="killed")
+def killed() -> None:
+    """Dies the way the out-of-memory killer ends a job, after an unrelated warning line."""
+    import signal
+    import sys
+
+    print("UserWarning: something unrelated to the kill", file=sys.stderr, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 @herald.sensor(on=BuildRequested, name="builder")
 def builder(msg: BuildRequested, ctx: herald.SensorContext) -> None:
     ctx.run_job("square", {"n": msg.n}, executor=msg.executor)

@@ -91,6 +91,18 @@ async def test_process_that_dies_is_reported(jenv: Env) -> None:
     assert "exited with code 3" in (done.error or "")  # type: ignore[attr-defined]
 
 
+async def test_a_job_killed_by_a_signal_names_the_signal_not_an_unrelated_log_line(
+    jenv: Env,
+) -> None:
+    h = await jenv.start(load=[PLUGIN], jobs={"max_attempts": 1})
+    job = await h.submit_job("killed", {}, executor="local")
+    done = await wait_job(jenv, job.id, {"failed"})
+    error = done.error or ""  # type: ignore[attr-defined]
+    assert "killed by SIGKILL" in error and "out-of-memory" in error
+    assert "UserWarning" not in error  # the last stderr line is not the cause of a kill
+    assert any("UserWarning" in ln.line for ln in await h.log.logs(job.id))  # still in the log
+
+
 async def test_cancel_running_local_job_kills_the_process(jenv: Env, tmp_path: Path) -> None:
     h = await jenv.start(load=[PLUGIN], jobs={"cancel_grace_s": 1.0})
     marker = tmp_path / "pids"

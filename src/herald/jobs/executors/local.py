@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import sys
 from collections import deque
 from typing import Any
@@ -113,12 +114,7 @@ class LocalExecutor(Executor):
                 outcome.get("error") or "job failed",
                 retryable=bool(outcome.get("retryable", True)),
             )
-        reason = f"job process exited with code {code}"
-        if code < 0:
-            reason = f"job process was killed by signal {-code}"
-        if tail:
-            reason += f": {tail[-1]}"
-        raise JobFailure(reason)
+        raise JobFailure(_exit_reason(code, tail))
 
     async def _stop(self, proc: asyncio.subprocess.Process) -> None:
         if proc.returncode is not None:
@@ -131,3 +127,23 @@ class LocalExecutor(Executor):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, 9)
             await proc.wait()
+
+
+def _exit_reason(code: int, tail: deque[str]) -> str:
+    """Why a job process ended without reporting: the signal that killed it (a kill has no
+    log line for a cause: the stderr tail stays in the job's log), or the exit code and the
+    last error output."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        reason = f"job process was killed by {name}"
+        if -code == signal.SIGKILL:
+            reason += (
+                " (often the kernel's out-of-memory killer: check `dmesg` and the job's memory, "
+                "or whether an operator killed it); its output is in the job log"
+            )
+        return reason
+    reason = f"job process exited with code {code}"
+    return f"{reason}: {tail[-1]}" if tail else reason
