@@ -38,7 +38,9 @@ def test_serve_mounts_the_data_plane_only(server_factory: Any) -> None:
         HERALD_API_KEY="serve-key-0123456789abcdef0123",
     )
     srv.start()
-    client = openai.OpenAI(api_key="serve-key-0123456789abcdef0123", base_url=f"{srv.url}/v1", max_retries=0)
+    client = openai.OpenAI(
+        api_key="serve-key-0123456789abcdef0123", base_url=f"{srv.url}/v1", max_retries=0
+    )
     assert [m.id for m in client.models.list().data] == ["echo"]
     r = client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "x"}])
     assert r.choices[0].message.content == "served"

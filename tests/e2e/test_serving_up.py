@@ -29,7 +29,9 @@ def test_openai_client_and_chat_cli_against_herald_up(server_factory: Any, tmp_p
         HERALD_API_KEY="e2e-key-0123456789abcdef01234",
     )
     srv.start()
-    client = openai.OpenAI(api_key="e2e-key-0123456789abcdef01234", base_url=f"{srv.url}/v1", max_retries=0)
+    client = openai.OpenAI(
+        api_key="e2e-key-0123456789abcdef01234", base_url=f"{srv.url}/v1", max_retries=0
+    )
     assert [m.id for m in client.models.list().data] == ["echo"]
     r = client.chat.completions.create(model="echo", messages=CHAT)
     assert r.choices[0].message.content == "Hello from Herald"
