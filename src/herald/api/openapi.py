@@ -11,6 +11,7 @@ public). The OpenAI routes document OpenAI error objects.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -60,10 +61,18 @@ _WHY = {
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route of the app takes at this request's path (for ``Allow``).
+    """The methods of the resource at this request's path, for ``Allow``.
 
-    Each method is tried against the app's routes (FastAPI's included routers match as a
-    whole), so the answer covers every route of the path, not only the first one found."""
+    The documented path template that matches most specifically wins (``/v1/prompts/render``
+    over ``/v1/prompts/{name}``), so ``Allow`` agrees with the OpenAPI document; paths the
+    document does not list fall back to trying each method against the app's routes."""
+    path = request.scope["path"]
+    best: tuple[int, list[str]] | None = None
+    for template, methods in _templates(request.app):
+        if template.fullmatch(path) and (best is None or template.groups < best[0]):
+            best = (template.groups, methods)
+    if best is not None:
+        return best[1]
     routes = request.app.router.routes
     return [
         method
@@ -72,20 +81,40 @@ def allowed_methods(request: Request) -> list[str]:
     ]
 
 
+def _templates(app: FastAPI) -> list[tuple[re.Pattern[str], list[str]]]:
+    found: list[tuple[re.Pattern[str], list[str]]] | None = getattr(app.state, "allow_index", None)
+    if found is None:
+        found = []
+        for template, item in app.openapi().get("paths", {}).items():
+            parts = re.split(r"(\{[^}]+\})", template)
+            rx = "".join("([^/]+)" if p.startswith("{") else re.escape(p) for p in parts if p)
+            methods = [m.upper() for m in METHODS if m in item]
+            found.append((re.compile(rx), methods))
+        app.state.allow_index = found
+    return found
+
+
 def _codes(path: str, method: str, op: dict[str, Any]) -> Iterable[int]:
     if path in PUBLIC:
         return (503,) if path == "/readyz" else ()
-    codes = {401, 403, 429, 503}
-    params = op.get("parameters", [])
-    if params or method in BODY_METHODS:
-        codes.add(422)
-    if any(p.get("in") == "path" for p in params) or method != "get":
-        codes.update({404, 409})
+    # every guarded route: the key (401/403/429), a refused name or value (400/422), a named
+    # resource that is missing or in the wrong state (404/409; HeraldError), a backend (503)
+    codes = {400, 401, 403, 404, 409, 422, 429, 503}
     if method in BODY_METHODS or "requestBody" in op:
-        codes.update({400, 413, 422})
-    if path.startswith("/v1/") and method == "get":
-        codes.add(404)  # a resource the query names (a prompt ref, a collection, a model)
+        codes.add(413)
     return sorted(codes)
+
+
+# responses that are not JSON (FastAPI documents application/json for every route)
+_MEDIA = {
+    ("/metrics", "get"): ("text/plain", {"type": "string"}),
+    ("/v1/messages/stream", "get"): ("text/event-stream", {"type": "string"}),
+    ("/v1/registry/models/{name}/versions/{version}/card", "get"): (
+        "text/markdown",
+        {"type": "string"},
+    ),
+}
+_STREAMING = {"/v1/chat/completions", "/v1/completions"}  # JSON, or SSE with stream=true
 
 
 def document(spec: dict[str, Any]) -> dict[str, Any]:
@@ -110,6 +139,14 @@ def document(spec: dict[str, Any]) -> dict[str, Any]:
             if path in PUBLIC:
                 op["security"] = []
             responses = op.setdefault("responses", {})
+            ok = next((c for c in ("200", "201", "202") if c in responses), None)
+            if (path, method) in _MEDIA and ok is not None:
+                media, schema = _MEDIA[path, method]
+                responses[ok]["content"] = {media: {"schema": schema}}
+            elif path in _STREAMING and ok is not None:
+                responses[ok].setdefault("content", {})["text/event-stream"] = {
+                    "schema": {"type": "string"}
+                }
             for code in _codes(path, method, op):
                 entry = responses.setdefault(str(code), {"description": _WHY[code]})
                 entry["content"] = {"application/json": {"schema": ref}}
