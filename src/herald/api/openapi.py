@@ -131,6 +131,7 @@ def document(spec: dict[str, Any]) -> dict[str, Any]:
     }
     spec["security"] = [{"bearer": []}]
     ref = {"$ref": "#/components/schemas/Error"}
+    _hoist_defs(spec, schemas)
     for path, item in spec.get("paths", {}).items():
         for method in METHODS:
             op = item.get(method)
@@ -159,6 +160,17 @@ def document(spec: dict[str, Any]) -> dict[str, Any]:
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     return spec
+
+
+def _hoist_defs(spec: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """Request bodies documented with a model's own JSON Schema (the OpenAI routes parse
+    their bodies themselves) carry ``$defs``; OpenAPI keeps those in the components."""
+    for item in spec.get("paths", {}).values():
+        for method in METHODS:
+            body = item.get(method, {}).get("requestBody", {})
+            for media in body.get("content", {}).values():
+                for name, sub in media.get("schema", {}).pop("$defs", {}).items():
+                    schemas.setdefault(name, sub)
 
 
 def install(app: FastAPI) -> None:

@@ -76,13 +76,10 @@ def respond(result: BaseModel | AsyncIterator[bytes], headers: dict[str, str]) -
 
 
 def request_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """``openapi_extra`` documenting a body that the route parses itself."""
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"title": model.__name__}}},
-        }
-    }
+    """``openapi_extra`` documenting a body that the route parses itself: the model's JSON
+    Schema (its ``$defs`` are moved to the components by ``herald.api.openapi``)."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 Handler = Callable[[ModelPool, Any], Awaitable[Any]]
