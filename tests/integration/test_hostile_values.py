@@ -15,6 +15,7 @@ import pytest
 
 import herald
 from herald.api import create_app
+from herald.bootstrap import Herald
 
 from .conftest import Env
 
@@ -343,3 +344,22 @@ async def test_openapi_documents_error_codes_and_bearer_security(api: httpx.Asyn
     assert op["responses"]["422"]["content"]["application/json"]["schema"] == error_ref
     assert spec["paths"]["/healthz"]["get"]["security"] == []
     assert "HTTPValidationError" not in spec["components"]["schemas"]
+
+
+async def test_the_serving_role_app_has_the_same_edge(tmp_path: Any) -> None:
+    """`herald serve` builds its app on role_app: the edge is there too."""
+    from herald.api.serving_role import create_serving_app
+
+    env = Env(tmp_path, f"sqlite:///{tmp_path / 'h.db'}")
+    app = create_serving_app(Herald(env.settings()), KEY)  # no lifespan: the edge answers first
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://herald",
+        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+    ) as c:
+        body = '{"model": "fake", "messages": [{"role": "user", "content": "hi"}], "top_p": NaN}'
+        r = await c.post("/v1/chat/completions", content=body.encode())
+        assert r.status_code == 400 and r.json()["error"]["code"] == "non_finite_number"
+        assert r.json()["error"]["param"] is None
+        r = await c.post("/v1/embeddings", content=b'{"model": "m", "input": "a\\u0000"}')
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_string"
