@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +36,10 @@ def serve(
     check_key_strength(settings.api_key, settings.security.auth.min_api_key_length)
     h = Herald(settings, load=load)
     key, created = ensure_api_key(settings.home, settings.api_key)
+    if "HERALD_URL" not in os.environ:
+        # this server's jobs (local subprocesses) reach it here, e.g. deployment:NAME
+        # evaluation targets; they fell back to port 8700 — someone else's on a shared host
+        os.environ["HERALD_URL"] = own_url(host, port)
     if announce:
         print(
             f"Herald {_version()} — http://{host}:{port}  (home: {settings.home})", file=sys.stderr
@@ -63,6 +69,21 @@ def serve(
     asyncio.run(server.serve())
     if not server.started:
         raise SystemExit(1)
+
+
+def own_url(host: str, port: int) -> str:
+    """The URL a process on this machine reaches a server bound to ``host:port`` at (a
+    wildcard bind is reached on loopback)."""
+    if host in ("", "0.0.0.0"):
+        return f"http://127.0.0.1:{port}"
+    if host == "::":
+        return f"http://[::1]:{port}"
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            return f"http://[{host}]:{port}"
+    except ValueError:
+        pass  # a host name
+    return f"http://{host}:{port}"
 
 
 def _version() -> str:

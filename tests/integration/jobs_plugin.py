@@ -63,6 +63,12 @@ def killed() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+@herald.job(name="whereis_herald")
+def whereis_herald() -> dict:
+    """The URL a job reaches the Herald that runs it at."""
+    return {"url": os.environ.get("HERALD_URL")}
+
+
 @herald.sensor(on=BuildRequested, name="builder")
 def builder(msg: BuildRequested, ctx: herald.SensorContext) -> None:
     ctx.run_job("square", {"n": msg.n}, executor=msg.executor)
