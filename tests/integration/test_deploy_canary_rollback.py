@@ -163,3 +163,42 @@ async def test_canary_policy_branches(tmp_path: Path) -> None:
     assert "the suite's thresholds failed (exact_match)" in rb.reason
     # evaluations during training are no verdict
     assert canary_verdicts(worse.model_copy(update={"step": 10}), [dep], store) == []
+
+
+def _gated(dep: Any, min_scores: dict[str, float]) -> Any:
+    policy = dep.canary.model_copy(update={"min_scores": min_scores, "compare_with_stable": False})
+    return dep.model_copy(update={"canary": policy})
+
+
+async def test_canary_gates_use_the_guides_metric_names_and_the_canarys_sample_limit(
+    tmp_path: Path,
+) -> None:
+    """Issue 14: ``--min-score exact_match=0.5`` (the deployments guide's spelling) never matched
+    ``reference.exact_match``, and a canary run with ``--limit`` never met a comparable baseline."""
+    store = EvaluationStore.from_home(tmp_path)
+    dep = parse_deployment(
+        {
+            "name": "chat",
+            "targets": [
+                {"model": "models:/m@champion", "weight": 90, "version": "models:/m/1"},
+                {"model": "models:/m/2", "weight": 10, "version": "models:/m/2"},
+            ],
+        }
+    )
+    low = completed_message(seed(store, "ev-low", "models:/m/2", [0.0, 1.0, 0.0, 0.0]))
+    low = low.model_copy(update={"metrics": {"reference." + k: v for k, v in low.metrics.items()}})
+    # the short name means the one engine.metric of that name
+    [rb] = canary_verdicts(low, [_gated(dep, {"exact_match": 0.5})], store)
+    assert isinstance(rb, DeploymentRollback)
+    assert "reference.exact_match 0.25 is below the minimum 0.5" in rb.reason
+    assert canary_verdicts(low, [_gated(dep, {"exact_match": 0.2})], store) == []
+    # a gate that names no reported metric cannot pass silently
+    [rb] = canary_verdicts(low, [_gated(dep, {"bleu": 0.5})], store)
+    assert "bleu cannot be checked" in rb.reason and "reference.exact_match" in rb.reason
+    # the stable version's baseline runs on the canary's sample limit (same fingerprint)
+    limited = completed_message(seed(store, "ev-lim", "models:/m/2", [1.0] * 5))
+    limited = limited.model_copy(update={"options": {"limit": 5}})
+    [req] = canary_verdicts(limited, [dep], store)
+    assert isinstance(req, EvaluationRequested)
+    assert req.target == "models:/m/1" and req.limit == 5
+    assert req.options == {"canary_for": "ev-lim"}

@@ -151,7 +151,8 @@ async def run_evaluation_job(
         model_version=version,
         correlationid=correlationid,
         job_id=ctx.job_id if ctx is not None else None,
-        options=dict(options or {}),
+        # the limit is part of the suite's fingerprint: recorded so a baseline run can match it
+        options={**(options or {}), **({"limit": limit} if limit is not None else {})},
     )
     last = {"t": 0.0}
 

@@ -38,6 +38,16 @@ def _value(metrics: dict[str, Any], name: str) -> float | None:
     return float(v) if isinstance(v, int | float) else None
 
 
+def metric_key(metrics: dict[str, Any], name: str) -> str | None:
+    """The key of ``metrics`` a gate's ``name`` means: itself, or the one ``engine.name``
+    (``exact_match`` → ``reference.exact_match``, as the guides write gates); None when absent
+    or ambiguous (two engines report it: name the engine)."""
+    if name in metrics:
+        return name
+    found = [k for k in metrics if k.rsplit(".", 1)[-1] == name or k.endswith("." + name)]
+    return found[0] if len(found) == 1 else None
+
+
 def canary_verdicts(
     msg: EvaluationCompleted, deployments: list[Deployment], evaluations: Any
 ) -> list[Message]:
@@ -91,9 +101,17 @@ def canary_verdicts(
 def _threshold_reasons(msg: EvaluationCompleted, dep: Deployment) -> list[str]:
     reasons: list[str] = []
     for metric, floor in dep.canary.min_scores.items():
-        v = _value(msg.metrics, metric)
+        key = metric_key(msg.metrics, metric)
+        if key is None:  # a gate that cannot be checked must not pass silently
+            have = ", ".join(sorted(msg.metrics)) or "none"
+            reasons.append(
+                f"the minimum score on {metric} cannot be checked: the evaluation reports "
+                f"{have} (name one of them in min_scores)"
+            )
+            continue
+        v = _value(msg.metrics, key)
         if v is not None and v < floor:
-            reasons.append(f"{metric} {v:.4g} is below the minimum {floor:g}")
+            reasons.append(f"{key} {v:.4g} is below the minimum {floor:g}")
     if dep.canary.on_failed_thresholds and msg.passed is False:
         failed = [k for k, t in msg.thresholds.items() if not (t or {}).get("passed", True)]
         reasons.append(
@@ -136,8 +154,14 @@ def _baseline_request(
     with contextlib.suppress(HeraldError):
         suite = evaluations.get(msg.evaluation_id).get("suite_path") or suite
     assert stable.version is not None
+    # the same sample limit as the canary's run, or the fingerprints differ and the baseline
+    # can never be compared (a canary run with --limit waited for a verdict forever)
+    limit = msg.options.get("limit")
     return EvaluationRequested(
-        target=stable.version, suite=suite, options={"canary_for": msg.evaluation_id}
+        target=stable.version,
+        suite=suite,
+        limit=limit if isinstance(limit, int) and limit > 0 else None,
+        options={"canary_for": msg.evaluation_id},
     )
 
 
