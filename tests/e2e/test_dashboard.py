@@ -154,7 +154,10 @@ def test_login_live_overview_flow_and_emit_form(
     # registry: versions from model.register; promote and archive publish messages
     with server.client() as api:
         for v in (1, 2):
-            reg = {"name": "demo-model", "artifact_uri": f"file:///models/demo/{v}"}
+            reg = {
+                "name": "demo-model",
+                "artifact_uri": (tmp_path / "models" / "demo" / str(v)).as_uri(),
+            }
             reg["metrics"] = {"accuracy": 0.5 + v / 10}
             r = api.post("/v1/messages", json={"type": "model.register", "data": reg})
             assert r.status_code == 202, r.text
@@ -176,7 +179,7 @@ def test_login_live_overview_flow_and_emit_form(
 
     # deployments: a traffic slider publishes deployment.traffic.changed; the new split is served
     with server.client() as api:
-        reg = {"name": "demo-model", "artifact_uri": "file:///models/demo/3"}
+        reg = {"name": "demo-model", "artifact_uri": (tmp_path / "models" / "demo" / "3").as_uri()}
         assert api.post("/v1/messages", json={"type": "model.register", "data": reg}).is_success
         wait_until(lambda: api.get("/v1/registry/models/demo-model/versions/3").is_success)
         fake = {"backend": "fake", "options": {"reply": "Hello from the canary"}}
@@ -372,7 +375,7 @@ def test_newcomer_finetunes_evaluates_deploys_a_canary_and_chats(
     shots.mkdir(parents=True, exist_ok=True)
     # a stable deployment for the canary to join (a fake backend: only the canary is real here)
     with server.client() as api:
-        reg = {"name": "assistant", "artifact_uri": "file:///models/assistant/1"}
+        reg = {"name": "assistant", "artifact_uri": (tmp_path / "models" / "assistant").as_uri()}
         assert api.post("/v1/messages", json={"type": "model.register", "data": reg}).is_success
         wait_until(lambda: api.get("/v1/registry/models/assistant/versions/1").is_success)
         stable = {"model": "models:/assistant/1", "weight": 90, "backend": "fake"}

@@ -3,6 +3,7 @@ fetches the next page by cursor and appends it (no limit doubling, no repeated r
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -107,7 +108,11 @@ def test_jobs_list_keeps_at_most_1000_rows_then_shows_older_windows(
     expect(newest).to_be_hidden()
 
 
-def test_model_page_pages_versions_and_shows_every_alias(server_factory: Any, page: Any) -> None:  # noqa: F811
+def test_model_page_pages_versions_and_shows_every_alias(
+    server_factory: Any,
+    page: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     """A model with 60 versions: the page shows the newest 50, "load more" appends the rest by
     cursor, and the head names an alias that points at a version not on the first page."""
     from playwright.sync_api import expect
@@ -118,7 +123,10 @@ def test_model_page_pages_versions_and_shows_every_alias(server_factory: Any, pa
     server.start()
     with server.client() as api:
         for i in range(1, 61):
-            data = {"name": "many", "artifact_uri": f"file:///models/many/{i}"}
+            data = {
+                "name": "many",
+                "artifact_uri": (tmp_path / "models" / "many" / str(i)).as_uri(),
+            }
             r = api.post("/v1/messages", json={"type": "model.register", "data": data})
             assert r.is_success, r.text
         wait_until(lambda: api.get("/v1/registry/models/many/versions/60").is_success, 120)

@@ -69,7 +69,7 @@ def test_roles_on_separate_homes_share_serving_and_monitoring_state(
         assert worker.poll() is None, log.read_text()[-3000:]
         with api.client() as c, serve.client() as s:
             r = c.post("/v1/messages", json={"type": "model.register", "data": {
-                "name": "m", "artifact_uri": "file:///m/1", "kind": "full"}})  # fmt: skip
+                "name": "m", "artifact_uri": (tmp_path / "m" / "1").as_uri(), "kind": "full"}})  # fmt: skip
             assert r.status_code == 202, r.text
             registered = lambda: c.get("/v1/registry/models/m").status_code == 200  # noqa: E731
             until(registered, "the registration (the worker's sensors)", timeout=180)
