@@ -76,3 +76,35 @@ def fetch_list(
 
 def print_json(data: Any) -> None:
     out.print_json(json.dumps(data, default=str))
+
+
+PREFIX_SCAN = 1000  # newest rows searched for an id prefix
+
+
+def resolve_id(c: Any, path: str, given: str, *, what: str, key: str = "id") -> str:
+    """``given`` if ``path/given`` exists, else the one id among the newest rows of ``path``
+    that starts with it (ids can be typed back shortened, as git's can); an ambiguous or
+    unknown prefix is a one-line error naming the candidates."""
+    from herald.errors import NotFound
+
+    try:
+        c._request("GET", f"{path}/{given}")
+        return given
+    except NotFound:
+        pass
+    except HeraldError as exc:
+        fail(exc.message)
+    if len(given) < 4:
+        fail(f"no {what} {given!r} (a shortened id needs at least 4 characters)")
+    rows = call(lambda: list(c.iterate(path, limit=200)))[:PREFIX_SCAN]
+    found = [str(r[key]) for r in rows if str(r[key]).startswith(given)]
+    if not found:
+        fail(
+            f"no {what} {given!r} (nor one whose id starts with it among the newest {PREFIX_SCAN})"
+        )
+    if len(found) > 1:
+        fail(
+            f"{what} id prefix {given!r} is ambiguous: {', '.join(found[:5])}"
+            + (" …" if len(found) > 5 else "")
+        )
+    return found[0]

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 from rich.tree import Tree
 
-from herald.cli.common import AllOpt, CursorOpt, LimitOpt, fetch_list
+from herald.cli.common import AllOpt, CursorOpt, LimitOpt, fetch_list, resolve_id
 from herald.errors import HeraldError
 
 if TYPE_CHECKING:
@@ -524,7 +524,17 @@ def jobs(
     if as_json:
         dump(rows)
         return
-    t = Table("id", "name", "status", "attempt", "executor", "progress", "created", "error")
+    t = Table(
+        Column("id", no_wrap=True, min_width=max((len(j["id"]) for j in rows), default=2)),
+        "name",
+        "status",
+        "attempt",
+        "executor",
+        "progress",
+        "created",
+        # ids are never cut (they are typed back); the error gives way, ending in "…"
+        Column("error", no_wrap=True, overflow="ellipsis", max_width=60),
+    )
     for j in rows:
         prog = "" if j.get("progress") is None else f"{j['progress'] * 100:.0f}%"
         t.add_row(
@@ -535,15 +545,20 @@ def jobs(
             j["executor"],
             prog,
             j["created_at"][:19],
-            (j.get("error") or "")[:50],
+            j.get("error") or "",
         )
     out.print(t)
 
 
+def _job_id(c: Any, job_id: str) -> str:
+    return resolve_id(c, "/v1/jobs", job_id, what="job")
+
+
 @jobs_app.command("show")
-def job_show(job_id: str) -> None:
-    """Show one job."""
-    dump(call(client().job, job_id))
+def job_show(job_id: str, as_json: JsonOpt = False) -> None:
+    """Show one job (JSON; an id may be shortened to a unique prefix)."""
+    c = client()
+    dump(call(c.job, _job_id(c, job_id)))  # the job is JSON either way; --json for scripts
 
 
 @jobs_app.command("logs")
@@ -555,6 +570,7 @@ def job_logs(
     import time
 
     c = client()
+    job_id = _job_id(c, job_id)
     after = 0
     while True:
         for line in call(c.job_logs, job_id, after):
@@ -571,7 +587,9 @@ def job_logs(
 @jobs_app.command("cancel")
 def job_cancel(job_id: str) -> None:
     """Cancel a queued job, or stop a running one."""
-    j = call(client().cancel_job, job_id)
+    c = client()
+    job_id = _job_id(c, job_id)
+    j = call(c.cancel_job, job_id)
     out.print(
         f"job {job_id}: {j['status']}" + (" (stop requested)" if j["status"] == "running" else "")
     )
@@ -580,7 +598,9 @@ def job_cancel(job_id: str) -> None:
 @jobs_app.command("retry")
 def job_retry(job_id: str) -> None:
     """Queue a failed or cancelled job again."""
-    j = call(client().retry_job, job_id)
+    c = client()
+    job_id = _job_id(c, job_id)
+    j = call(c.retry_job, job_id)
     out.print(f"job {job_id}: {j['status']}")
 
 
