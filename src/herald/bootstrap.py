@@ -38,6 +38,7 @@ from herald.serving.metrics import ServingMetrics
 from herald.serving.pool import ModelPool
 from herald.serving.requestlog import RequestLog
 from herald.settings import Settings
+from herald.training.precheck import check_finetune_request
 
 log = logging.getLogger("herald")
 EXECUTORS = ("inline", "local")
@@ -256,6 +257,8 @@ class Herald:
         message = self.catalog.validate(type, data)
         file_policy.check_message_paths(type, message, self.settings)  # 403 outside roots
         egress.check_message_urls(type, message, self.settings)  # 403: private/metadata URLs
+        if type == "finetune.requested":  # 422 now, not a failed job seconds later
+            check_finetune_request(message, self.registry, self.settings)
         return self.catalog.envelope(
             message,
             subject=subject,
