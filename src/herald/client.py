@@ -148,6 +148,23 @@ class Client:
                 if line.startswith("data:"):
                     yield Envelope.model_validate_json(line[5:].strip())
 
+    def wait_for(
+        self, type: str, *, correlationid: str | None = None, timeout: float = 30.0
+    ) -> Envelope:
+        """The first ``type`` message (of the flow ``correlationid``), once a sensor has
+        produced it; raises :class:`TimeoutError` after ``timeout`` seconds."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.messages(type=type, correlationid=correlationid, limit=1)
+            if got:
+                return got[0]
+            if time.monotonic() >= deadline:
+                where = f" in flow {correlationid}" if correlationid else ""
+                raise TimeoutError(f"no {type} message{where} within {timeout:g} s")
+            time.sleep(0.1)
+
     def flow(self, correlationid: str) -> dict[str, Any]:
         return dict(self._request("GET", f"/v1/flows/{correlationid}"))
 

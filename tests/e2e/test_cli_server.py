@@ -274,12 +274,12 @@ def test_python_client(server_factory) -> None:
         assert c.health()["status"] == "ok"
         env = c.emit("acme.order.placed", {"order_id": "P1", "amount": 5}, subject="orders/P1")
         assert env.seq == 1 and env.subject == "orders/P1"
-        for _ in range(100):
-            flow = c.flow(env.correlationid)
-            if len(flow["nodes"]) == 2:
-                break
-            time.sleep(0.05)
+        shipped = c.wait_for("acme.order.shipped", correlationid=env.correlationid)  # README
+        assert shipped.causationid == env.id
+        flow = c.flow(env.correlationid)
         assert [n["type"] for n in flow["nodes"]] == ["acme.order.placed", "acme.order.shipped"]
+        with pytest.raises(TimeoutError, match=r"no acme\.order\.cancelled message"):
+            c.wait_for("acme.order.cancelled", correlationid=env.correlationid, timeout=0.3)
         assert c.message(env.id).data == {"order_id": "P1", "amount": 5.0}
         assert [e.type for e in c.messages(correlationid=env.correlationid)] == [
             "acme.order.placed",
