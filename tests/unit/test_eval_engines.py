@@ -242,3 +242,26 @@ async def test_compare_and_leaderboard(tmp_path: Path) -> None:
     board = store.leaderboard("t")
     assert [r["evaluation_id"] for r in board["data"]] == ["good", "bad"]
     assert board["metric"] == "reference.exact_match"
+
+
+@pytest.mark.parametrize(
+    ("chunks", "expected"),
+    [
+        (20, (20 - 1) / (1.0 - 0.05)),  # streamed: decode speed after the first token
+        (1, 20 / 1.0),  # one chunk (a guardrail held it back): end-to-end, not 19/1e-4
+        (None, (20 - 1) / (1.0 - 0.05)),  # not streamed: as reported
+    ],
+)
+async def test_tokens_per_s_of_a_stream_that_arrived_in_one_chunk(
+    chunks: int | None, expected: float
+) -> None:
+    from herald.evaluation.base import ItemContext
+    from herald.evaluation.engines.performance import PerformanceEngine
+    from herald.evaluation.targets import ChatResult
+
+    ttft = 0.05 if chunks != 1 else 1.0 - 1e-4
+    response = ChatResult("x" * 80, 1.0, ttft, 10, 20, "stop", content_chunks=chunks)
+    engine = PerformanceEngine(["tokens_per_s"], {})
+    item = ItemContext(sample=None, run=None, response=response)  # type: ignore[arg-type]
+    out = await engine.score(item)
+    assert out["tokens_per_s"] == pytest.approx(expected)

@@ -161,6 +161,7 @@ class ChatResult:
     prompt_tokens: int | None
     completion_tokens: int | None
     finish_reason: str | None
+    content_chunks: int | None = None  # stream chunks that carried text (None: not streamed)
 
 
 class OpenAIClient:
@@ -288,6 +289,7 @@ class OpenAIClient:
             usage.get("prompt_tokens"),
             usage.get("completion_tokens"),
             finish,
+            content_chunks=len(parts),
         )
 
     async def echo_logprobs(self, text: str) -> tuple[list[str], list[float | None], list[int]]:

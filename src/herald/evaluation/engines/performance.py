@@ -1,7 +1,8 @@
 """``performance``: latency, time to first token, decode speed and cost of the target.
 
 Timings come from the shared streamed chat response of each item. ``tokens_per_s`` is
-completion tokens over the time after the first token (decode speed); ``cost_per_1k_tokens``
+completion tokens over the time after the first token (decode speed) — or over the whole
+latency when the text arrived in one chunk (a guardrailed or buffered stream); ``cost_per_1k_tokens``
 uses ``options.price_per_1k_prompt`` / ``price_per_1k_completion`` (in your currency) and is the
 item's cost per 1000 tokens processed. Summaries carry p50/p95 besides the mean.
 """
@@ -55,7 +56,10 @@ class PerformanceEngine(Engine):
             out["completion_tokens"] = float(tokens)
         if "tokens_per_s" in self.metrics and tokens:
             decode = r.latency_s - (r.ttft_s or 0.0)
-            if tokens > 1 and decode > 0:
+            # decode speed needs the text to arrive over time: a stream that came in one chunk
+            # (a guardrail holding the reply back, a proxy buffering it) gives end-to-end speed
+            streamed = r.content_chunks is None or r.content_chunks > 1
+            if tokens > 1 and decode > 0 and streamed:
                 out["tokens_per_s"] = (tokens - 1) / decode
             elif r.latency_s > 0:
                 out["tokens_per_s"] = tokens / r.latency_s
