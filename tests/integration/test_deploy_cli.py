@@ -56,7 +56,9 @@ def test_cli_deploy_and_keys_round_trip(tmp_path: Path, monkeypatch: pytest.Monk
         monkeypatch.setenv("HERALD_API_KEY", server.key)
         monkeypatch.setenv("HERALD_HOME", str(tmp_path / "home"))
         for v in (1, 2):
-            data = json.dumps({"name": "m", "artifact_uri": f"file:///m/{v}", "kind": "full"})
+            data = json.dumps(
+                {"name": "m", "artifact_uri": (tmp_path / "m" / str(v)).as_uri(), "kind": "full"}
+            )
             run("emit", "model.register", "--data", data)
         wait_json("models", "show", "m", until=lambda d: d["latest_version"] == 2)
         run("models", "promote", "m", "1", "--alias", "champion")

@@ -167,10 +167,12 @@ async def test_bad_input_over_rest_and_messages(
     (d / "ok.md").write_text("# Parking\nBicycles go in the basement.")
     (d / "broken.pdf").write_bytes(b"%PDF-1.4 broken")
     (d / "empty.md").write_text("")
-    (d / "deck.key").write_bytes(b"??")
+    (d / "deck.pages").write_bytes(b"??")
+    (d / "server.key").write_bytes(b"-----BEGIN PRIVATE KEY-----")  # the file policy's
     got = await ingest(c, h, "kb", source=str(d), metadata={"team": "ops"})
-    assert got["counts"] == {"ingested": 1, "failed": 1, "empty": 1, "unsupported": 1}
-    assert [i["status"] for i in got["items"]][:3] == ["failed", "empty", "unsupported"]
+    counts = {"ingested": 1, "failed": 1, "empty": 1, "unsupported": 1, "refused": 1}
+    assert got["counts"] == counts
+    assert [i["status"] for i in got["items"]][:4] == ["failed", "refused", "empty", "unsupported"]
 
     r = await c.post(
         "/v1/collections/kb/query", json={"query": "bicycles", "filters": {"colour": "x"}}

@@ -41,11 +41,13 @@ def test_cli_registry_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         monkeypatch.setenv("HERALD_URL", server.url)
         monkeypatch.setenv("HERALD_API_KEY", server.key)
         monkeypatch.setenv("HERALD_HOME", str(tmp_path / "home"))
-        data = json.dumps({"name": "demo", "artifact_uri": "file:///m/1", "kind": "lora"})
+        uri = (tmp_path / "m" / "1").as_uri()  # under the tests' allowed roots
+        data = json.dumps({"name": "demo", "artifact_uri": uri, "kind": "lora"})
         run("emit", "model.register", "--data", data)
         models = wait_json("models", "list", until=lambda d: len(d) == 1)
         assert models[0]["name"] == "demo"
-        run("emit", "model.register", "--data", data.replace("/1", "/2"))
+        data2 = json.dumps({"name": "demo", "artifact_uri": uri[:-1] + "2", "kind": "lora"})
+        run("emit", "model.register", "--data", data2)
         wait_json("models", "show", "demo", until=lambda d: d["latest_version"] == 2)
         assert "requested" in run("models", "promote", "demo", "1", "--alias", "champion")
         got = wait_json("models", "show", "demo@champion", until=lambda d: d.get("version") == 1)

@@ -3,13 +3,16 @@ promote/archive by message, idempotent redelivery and dead letters for invalid r
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from herald.messages.lifecycle import FinetuneCompleted, ModelArchive, ModelPromote, ModelRegister
 from herald.registry import sensors as registry_sensors
 
 from .conftest import Env
 
 
-def finetune_completed() -> FinetuneCompleted:
+def finetune_completed(home: Path) -> FinetuneCompleted:
+    """A fine-tune whose adapter lies in the home's artifact store (the file policy's root)."""
     return FinetuneCompleted(
         job_id="job1",
         run_id="run1",
@@ -17,7 +20,7 @@ def finetune_completed() -> FinetuneCompleted:
         base_model={"ref": "smollm2", "uri": "HuggingFaceTB/SmolLM2-135M-Instruct"},
         dataset={"name": "chat", "version": 1, "uri": "datasets:/chat/1", "fingerprint": "f"},
         config={"lora_r": 8},
-        artifact_uri="file:///artifacts/models/demo/run1",
+        artifact_uri=(home / "artifacts" / "models" / "demo" / "run1").as_uri(),
         kind="lora",
         chat_template="{{ messages }}",
         metrics={"train_loss": 1.25},
@@ -28,7 +31,7 @@ def finetune_completed() -> FinetuneCompleted:
 async def test_finetune_to_registered_with_lineage(env: Env) -> None:
     registry_sensors.install(env.sensors)
     h = await env.start()
-    done = await h.emit(finetune_completed(), subject="models/demo")
+    done = await h.emit(finetune_completed(env.tmp / "home"), subject="models/demo")
     [registered] = await env.wait_for("model.registered")
     [request] = await env.wait_for("model.register")
     assert request.causationid == done.id
@@ -55,11 +58,15 @@ async def test_finetune_to_registered_with_lineage(env: Env) -> None:
 async def test_register_with_aliases_promote_and_archive(env: Env) -> None:
     registry_sensors.install(env.sensors)
     h = await env.start()
-    await h.emit(ModelRegister(name="demo", artifact_uri="file:///a/1", aliases=["champion"]))
+    await h.emit(
+        ModelRegister(
+            name="demo", artifact_uri=(env.tmp / "home" / "a" / "1").as_uri(), aliases=["champion"]
+        )
+    )
     await env.wait_for("model.registered")
     [promoted] = await env.wait_for("model.promoted")
     assert promoted.data["alias"] == "champion" and promoted.data["previous_version"] is None
-    await h.emit(ModelRegister(name="demo", artifact_uri="file:///a/2"))
+    await h.emit(ModelRegister(name="demo", artifact_uri=(env.tmp / "home" / "a" / "2").as_uri()))
     await env.wait_for("model.registered", 2)
     await h.emit(ModelPromote(name="demo", version=2, alias="champion", reason="better"))
     got = await env.wait_for("model.promoted", 2)

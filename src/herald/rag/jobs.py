@@ -32,7 +32,8 @@ MAX_ITEMS_BYTES = 48 * 1024
 
 def ingested_message(report: Any, job_id: str | None) -> DocumentsIngested:
     """``documents.ingested`` from an :class:`IngestReport`, trimmed to fit 64 KiB."""
-    order = {"failed": 0, "empty": 1, "unsupported": 2, "updated": 3, "ingested": 4, "skipped": 5}
+    order = {"failed": 0, "refused": 1, "empty": 2, "unsupported": 3, "updated": 4, "ingested": 5}
+    order["skipped"] = 6
     items = sorted(
         (
             i.model_dump(mode="json", exclude_defaults=True) | {"status": i.status}

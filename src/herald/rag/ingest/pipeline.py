@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from herald.rag.service import RagService
     from herald.security.files import FilePolicy
 
-Status = Literal["ingested", "updated", "skipped", "empty", "unsupported", "failed"]
+Status = Literal["ingested", "updated", "skipped", "empty", "unsupported", "refused", "failed"]
 Progress = Callable[[float, str], None]
 BATCH_CHUNKS = 128
 
@@ -158,6 +158,8 @@ class Ingestor:
         return report
 
     def _file(self, f: SourceFile, ref_doc_id: str | None, seen: set[str]) -> FileReport:
+        if f.refused is not None:
+            return FileReport(source=f.uri, status="refused", error=f.refused)
         loader = loader_for(f.name)
         if loader is None:
             return FileReport(

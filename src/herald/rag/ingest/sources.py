@@ -27,6 +27,7 @@ class SourceFile:
     uri: str  # stable id: file:///abs/path or the fsspec URL
     name: str
     size: int | None
+    refused: str | None = None  # why the file policy keeps it out (reported, never read)
 
     def read(self, max_bytes: int) -> bytes:
         if self.size is not None and self.size > max_bytes:
@@ -87,7 +88,10 @@ def list_sources(
             if not real.is_relative_to(root) or not real.is_file():
                 continue  # a link out of the folder, or a socket/fifo
             if policy is not None and not policy.walk_allowed(p):
-                continue  # server state inside an allowed folder (keys, databases)
+                # server state inside an allowed folder (keys, databases): reported, not read
+                why = "not read: the server's file access policy keeps key and database files out"
+                out.append(SourceFile(p.as_uri(), fn, None, refused=why))
+                continue
             out.append(SourceFile(real.as_uri(), fn, real.stat().st_size))
     return out
 
