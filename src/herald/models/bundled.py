@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from herald.models.errors import ModelNotFound, ModelSourceError
+from herald.models.lock import MODEL_BUILD_LOCK
 
 if TYPE_CHECKING:
     from herald.registry import ModelVersion, Registry
@@ -252,10 +253,11 @@ def _convert(gguf: Path, out: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        quantized = AutoModelForCausalLM.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-        )
+        with MODEL_BUILD_LOCK:  # see herald.models.lock
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            quantized = AutoModelForCausalLM.from_pretrained(
+                gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+            )
     except (OSError, ValueError, KeyError) as exc:
         raise ModelSourceError(f"transformers cannot load {gguf}: {exc}") from exc
     # A model loaded from GGUF is flagged as quantised and refuses save_pretrained: move its
@@ -263,7 +265,7 @@ def _convert(gguf: Path, out: Path) -> None:
     config = quantized.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    with torch.device("meta"):
+    with MODEL_BUILD_LOCK, torch.device("meta"):
         plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)  # type: ignore[no-untyped-call]
     plain.load_state_dict(quantized.state_dict(), strict=False, assign=True)
     plain.tie_weights()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from herald.models.bundled import BUNDLED, ensure_converted
 from herald.models.errors import ModelSourceError
+from herald.models.lock import MODEL_BUILD_LOCK
 from herald.models.source import ModelSource
 
 if TYPE_CHECKING:
@@ -109,41 +110,42 @@ def load_causal_lm(
     ``dtype``: auto (as saved) | float32 | bfloat16 | float16. ``device``: e.g. ``"cpu"``,
     ``"cuda:0"`` (None: where transformers puts it, the CPU without accelerate's device_map).
     """
-    started = time.monotonic()
-    torch_dtype = _torch_dtype(dtype)
-    if source.adapter:
-        if source.base is None:
-            raise ModelSourceError(f"adapter {source.ref!r} does not name its base model")
-        base, _ = load_causal_lm(
-            source.base, dtype=dtype, device=device, trust_remote_code=trust_remote_code
-        )
-        from peft import PeftModel
-
-        folder = ensure_local(source)
-        if not (folder / "adapter_model.safetensors").is_file():
-            raise ModelSourceError(f"adapter {folder} has no adapter_model.safetensors")
-        with warnings.catch_warnings():
-            # peft reads transformers' deprecated is_gradient_checkpointing (transformers 5.x)
-            warnings.filterwarnings("ignore", ".*is_gradient_checkpointing.*", FutureWarning)
-            model: Any = PeftModel.from_pretrained(base, folder, is_trainable=False)
-    else:
-        from transformers import AutoModelForCausalLM
-
-        folder = _weights_dir(source)
-        try:
-            model = AutoModelForCausalLM.from_pretrained(
-                folder,
-                dtype=torch_dtype,
-                use_safetensors=True,
-                trust_remote_code=trust_remote_code,
-                local_files_only=True,
+    with MODEL_BUILD_LOCK:  # see herald.models.lock
+        started = time.monotonic()
+        torch_dtype = _torch_dtype(dtype)
+        if source.adapter:
+            if source.base is None:
+                raise ModelSourceError(f"adapter {source.ref!r} does not name its base model")
+            base, _ = load_causal_lm(
+                source.base, dtype=dtype, device=device, trust_remote_code=trust_remote_code
             )
-        except (OSError, ValueError) as exc:
-            raise ModelSourceError(
-                f"cannot load model {source.ref!r} from {folder}: {exc}"
-            ) from exc
-    if device is not None:
-        model = model.to(device)
-    tokenizer = load_tokenizer(source, trust_remote_code=trust_remote_code)
+            from peft import PeftModel
+
+            folder = ensure_local(source)
+            if not (folder / "adapter_model.safetensors").is_file():
+                raise ModelSourceError(f"adapter {folder} has no adapter_model.safetensors")
+            with warnings.catch_warnings():
+                # peft reads transformers' deprecated is_gradient_checkpointing (transformers 5.x)
+                warnings.filterwarnings("ignore", ".*is_gradient_checkpointing.*", FutureWarning)
+                model: Any = PeftModel.from_pretrained(base, folder, is_trainable=False)
+        else:
+            from transformers import AutoModelForCausalLM
+
+            folder = _weights_dir(source)
+            try:
+                model = AutoModelForCausalLM.from_pretrained(
+                    folder,
+                    dtype=torch_dtype,
+                    use_safetensors=True,
+                    trust_remote_code=trust_remote_code,
+                    local_files_only=True,
+                )
+            except (OSError, ValueError) as exc:
+                raise ModelSourceError(
+                    f"cannot load model {source.ref!r} from {folder}: {exc}"
+                ) from exc
+        if device is not None:
+            model = model.to(device)
+        tokenizer = load_tokenizer(source, trust_remote_code=trust_remote_code)
     log.info("loaded %s in %.1f s", source.ref, time.monotonic() - started)
     return model, tokenizer

@@ -32,6 +32,7 @@ from typing import Any
 
 from herald.jobs.context import JobContext
 from herald.messages.lifecycle import FinetuneCompleted
+from herald.models.lock import MODEL_BUILD_LOCK
 from herald.security.files import check_job_paths
 from herald.settings import Settings, load_settings
 from herald.training.checkpoints import checkpoint_step, last_complete_checkpoint, run_dir
@@ -105,7 +106,8 @@ def apply_adapter(model: Any, config: dict[str, Any]) -> Any:
         with warnings.catch_warnings():
             # peft 0.21 probes a property transformers 5 deprecated; harmless, not ours to fix
             warnings.filterwarnings("ignore", ".*is_gradient_checkpointing.*", FutureWarning)
-            return get_peft_model(model, lora)
+            with MODEL_BUILD_LOCK:  # new LoRA parameters: not while another thread builds a model
+                return get_peft_model(model, lora)
     except ValueError as exc:  # e.g. target modules not found in the model
         raise TrainingError(f"cannot apply LoRA: {exc}") from None
 
@@ -348,13 +350,14 @@ def load_model(source: Any, config: dict[str, Any]) -> tuple[Any, Any]:
             bnb_4bit_use_double_quant=True,
         )
         where = str(source.local_dir) if source.local_dir else source.hf_id
-        quantized: Any = AutoModelForCausalLM.from_pretrained(
-            where,
-            quantization_config=quant,
-            use_safetensors=True,
-            trust_remote_code=_trust_remote_code(),
-            device_map={"": 0},
-        )
+        with MODEL_BUILD_LOCK:
+            quantized: Any = AutoModelForCausalLM.from_pretrained(
+                where,
+                quantization_config=quant,
+                use_safetensors=True,
+                trust_remote_code=_trust_remote_code(),
+                device_map={"": 0},
+            )
         return quantized, load_tokenizer(source)
     from herald.models import load_causal_lm
 

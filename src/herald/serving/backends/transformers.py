@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from herald.models.lock import MODEL_BUILD_LOCK
 from herald.serving.backends.base import (
     Backend,
     Capability,
@@ -125,25 +126,30 @@ class TransformersBackend(Backend):
             refuse_pickle_only(self.model)
         device = self.options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = self.options.get("dtype") or ("float32" if device == "cpu" else "auto")
-        self.tok = AutoTokenizer.from_pretrained(self.model, trust_remote_code=trust)
-        lm: Any = AutoModelForCausalLM.from_pretrained(
-            self.model,
-            dtype=getattr(torch, dtype) if dtype != "auto" else "auto",
-            use_safetensors=None if unsafe else True,
-            trust_remote_code=trust,
-        )
-        if self.adapter:
-            from peft import PeftModel
+        with MODEL_BUILD_LOCK:  # transformers patches torch globally while building
+            self.tok = AutoTokenizer.from_pretrained(self.model, trust_remote_code=trust)
+            lm: Any = AutoModelForCausalLM.from_pretrained(
+                self.model,
+                dtype=getattr(torch, dtype) if dtype != "auto" else "auto",
+                use_safetensors=None if unsafe else True,
+                trust_remote_code=trust,
+            )
+            if self.adapter:
+                from peft import PeftModel
 
-            folder = Path(self.adapter)
-            if not (folder / "adapter_model.safetensors").is_file():
-                raise ModelUnavailable(
-                    f"adapter folder {folder} has no adapter_model.safetensors "
-                    "(only safetensors adapters are loaded)"
-                )
-            with warnings.catch_warnings():  # peft 0.21 probes a property transformers 5 deprecated
-                warnings.filterwarnings("ignore", ".*is_gradient_checkpointing.*", FutureWarning)
-                lm = PeftModel.from_pretrained(lm, str(folder))
+                folder = Path(self.adapter)
+                if not (folder / "adapter_model.safetensors").is_file():
+                    raise ModelUnavailable(
+                        f"adapter folder {folder} has no adapter_model.safetensors "
+                        "(only safetensors adapters are loaded)"
+                    )
+                with (
+                    warnings.catch_warnings()
+                ):  # peft 0.21 probes a property transformers 5 deprecated
+                    warnings.filterwarnings(
+                        "ignore", ".*is_gradient_checkpointing.*", FutureWarning
+                    )
+                    lm = PeftModel.from_pretrained(lm, str(folder))
         self.lm = lm.to(device).eval()
         self.device = device
         cfg = self.lm.config
