@@ -21,6 +21,7 @@ def test_the_decision_is_reported_in_english(
         return {"event": {"id": "evt-1"}}
 
     monkeypatch.setattr(monitoring, "_request", fake_request)
+    monkeypatch.setattr(monitoring, "resolve_id", lambda c, kind, given: given)  # a whole id
     result = CliRunner().invoke(monitoring.approvals_app, [command, "ap-1"])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == f"{printed} ap-1: evt-1"

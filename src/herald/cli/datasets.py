@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from herald.cli.common import fail as _fail
 from herald.cli.common import out
+from herald.cli.tables import print_fields
 from herald.errors import HeraldError
 
 
@@ -102,7 +102,6 @@ def _wait(c: Any, correlationid: str, after: int, timeout: float) -> Any:
 def _show(d: dict[str, Any]) -> None:
     state = "new version" if d.get("created", True) else "identical content: existing version"
     out.print(f"[bold green]{d['uri']}[/] ({state})")
-    table = Table(show_header=False, box=None)
     stats = d.get("stats", {})
     tokens = stats.get("tokens", {})
     pii = {k: v for k, v in d.get("pii", {}).items() if v}
@@ -118,9 +117,7 @@ def _show(d: dict[str, Any]) -> None:
         ("fingerprint", d["fingerprint"]),
         ("artifact", d["artifact_uri"]),
     ]
-    for k, v in rows:
-        table.add_row(f"[dim]{k}[/]", str(v))
-    out.print(table)
+    print_fields(out, rows)
 
 
 @app.command("register")

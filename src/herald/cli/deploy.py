@@ -14,13 +14,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from herald.cli.common import JsonOpt, out
+from herald.cli.common import KEY, JsonOpt, err, out, resolve_id
 from herald.cli.common import call as _call
 from herald.cli.common import client as _client
 from herald.cli.common import fail as _fail
 from herald.cli.common import print_json as _print_json
+from herald.cli.tables import Col, print_table, when
 from herald.errors import HeraldError
 
 app = typer.Typer(
@@ -187,13 +187,20 @@ def list_(json_out: JsonOpt = False) -> None:
     if not rows:
         out.print("no deployments yet (herald deploy create NAME --target models:/x@champion)")
         return None
-    t = Table("name", "revision", "status", "targets (weight %)", "updated")
+    cols = [
+        Col("name", copy=True),
+        Col("revision", min=3, hide=2),
+        Col("status", min=6),
+        Col("targets (weight %)", lines=4),
+        Col("updated", hide=1),
+    ]
+    table = []
     for d in rows:
         targets = ", ".join(
             f"{x.get('version') or x['model']} {x['weight']:g}%" for x in d["targets"]
         )
-        t.add_row(d["name"], str(d["revision"]), d["status"], targets, d["updated_at"][:19])
-    out.print(t)
+        table.append([d["name"], str(d["revision"]), d["status"], targets, when(d["updated_at"])])
+    print_table(out, err, cols, table)
     return None
 
 
@@ -222,23 +229,38 @@ def show(name: str, json_out: JsonOpt = False) -> None:
             + (f", minimum {floors}" if floors else ""),
             highlight=False,
         )
-    t = Table("target", "version", "weight %", "replicas")
-    for x in d["targets"]:
-        t.add_row(x["model"], x.get("version") or "—", f"{x['weight']:g}", str(x["replicas"]))
-    out.print(t)
+    targets = [
+        [x["model"], x.get("version") or "—", f"{x['weight']:g}", str(x["replicas"])]
+        for x in d["targets"]
+    ]
+    cols = [
+        Col("target", copy=True),
+        Col("version", copy=True),
+        Col("weight %", min=3),
+        Col("replicas", min=3),
+    ]
+    print_table(out, err, cols, targets)
     live = d.get("live") or []
     if live:
-        lt = Table("live version", "weight %", "replica", "healthy", "outstanding")
-        for g in live:
-            for r in g["replicas"]:
-                lt.add_row(
-                    g["version"],
-                    f"{g['weight']:g}",
-                    str(r.get("index", "")),
-                    str(r.get("healthy", "")),
-                    str(r.get("outstanding", "")),
-                )
-        out.print(lt)
+        replicas = [
+            [
+                g["version"],
+                f"{g['weight']:g}",
+                str(r.get("index", "")),
+                str(r.get("healthy", "")),
+                str(r.get("outstanding", "")),
+            ]
+            for g in live
+            for r in g["replicas"]
+        ]
+        cols = [
+            Col("live version", copy=True),
+            Col("weight %", min=3),
+            Col("replica", min=3),
+            Col("healthy", min=5),
+            Col("outstanding", min=3),
+        ]
+        print_table(out, err, cols, replicas)
     return None
 
 
@@ -343,25 +365,39 @@ def keys_list(json_out: JsonOpt = False) -> None:
     if not rows:
         out.print("no client keys (herald keys create NAME --scope inference)")
         return None
-    t = Table("id", "name", "scopes", "rate/min", "created", "revoked")
-    for k in rows:
-        t.add_row(
+    cols = [
+        Col("id", copy=True),  # whole; a unique prefix also works with revoke
+        Col("name", copy=True),
+        Col("scopes"),
+        Col("rate/min", min=4, hide=1),
+        Col("created", hide=2),
+        Col("revoked", hide=3),
+    ]
+    table = [
+        [
             k["id"],
             k["name"],
             ", ".join(k["scopes"]),
             f"{k['rate_per_minute']:g}",
-            k["created_at"][:19],
-            (k["revoked_at"] or "—")[:19],
-        )
-    out.print(t)
+            when(k["created_at"]),
+            when(k["revoked_at"]),
+        ]
+        for k in rows
+    ]
+    print_table(out, err, cols, table)
     return None
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: str) -> None:
-    """Revoke a client key (every process refuses it within seconds)."""
-    rec = _call(_client().revoke_api_key, key_id)
+def keys_revoke(key_id: str, json_out: JsonOpt = False) -> None:
+    """Revoke a client key (every process refuses it within seconds); a unique id prefix will
+    do."""
+    c = _client()
+    rec = _call(c.revoke_api_key, resolve_id(c, KEY, key_id))
+    if json_out:
+        return _print_json(rec)
     out.print(f"key {rec['id']} ({escape(rec['name'])}) revoked at {rec['revoked_at']}")
+    return None
 
 
 __all__ = ["app", "keys_app", "parse_weights"]

@@ -11,14 +11,25 @@ import time
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
-from herald.cli.common import AllOpt, CursorOpt, JsonOpt, LimitOpt, err, fetch_list, out
+from herald.cli.common import (
+    EVALUATION,
+    AllOpt,
+    CursorOpt,
+    JsonOpt,
+    LimitOpt,
+    err,
+    fetch_list,
+    out,
+    resolve_id,
+    resolve_ids,
+)
 from herald.cli.common import call as _call
 from herald.cli.common import client as _client
 from herald.cli.common import fail as _fail
 from herald.cli.common import print_json as _print_json
+from herald.cli.tables import Cell, Col, print_table, when
 from herald.errors import HeraldError, NotFound
 
 app = typer.Typer(
@@ -34,35 +45,40 @@ def _num(v: Any) -> str:
     return str(v)
 
 
-def results_table(ev: dict[str, Any]) -> Table:
+def print_results(ev: dict[str, Any]) -> None:
     """Metric, value, 95% CI, n, errors and threshold outcome of one evaluation."""
     title = f"{ev['suite']} · {ev['target']}"
     if ev.get("model_version") and ev["model_version"] != ev["target"]:
         title += f" ({ev['model_version']})"
-    t = Table("metric", "value", "95% CI", "n", "errors", "threshold", title=title)
     thresholds = ev.get("thresholds") or {}
+    rows: list[list[Cell]] = []
     for name, m in ev.get("metrics", {}).items():
         ci = "—" if m.get("ci_low") is None else f"[{_num(m['ci_low'])}, {_num(m['ci_high'])}]"
         th = thresholds.get(name)
-        mark = "—"
+        mark: Cell = "—"
         if th:
             bound = " ".join(f"{k} {_num(th[k])}" for k in ("min", "max") if th.get(k) is not None)
-            mark = f"[green]pass[/] ({bound})" if th["passed"] else f"[red]FAIL[/] ({bound})"
+            mark = Text(
+                f"pass ({bound})" if th["passed"] else f"FAIL ({bound})",
+                style="green" if th["passed"] else "red",
+            )
         star = " *" if name == ev.get("primary_metric") else ""
-        t.add_row(
-            name + star, _num(m.get("value")), ci, _num(m.get("n")), _num(m.get("errors")), mark
+        rows.append(
+            [name + star, _num(m.get("value")), ci, _num(m.get("n")), _num(m.get("errors")), mark]
         )
-    return t
+    cols = [
+        Col("metric", copy=True),
+        Col("value", min=6),
+        Col("95% CI", hide=2),
+        Col("n", min=3, hide=1),
+        Col("errors", min=3, hide=1),
+        Col("threshold"),
+    ]
+    print_table(out, err, cols, rows, title=title)
 
 
 def _summary(ev: dict[str, Any]) -> None:
-    out.print(results_table(ev))
-    passed = ev.get("passed")
-    verdict = "—" if passed is None else ("[green]passed[/]" if passed else "[red]failed[/]")
-    out.print(
-        f"evaluation {ev['id']}: {ev.get('done', 0)} items, {ev.get('failed_items', 0)} with "
-        f"errors; thresholds {verdict}; samples: herald eval show {ev['id']} --samples"
-    )
+    print_results(ev)
 
 
 @app.command("run")
@@ -221,21 +237,33 @@ def list_(
     if not rows:
         out.print("no evaluations yet (herald eval run --target … --suite …)")
         return None
-    t = Table("id", "suite", "target", "version", "status", "primary", "passed", "created")
+    cols = [
+        Col("id", copy=True),  # whole; a unique prefix also works with show and compare
+        Col("suite", copy=True, hide=3),
+        Col("target", copy=True),
+        Col("version", hide=1),
+        Col("status", min=6),
+        Col("primary", hide=4),
+        Col("passed", min=3, hide=5),
+        Col("created", hide=2),
+    ]
+    table: list[list[Cell]] = []
     for r in rows:
         pm = r.get("primary_metric")
         value = (r.get("metrics", {}).get(pm) or {}).get("value") if pm else None
-        t.add_row(
-            r["id"],
-            r["suite"],
-            r["target"],
-            r.get("model_version") or "—",
-            r["status"],
-            f"{pm} = {_num(value)}" if pm else "—",
-            _num(r.get("passed")),
-            time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"])),
+        table.append(
+            [
+                r["id"],
+                r["suite"],
+                r["target"],
+                r.get("model_version") or "—",
+                r["status"],
+                f"{pm} = {_num(value)}" if pm else "—",
+                _num(r.get("passed")),
+                when(r["created_at"]),
+            ]
         )
-    out.print(t)
+    print_table(out, err, cols, table)
     return None
 
 
@@ -247,8 +275,9 @@ def show(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
     json_out: JsonOpt = False,
 ) -> None:
-    """Show an evaluation's results (and its samples)."""
+    """Show an evaluation's results (and its samples); a unique id prefix will do."""
     c = _client()
+    evaluation_id = resolve_id(c, EVALUATION, evaluation_id)
     ev = _call(c._request, "GET", f"/v1/evaluations/{evaluation_id}")
     rows = None
     if samples or failed:
@@ -262,7 +291,7 @@ def show(
         return _print_json({"evaluation": ev, "samples": rows})
     _summary(ev)
     if rows is not None:
-        t = Table("sample", "output", "scores", "errors")
+        table: list[list[Cell]] = []
         for r in rows:
             scores = ", ".join(
                 f"{k}={_num(v)}"
@@ -270,13 +299,14 @@ def show(
                 if ".\u005f" not in k and "._" not in k
             )
             errors = "; ".join(f"{k}: {v.get('error', v)}" for k, v in r["errors"].items())
-            t.add_row(
-                r["sample_id"],
-                escape((r.get("output") or "")[:80]),
-                scores or "—",
-                escape(errors) or "—",
-            )
-        out.print(t)
+            table.append([r["sample_id"], r.get("output") or "", scores or "—", errors or "—"])
+        cols = [
+            Col("sample", copy=True),
+            Col("output", lines=3),
+            Col("scores", lines=3),
+            Col("errors", lines=3),
+        ]
+        print_table(out, err, cols, table)
     return None
 
 
@@ -286,47 +316,52 @@ def compare(
     metric: Annotated[list[str] | None, typer.Option(help="only these metrics")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Paired bootstrap of candidates against the baseline on the samples they share."""
-    params: dict[str, Any] = {"ids": ",".join(ids)}
+    """Paired bootstrap of candidates against the baseline on the samples they share (unique
+    id prefixes will do)."""
+    c = _client()
+    params: dict[str, Any] = {"ids": ",".join(resolve_ids(c, EVALUATION, ids))}
     if metric:
         params["metric"] = metric
-    res = _call(_client()._request, "GET", "/v1/evaluations/compare", params=params)
+    res = _call(c._request, "GET", "/v1/evaluations/compare", params=params)
     if json_out:
         return _print_json(res)
+    cols = [
+        Col("metric", copy=True),
+        Col("baseline", min=6, hide=2),
+        Col("candidate", min=6, hide=2),
+        Col("diff", min=6),
+        Col("95% CI", hide=3),
+        Col("p", min=5, hide=1),
+        Col("n", min=3, hide=1),
+        Col("verdict"),
+    ]
     for cmp in res["comparisons"]:
-        t = Table(
-            "metric",
-            "baseline",
-            "candidate",
-            "diff",
-            "95% CI",
-            "p",
-            "n",
-            "verdict",
-            title=f"{cmp['candidate']} vs {cmp['baseline']} ({res['suite']})",
-        )
+        table: list[list[Cell]] = []
         for name, r in cmp["metrics"].items():
             if r is None:
-                t.add_row(name, "—", "—", "—", "—", "—", "0", "no shared items")
+                table.append([name, "—", "—", "—", "—", "—", "0", "no shared items"])
                 continue
-            verdict = (
-                "[green]better[/]"
+            verdict: Cell = (
+                Text("better", style="green")
                 if r["better"]
-                else "[red]worse[/]"
+                else Text("worse", style="red")
                 if r["worse"]
                 else "not significant"
             )
-            t.add_row(
-                name,
-                _num(r["mean_a"]),
-                _num(r["mean_b"]),
-                f"{r['diff']:+.4g}",
-                f"[{r['ci_low']:+.4g}, {r['ci_high']:+.4g}]",
-                _num(r["p_value"]),
-                str(r["n"]),
-                verdict,
+            table.append(
+                [
+                    name,
+                    _num(r["mean_a"]),
+                    _num(r["mean_b"]),
+                    f"{r['diff']:+.4g}",
+                    f"[{r['ci_low']:+.4g}, {r['ci_high']:+.4g}]",
+                    _num(r["p_value"]),
+                    str(r["n"]),
+                    verdict,
+                ]
             )
-        out.print(t)
+        title = f"{cmp['candidate']} vs {cmp['baseline']} ({res['suite']})"
+        print_table(out, err, cols, table, title=title)
     return None
 
 
@@ -342,29 +377,31 @@ def leaderboard(
     if json_out:
         return _print_json(res)
     arrow = "↑" if res["higher_is_better"] else "↓"
-    t = Table(
-        "#",
-        "target",
-        "version",
-        f"{res['metric']} {arrow}",
-        "95% CI",
-        "n",
-        "passed",
-        "evaluation",
-        title=f"leaderboard · {res['suite']}",
-    )
+    cols = [
+        Col("#", min=2),
+        Col("target", copy=True),
+        Col("version", hide=2),
+        Col(f"{res['metric']} {arrow}", min=6),
+        Col("95% CI", hide=3),
+        Col("n", min=3, hide=1),
+        Col("passed", min=3, hide=4),
+        Col("evaluation", copy=True),
+    ]
+    table = []
     for r in res["data"]:
         s = r["score"] or {}
         ci = "—" if s.get("ci_low") is None else f"[{_num(s['ci_low'])}, {_num(s['ci_high'])}]"
-        t.add_row(
-            str(r["rank"]),
-            r["target"],
-            r.get("model_version") or "—",
-            _num(s.get("value")),
-            ci,
-            _num(s.get("n")),
-            _num(r.get("passed")),
-            r["evaluation_id"],
+        table.append(
+            [
+                str(r["rank"]),
+                r["target"],
+                r.get("model_version") or "—",
+                _num(s.get("value")),
+                ci,
+                _num(s.get("n")),
+                _num(r.get("passed")),
+                r["evaluation_id"],
+            ]
         )
-    out.print(t)
+    print_table(out, err, cols, table, title=f"leaderboard · {res['suite']}")
     return None

@@ -6,14 +6,31 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Column, Table
+from rich.markup import escape
+from rich.text import Text
 from rich.tree import Tree
 
-from herald.cli.common import AllOpt, CursorOpt, LimitOpt, fetch_list, resolve_id
+from herald.cli.common import (
+    DEAD_LETTER,
+    FLOW,
+    JOB,
+    AllOpt,
+    CursorOpt,
+    JsonOpt,
+    LimitOpt,
+    call,
+    client,
+    err,
+    fail,
+    fetch_list,
+    out,
+    print_json,
+    resolve_id,
+)
+from herald.cli.tables import Col, cut_words, print_table, when, width
 from herald.errors import HeraldError
 
 if TYPE_CHECKING:
@@ -35,40 +52,7 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(dead_app, name="dead-letters")
 app.add_typer(db_app, name="db")
 
-out = Console()
-err = Console(stderr=True)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
-
-
-def client() -> Any:
-    from herald.client import Client
-
-    return Client()
-
-
-def call(fn: Any, *args: Any, **kw: Any) -> Any:
-    try:
-        return fn(*args, **kw)
-    except HeraldError as exc:
-        details = exc.details if isinstance(exc.details, list) else None
-        if details:
-            lines = [
-                f"  {'.'.join(str(p) for p in d.get('loc', []))}: {d.get('msg')}"
-                for d in details
-                if isinstance(d, dict)
-            ]
-            fail(exc.message + ("\n" + "\n".join(lines) if lines else ""))
-        fail(exc.message)
-
-
-def dump(obj: Any) -> None:
-    out.print_json(json.dumps(obj, default=str))
+dump = print_json
 
 
 # herald up / api / worker -----------------------------------------------------------------------
@@ -336,11 +320,16 @@ def _read_payload(file: Path) -> Any:
 
 
 def _event_line(e: Any) -> str:
+    """``seq time type [subject] data``; the data gives way (after a whole JSON token, with
+    ``…``) so the line fits the terminal."""
     data = json.dumps(e.data, separators=(",", ":"))
-    if len(data) > 100:
-        data = data[:97] + "..."
     subj = f" [{e.subject}]" if e.subject else ""
-    return f"[dim]{e.seq:>6}[/] {e.time:%H:%M:%S.%f}"[:-3] + f" [bold]{e.type}[/]{subj} {data}"
+    head = f"{e.seq:>6} {e.time:%H:%M:%S.%f}"[:-3] + f" {e.type}{subj} "
+    data = cut_words(data, max(20, width() - len(head)))
+    return (
+        f"[dim]{e.seq:>6}[/] {e.time:%H:%M:%S.%f}"[:-3]
+        + f" [bold]{escape(e.type)}[/]{escape(subj)} {escape(data)}"
+    )
 
 
 @app.command()
@@ -392,12 +381,17 @@ def list_stream(
 @app.command()
 def flow(
     correlation_id: Annotated[
-        str, typer.Argument(help="Correlation id (or any message id of a root).")
+        str,
+        typer.Argument(
+            help="Correlation id (or any message id of a root); a unique prefix of one will do."
+        ),
     ],
     as_json: JsonOpt = False,
 ) -> None:
     """Show a flow's causal tree: messages, the sensors' outputs and jobs."""
-    graph = call(client().flow, correlation_id)
+    c = client()
+    correlation_id = resolve_id(c, FLOW, correlation_id)
+    graph = call(c.flow, correlation_id)
     if as_json:
         dump(graph)
         return
@@ -412,7 +406,7 @@ def flow(
     def label(n: dict[str, Any]) -> str:
         if n["kind"] == "job":
             return f"[magenta]job[/] {n['type']} [{n['status']}] attempt {n['attempt']} ({n['id'][4:]})"
-        return f"[cyan]{n['type']}[/] {n.get('subject') or ''} [dim]{n['id']}[/]"
+        return f"[cyan]{escape(n['type'])}[/] {escape(n.get('subject') or '')} [dim]{n['id']}[/]"
 
     def add(branch: Tree, node_id: str) -> None:
         # a chain (one child each) continues on the same level; only forks indent, so a
@@ -454,10 +448,11 @@ def catalog(
     if as_json:
         dump(data)
         return
-    t = Table("type", "version", "description")
-    for item in data["types"]:
-        t.add_row(item["type"], str(item["version"]), (item["description"] or "").split("\n")[0])
-    out.print(t)
+    rows = [
+        [item["type"], str(item["version"]), (item["description"] or "").split("\n")[0]]
+        for item in data["types"]
+    ]
+    print_table(out, err, [Col("type", copy=True), Col("version"), Col("description")], rows)
 
 
 # sensors ----------------------------------------------------------------------------------------
@@ -470,18 +465,28 @@ def sensors(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     if as_json:
         dump(rows)
         return
-    t = Table("name", "on", "kind", "enabled", "cursor", "lag", "last error")
-    for s in rows:
-        t.add_row(
+    cols = [
+        Col("name", copy=True),
+        Col("on", lines=3),
+        Col("kind", hide=2, min=5),
+        Col("enabled", min=3),
+        Col("cursor", hide=1, min=6),
+        Col("lag", min=3),
+        Col("last error"),
+    ]
+    table = [
+        [
             s["name"],
             ", ".join(s.get("on") or []) or (s.get("cron") or ""),
             s.get("kind", ""),
-            "yes" if s.get("enabled") else "[red]no[/]",
+            "yes" if s.get("enabled") else Text("no", style="red"),
             str(s.get("cursor")),
             str(s.get("lag", "")),
-            (s.get("last_error") or "")[:60],
-        )
-    out.print(t)
+            s.get("last_error") or "",
+        ]
+        for s in rows
+    ]
+    print_table(out, err, cols, table)
 
 
 @sensors_app.command("enable")
@@ -524,34 +529,36 @@ def jobs(
     if as_json:
         dump(rows)
         return
-    t = Table(
-        Column("id", no_wrap=True, min_width=max((len(j["id"]) for j in rows), default=2)),
-        "name",
-        "status",
-        "attempt",
-        "executor",
-        "progress",
-        "created",
-        # ids are never cut (they are typed back); the error gives way, ending in "…"
-        Column("error", no_wrap=True, overflow="ellipsis", max_width=60),
-    )
+    cols = [
+        Col("id", copy=True),  # whole: ids are typed back (a unique prefix also works)
+        Col("name", copy=True),
+        Col("status", min=6, hide=5),
+        Col("attempt", min=3, hide=3),
+        Col("executor", hide=1),
+        Col("progress", min=4, hide=2),
+        Col("created", hide=4),
+        Col("error"),
+    ]
+    table = []
     for j in rows:
         prog = "" if j.get("progress") is None else f"{j['progress'] * 100:.0f}%"
-        t.add_row(
-            j["id"],
-            j["name"],
-            j["status"],
-            f"{j['attempt']}/{j['max_attempts']}",
-            j["executor"],
-            prog,
-            j["created_at"][:19],
-            j.get("error") or "",
+        table.append(
+            [
+                j["id"],
+                j["name"],
+                j["status"],
+                f"{j['attempt']}/{j['max_attempts']}",
+                j["executor"],
+                prog,
+                when(j["created_at"]),
+                j.get("error") or "",
+            ]
         )
-    out.print(t)
+    print_table(out, err, cols, table)
 
 
 def _job_id(c: Any, job_id: str) -> str:
-    return resolve_id(c, "/v1/jobs", job_id, what="job")
+    return resolve_id(c, JOB, job_id)
 
 
 @jobs_app.command("show")
@@ -630,24 +637,39 @@ def dead_letters(
     if as_json:
         dump(rows)
         return
-    t = Table("id", "sensor", "event", "type", "attempts", "status", "error")
-    for d in rows:
-        t.add_row(
+    cols = [
+        Col("id", copy=True),  # whole; a unique prefix also works with replay
+        Col("sensor", copy=True),
+        Col("event", copy=True, hide=1),
+        Col("type", hide=3),
+        Col("attempts", min=3, hide=2),
+        Col("status", min=6, hide=4),
+        Col("error"),
+    ]
+    table = [
+        [
             d["id"],
             d["sensor"],
             d["event_id"],
             d["event_type"],
             str(d["attempts"]),
             d["status"],
-            d["error"][:60],
-        )
-    out.print(t)
+            d["error"],
+        ]
+        for d in rows
+    ]
+    print_table(out, err, cols, table)
 
 
 @dead_app.command("replay")
-def dead_replay(dead_letter_id: str) -> None:
-    """Run the sensor on the dead-lettered event again."""
-    d = call(client().replay, dead_letter_id)
+def dead_replay(dead_letter_id: str, as_json: JsonOpt = False) -> None:
+    """Run the sensor on the dead-lettered event again (a unique id prefix will do)."""
+    c = client()
+    dead_letter_id = resolve_id(c, DEAD_LETTER, dead_letter_id)
+    d = call(c.replay, dead_letter_id)
+    if as_json:
+        dump(d)
+        return
     out.print(f"dead letter {dead_letter_id}: {d['status']}")
 
 

@@ -3,40 +3,23 @@ monitoring rules, user feedback and human approvals on a running Herald (``HERAL
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from herald.errors import HeraldError
+from herald.cli.common import APPROVAL, JsonOpt, call, client, err, out, print_json, resolve_id
+from herald.cli.tables import Col, print_table, when
 
 app = typer.Typer(help="Monitoring rules, their outcomes and user feedback.", no_args_is_help=True)
 approvals_app = typer.Typer(help="Grant or deny approval requests.", no_args_is_help=True)
-out = Console()
-err = Console(stderr=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
-
-
-def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    raise typer.Exit(1)
 
 
 def _request(method: str, path: str, **kw: Any) -> Any:
-    from herald.client import Client
-
-    try:
-        with Client() as c:
-            return c._request(method, path, **kw)
-    except HeraldError as exc:
-        _fail(exc.message)
+    with client() as c:
+        return call(c._request, method, path, **kw)
 
 
-def _json(data: Any) -> None:
-    out.print_json(json.dumps(data, default=str))
+_json = print_json
 
 
 @app.command("list")
@@ -46,9 +29,17 @@ def list_monitors(as_json: JsonOpt = False) -> None:
     if as_json:
         _json(data)
         return
-    t = Table("rule", "metric", "cmp", "threshold", "window s", "cooldown s", "emits")
-    for r in data["data"]:
-        t.add_row(
+    cols = [
+        Col("rule", copy=True),
+        Col("metric"),
+        Col("cmp", min=3),
+        Col("threshold", min=5),
+        Col("window s", min=4, hide=2),
+        Col("cooldown s", min=4, hide=1),
+        Col("emits"),
+    ]
+    rules = [
+        [
             r["name"],
             r["metric"],
             r["comparison"],
@@ -56,14 +47,22 @@ def list_monitors(as_json: JsonOpt = False) -> None:
             f"{r['window']:.0f}",
             f"{r['cooldown']:.0f}",
             r["emits"],
-        )
-    out.print(t)
+        ]
+        for r in data["data"]
+    ]
+    print_table(out, err, cols, rules)
     if data["outcomes"]:
-        o = Table("rule", "model", "value", "status")
-        for row in data["outcomes"]:
-            v = row["value"]
-            o.add_row(row["rule"], row["model"], "—" if v is None else f"{v:.4g}", row["status"])
-        out.print(o)
+        outcomes = [
+            [
+                row["rule"],
+                row["model"],
+                "—" if row["value"] is None else f"{row['value']:.4g}",
+                row["status"],
+            ]
+            for row in data["outcomes"]
+        ]
+        cols = [Col("rule", copy=True), Col("model", copy=True), Col("value"), Col("status")]
+        print_table(out, err, cols, outcomes)
 
 
 @app.command("evaluate")
@@ -98,27 +97,35 @@ def list_approvals(as_json: JsonOpt = False) -> None:
     if as_json:
         _json(data)
         return
-    t = Table("id", "action", "reason", "time")
-    for e in data:
-        t.add_row(e["id"], e["data"]["action_type"], e["data"].get("reason", ""), e["time"])
-    out.print(t)
+    cols = [
+        Col("id", copy=True),  # whole; a unique prefix also works with grant and deny
+        Col("action", hide=2),
+        Col("reason", lines=3),
+        Col("time", hide=1),
+    ]
+    rows = [
+        [e["id"], e["data"]["action_type"], e["data"].get("reason", ""), when(e["time"])]
+        for e in data
+    ]
+    print_table(out, err, cols, rows)
 
 
 def _decide(verb: str, approval_id: str, comment: str, by: str, as_json: bool) -> None:
-    data = _request(
-        "POST", f"/v1/approvals/{approval_id}/{verb}", json={"comment": comment, "by": by}
-    )
+    with client() as c:
+        approval_id = resolve_id(c, APPROVAL, approval_id)
+    body = {"comment": comment, "by": by}
+    data = _request("POST", f"/v1/approvals/{approval_id}/{verb}", json=body)
     done = {"grant": "granted", "deny": "denied"}.get(verb, f"{verb}ed")  # not "denyed"
     _json(data) if as_json else out.print(f"{done} {approval_id}: {data['event']['id']}")
 
 
 @approvals_app.command("grant")
 def grant(approval_id: str, comment: str = "", by: str = "cli", as_json: JsonOpt = False) -> None:
-    """Grant an approval request (its action is then emitted)."""
+    """Grant an approval request (its action is then emitted); a unique id prefix will do."""
     _decide("grant", approval_id, comment, by, as_json)
 
 
 @approvals_app.command("deny")
 def deny(approval_id: str, comment: str = "", by: str = "cli", as_json: JsonOpt = False) -> None:
-    """Deny an approval request."""
+    """Deny an approval request; a unique id prefix will do."""
     _decide("deny", approval_id, comment, by, as_json)

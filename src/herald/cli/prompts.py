@@ -9,10 +9,10 @@ from urllib.parse import quote
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from herald.cli.common import JsonOpt, out
+from herald.cli.common import JsonOpt, err, out
 from herald.cli.common import fail as _fail
+from herald.cli.tables import Col, print_table
 from herald.errors import HeraldError
 
 app = typer.Typer(
@@ -82,16 +82,24 @@ def list_prompts(as_json: JsonOpt = False) -> None:
     if as_json:
         print(json.dumps(data))
         return
-    t = Table("name", "latest", "aliases", "variables", "description")
-    for p in data:
-        t.add_row(
+    cols = [
+        Col("name", copy=True),
+        Col("latest", min=3),
+        Col("aliases"),
+        Col("variables", hide=1),
+        Col("description", lines=3),
+    ]
+    rows = [
+        [
             p["name"],
             str(p["version"]),
             ", ".join(p["aliases"]),
             ", ".join(p["variables"]),
             p["description"],
-        )
-    out.print(t)
+        ]
+        for p in data
+    ]
+    print_table(out, err, cols, rows)
 
 
 @app.command("show")

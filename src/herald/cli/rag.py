@@ -16,11 +16,11 @@ from urllib.parse import quote
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from herald.cli.common import JsonOpt, err, out
 from herald.cli.common import client as _client
 from herald.cli.common import fail as _fail
+from herald.cli.tables import Col, print_table, when
 from herald.cli.upload import send_local
 from herald.errors import HeraldError
 
@@ -103,11 +103,18 @@ def list_(json_out: JsonOpt = False) -> None:
     if not rows:
         out.print("no collections yet (herald rag create NAME)")
         return None
-    t = Table(
-        "name", "embedding model", "dims", "chunking", "documents", "chunks", "status", "updated"
-    )
-    for c in rows:
-        t.add_row(
+    cols = [
+        Col("name", copy=True),
+        Col("embedding model"),
+        Col("dims", min=3, hide=2),
+        Col("chunking", min=5, hide=1),
+        Col("documents", min=3),
+        Col("chunks", min=3),
+        Col("status", min=6),
+        Col("updated", hide=3),
+    ]
+    table = [
+        [
             c["name"],
             c["embedding_model"],
             str(c["dimension"]),
@@ -115,9 +122,11 @@ def list_(json_out: JsonOpt = False) -> None:
             str(c["documents"]),
             str(c["chunks"]),
             c["status"],
-            str(c["updated_at"])[:19],
-        )
-    out.print(t)
+            when(c["updated_at"]),
+        ]
+        for c in rows
+    ]
+    print_table(out, err, cols, table)
     return None
 
 
@@ -336,16 +345,24 @@ def docs(
     if not rows:
         out.print(f"no documents in {escape(collection)} (herald rag ingest PATH -c {collection})")
         return None
-    t = Table("ref_doc_id", "title", "chunks", "sha256", "updated")
-    for d in rows:
-        t.add_row(
-            escape(d["ref_doc_id"]),
-            escape(d["title"][:40]),
+    cols = [
+        Col("ref_doc_id", copy=True),  # whole: --delete takes it
+        Col("title"),
+        Col("chunks", min=3),
+        Col("sha256", hide=1),  # 12 characters; --json has it whole
+        Col("updated", hide=2),
+    ]
+    table = [
+        [
+            d["ref_doc_id"],
+            d["title"],
             str(d["chunks"]),
             d["content_hash"][:12],
-            str(d["updated_at"])[:19],
-        )
-    out.print(t)
+            when(d["updated_at"]),
+        ]
+        for d in rows
+    ]
+    print_table(out, err, cols, table)
     return None
 
 

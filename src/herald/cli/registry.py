@@ -12,12 +12,23 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from herald.cli.common import AllOpt, CursorOpt, JsonOpt, LimitOpt, fetch_list, out
+from herald.cli.common import (
+    RUN,
+    AllOpt,
+    CursorOpt,
+    JsonOpt,
+    LimitOpt,
+    err,
+    fetch_list,
+    out,
+    resolve_id,
+    resolve_ids,
+)
 from herald.cli.common import call as _call
 from herald.cli.common import client as _client
 from herald.cli.common import print_json as _print_json
+from herald.cli.tables import Col, cut_words, print_fields, print_table, when
 
 models_app = typer.Typer(
     help="Registered models: versions, aliases, cards, promotion and archiving.",
@@ -55,37 +66,46 @@ def models_list(
     if not rows:
         out.print("no models registered yet (a model.register message or a fine-tune adds one)")
         return None
-    t = Table("name", "latest", "versions", "kind", "aliases", "base model", "updated")
+    cols = [
+        Col("name", copy=True),
+        Col("latest", min=3),
+        Col("versions", min=3, hide=2),
+        Col("kind", min=4, hide=3),
+        Col("aliases"),
+        Col("base model", hide=1),
+        Col("updated", hide=4),
+    ]
+    table = []
     for m in rows:
         aliases = ", ".join(f"{a}→{v}" for a, v in sorted(m["aliases"].items()))
-        t.add_row(
-            m["name"],
-            str(m["latest_version"]),
-            str(m["versions"]),
-            m["kind"],
-            aliases or "—",
-            m.get("base_model") or "—",
-            str(m.get("updated_at") or "")[:19],
+        table.append(
+            [
+                m["name"],
+                str(m["latest_version"]),
+                str(m["versions"]),
+                m["kind"],
+                aliases or "—",
+                m.get("base_model") or "—",
+                when(m.get("updated_at")),
+            ]
         )
-    out.print(t)
+    print_table(out, err, cols, table)
     return None
 
 
 def _show_version(v: dict[str, Any]) -> None:
-    t = Table(show_header=False, box=None)
-    t.add_column(style="bold")
-    t.add_column()
+    fields: list[tuple[str, Any]] = []
     for key in ("uri", "status", "kind", "aliases", "artifact_uri", "base_model", "dataset"):
         value = v.get(key)
-        t.add_row(key, ", ".join(value) if isinstance(value, list) else _fmt(value))
-    t.add_row("run / job", f"{_fmt(v.get('run_id'))} / {_fmt(v.get('job_id'))}")
-    t.add_row("metrics", _kv({k: _fmt(x) for k, x in v.get("metrics", {}).items()}))
-    t.add_row("tags", _kv(v.get("tags", {})))
-    t.add_row("created", str(v.get("created_at", ""))[:19])
+        fields.append((key, ", ".join(value) if isinstance(value, list) else _fmt(value)))
+    fields.append(("run / job", f"{_fmt(v.get('run_id'))} / {_fmt(v.get('job_id'))}"))
+    fields.append(("metrics", _kv({k: _fmt(x) for k, x in v.get("metrics", {}).items()})))
+    fields.append(("tags", _kv(v.get("tags", {}))))
+    fields.append(("created", when(v.get("created_at"))))
     causes = {k: x for k, x in v.get("lineage", {}).items() if k.endswith(("event_id", "id"))}
     if causes:
-        t.add_row("lineage", _kv(causes))
-    out.print(t)
+        fields.append(("lineage", _kv(causes)))
+    print_fields(out, fields)
 
 
 @models_app.command("show")
@@ -104,7 +124,7 @@ def models_show(
             return _print_json(data)
         aliases = ", ".join(f"{a}→{v}" for a, v in data["aliases"].items()) or "none"
         out.print(f"[bold]{data['name']}[/] — latest {data['latest_version']}; aliases: {aliases}")
-        out.print(_versions_table(data["versions"]))
+        _print_versions(data["versions"])
         return None
     version = _call(c.resolve_model, ref)
     if json_out:
@@ -128,23 +148,33 @@ def models_versions(
     rows = fetch_list(_client(), path, limit=limit, cursor=cursor, every_page=every_page)
     if json_out:
         return _print_json(rows)
-    out.print(_versions_table(rows))
+    _print_versions(rows)
     return None
 
 
-def _versions_table(versions: list[dict[str, Any]]) -> Table:
-    t = Table("version", "status", "kind", "aliases", "metrics", "run", "created")
-    for v in versions:
-        t.add_row(
+def _print_versions(versions: list[dict[str, Any]]) -> None:
+    cols = [
+        Col("version", copy=True),
+        Col("status", min=6, hide=3),
+        Col("kind", min=4, hide=2),
+        Col("aliases"),
+        Col("metrics", lines=3),
+        Col("run", copy=True, hide=1),
+        Col("created", hide=4),
+    ]
+    rows = [
+        [
             str(v["version"]),
             v["status"],
             v["kind"],
             ", ".join(v["aliases"]) or "—",
             _kv({k: _fmt(x) for k, x in v["metrics"].items()}),
             v.get("run_id") or "—",
-            str(v["created_at"])[:19],
-        )
-    return t
+            when(v["created_at"]),
+        ]
+        for v in versions
+    ]
+    print_table(out, err, cols, rows)
 
 
 @models_app.command("resolve")
@@ -219,18 +249,28 @@ def models_history(
     rows = _call(_client().alias_history, name, alias)
     if json_out:
         return _print_json(rows)
-    t = Table("time", "alias", "action", "version", "previous", "reason", "actor")
-    for r in rows:
-        t.add_row(
-            str(r["time"])[:19],
+    cols = [
+        Col("time"),
+        Col("alias", copy=True),
+        Col("action", min=6),
+        Col("version", min=3),
+        Col("previous", min=3, hide=2),
+        Col("reason", lines=3),
+        Col("actor", hide=1),
+    ]
+    table = [
+        [
+            when(r["time"]),
             r["alias"],
             r["action"],
             _fmt(r["version"]),
             _fmt(r["previous_version"]),
             r["reason"] or "—",
             r["actor"] or "—",
-        )
-    out.print(t)
+        ]
+        for r in rows
+    ]
+    print_table(out, err, cols, table)
     return None
 
 
@@ -258,25 +298,41 @@ def runs_list(
     )
     if json_out:
         return _print_json(rows)
-    t = Table("id", "name", "status", "job", "last metrics", "models", "created")
-    for r in rows:
-        t.add_row(
+    cols = [
+        Col("id", copy=True),  # whole; a unique prefix also works with show/metrics/compare
+        Col("name", copy=True),
+        Col("status", min=6, hide=4),
+        Col("job", copy=True, hide=1),
+        Col("last metrics"),
+        Col("models", hide=2),
+        Col("created", hide=3),
+    ]
+    table = [
+        [
             r["id"],
             r["name"],
             r["status"],
             r.get("job_id") or "—",
             _kv({k: _fmt(v) for k, v in list(r["metrics"].items())[:4]}),
             ", ".join(r["models"]) or "—",
-            str(r["created_at"])[:19],
-        )
-    out.print(t)
+            when(r["created_at"]),
+        ]
+        for r in rows
+    ]
+    print_table(out, err, cols, table)
     return None
+
+
+def _run_id(c: Any, run_id: str) -> str:
+    return resolve_id(c, RUN, run_id)
 
 
 @runs_app.command("show")
 def runs_show(run_id: str, json_out: JsonOpt = False) -> None:
-    """Show a run: params, last metric values, artifacts, models produced."""
-    r = _call(_client().run, run_id)
+    """Show a run: params, last metric values, artifacts, models produced (a unique id prefix
+    will do)."""
+    c = _client()
+    r = _call(c.run, _run_id(c, run_id))
     if json_out:
         return _print_json(r)
     out.print(f"[bold]{r['id']}[/] {r['name']} — {r['status']} (job {r.get('job_id') or '—'})")
@@ -294,17 +350,16 @@ def runs_metrics(
     key: Annotated[list[str] | None, typer.Option("--key", "-k", help="Metric key(s).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Metric series of a run (step, value)."""
-    series = _call(_client().run_metrics, run_id, key)
+    """Metric series of a run (step, value); a unique run id prefix will do."""
+    c = _client()
+    series = _call(c.run_metrics, _run_id(c, run_id), key)
     if json_out:
         return _print_json(series)
     keys = sorted(series)
     steps = sorted({p["step"] for k in keys for p in series[k]})
     values = {(k, p["step"]): p["value"] for k in keys for p in series[k]}
-    t = Table("step", *keys)
-    for s in steps:
-        t.add_row(str(s), *(_fmt(values.get((k, s))) for k in keys))
-    out.print(t)
+    rows = [[str(s), *(_fmt(values.get((k, s))) for k in keys)] for s in steps]
+    print_table(out, err, [Col("step", min=4), *(Col(k, min=6) for k in keys)], rows)
     return None
 
 
@@ -313,25 +368,31 @@ def runs_compare(
     run_ids: Annotated[list[str], typer.Argument(help="Two or more run ids.")],
     json_out: JsonOpt = False,
 ) -> None:
-    """Params that differ and each metric's last/min per run, side by side."""
-    data = _call(_client().compare_runs, run_ids)
+    """Params that differ and each metric's last/min per run, side by side (unique id
+    prefixes will do). Columns are numbered; the legend above them gives each whole run id."""
+    c = _client()
+    data = _call(c.compare_runs, resolve_ids(c, RUN, run_ids))
     if json_out:
         return _print_json(data)
     ids = [r["id"] for r in data["runs"]]
-    t = Table("", *ids, title="params that differ")
-    for k, by_run in data["params"]["differ"].items():
-        t.add_row(k, *(_fmt(by_run.get(i)) for i in ids))
-    out.print(t)
-    m = Table("metric", *ids, title="metrics (last / min)")
-    for k, by_run in data["metrics"].items():
-        m.add_row(
+    for n, i in enumerate(ids, 1):
+        out.print(f"#{n}  {i}", highlight=False, soft_wrap=True)
+    heads = [Col(f"#{n}", min=6) for n in range(1, len(ids) + 1)]
+    params = [
+        [k, *(_fmt(by_run.get(i)) for i in ids)] for k, by_run in data["params"]["differ"].items()
+    ]
+    print_table(out, err, [Col("param", copy=True), *heads], params, title="params that differ")
+    metrics = [
+        [
             k,
             *(
                 f"{_fmt(by_run[i]['last'])} / {_fmt(by_run[i]['min'])}" if i in by_run else "—"
                 for i in ids
             ),
-        )
-    out.print(m)
+        ]
+        for k, by_run in data["metrics"].items()
+    ]
+    print_table(out, err, [Col("metric", copy=True), *heads], metrics, title="metrics (last / min)")
     return None
 
 
@@ -342,18 +403,28 @@ def datasets_list(json_out: JsonOpt = False) -> None:
     rows = _call(_client().datasets)
     if json_out:
         return _print_json(rows)
-    t = Table("name", "version", "rows", "splits", "format", "fingerprint", "created")
-    for d in rows:
-        t.add_row(
+    cols = [
+        Col("name", copy=True),
+        Col("version", min=3),
+        Col("rows", min=4),
+        Col("splits", hide=3),
+        Col("format", min=4, hide=2),
+        Col("fingerprint", hide=1),  # 12 characters; --json has it whole
+        Col("created", hide=4),
+    ]
+    table = [
+        [
             d["name"],
             str(d["version"]),
             str(d["rows"]),
             _kv(d["splits"]),
             d["format"],
             d["fingerprint"][:12],
-            str(d["created_at"])[:19],
-        )
-    out.print(t)
+            when(d["created_at"]),
+        ]
+        for d in rows
+    ]
+    print_table(out, err, cols, table)
     return None
 
 
@@ -371,14 +442,11 @@ def datasets_show(
     d = data["latest"] if version is None else _call(c.dataset, name, version)
     if json_out:
         return _print_json(d if version is not None else data)
-    t = Table(show_header=False, box=None)
-    t.add_column(style="bold")
-    t.add_column()
-    for key in ("uri", "rows", "format", "fingerprint", "artifact_uri", "source", "description"):
-        t.add_row(key, _fmt(d.get(key)))
-    t.add_row("splits", _kv(d["splits"]))
-    t.add_row("pii", _kv(d["pii"]))
-    t.add_row("stats", json.dumps(d["stats"])[:200])
-    t.add_row("versions", ", ".join(str(v["version"]) for v in data["versions"]))
-    out.print(t)
+    keys = ("uri", "rows", "format", "fingerprint", "artifact_uri", "source", "description")
+    fields: list[tuple[str, Any]] = [(key, _fmt(d.get(key))) for key in keys]
+    fields.append(("splits", _kv(d["splits"])))
+    fields.append(("pii", _kv(d["pii"])))
+    fields.append(("stats", cut_words(json.dumps(d["stats"]), 200)))
+    fields.append(("versions", ", ".join(str(v["version"]) for v in data["versions"])))
+    print_fields(out, fields)
     return None
