@@ -191,7 +191,7 @@ def list_(json_out: JsonOpt = False) -> None:
         Col("name", copy=True),
         Col("revision", min=3, hide=2),
         Col("status", min=6),
-        Col("targets (weight %)", lines=4),
+        Col("targets (weight %)", lines=4, min=16),
         Col("updated", hide=1),
     ]
     table = []
@@ -368,7 +368,7 @@ def keys_list(json_out: JsonOpt = False) -> None:
     cols = [
         Col("id", copy=True),  # whole; a unique prefix also works with revoke
         Col("name", copy=True),
-        Col("scopes"),
+        Col("scopes", min=9),
         Col("rate/min", min=4, hide=1),
         Col("created", hide=2),
         Col("revoked", hide=3),

@@ -302,9 +302,9 @@ def show(
             table.append([r["sample_id"], r.get("output") or "", scores or "—", errors or "—"])
         cols = [
             Col("sample", copy=True),
-            Col("output", lines=3),
+            Col("output", lines=3, min=20),
             Col("scores", lines=3),
-            Col("errors", lines=3),
+            Col("errors", lines=3, min=20),
         ]
         print_table(out, err, cols, table)
     return None

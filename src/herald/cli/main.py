@@ -452,7 +452,9 @@ def catalog(
         [item["type"], str(item["version"]), (item["description"] or "").split("\n")[0]]
         for item in data["types"]
     ]
-    print_table(out, err, [Col("type", copy=True), Col("version"), Col("description")], rows)
+    print_table(
+        out, err, [Col("type", copy=True), Col("version"), Col("description", min=20)], rows
+    )
 
 
 # sensors ----------------------------------------------------------------------------------------
@@ -472,7 +474,7 @@ def sensors(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         Col("enabled", min=3),
         Col("cursor", hide=1, min=6),
         Col("lag", min=3),
-        Col("last error"),
+        Col("last error", min=20),
     ]
     table = [
         [
@@ -537,7 +539,7 @@ def jobs(
         Col("executor", hide=1),
         Col("progress", min=4, hide=2),
         Col("created", hide=4),
-        Col("error"),
+        Col("error", min=24),
     ]
     table = []
     for j in rows:
@@ -592,22 +594,28 @@ def job_logs(
 
 
 @jobs_app.command("cancel")
-def job_cancel(job_id: str) -> None:
+def job_cancel(job_id: str, as_json: JsonOpt = False) -> None:
     """Cancel a queued job, or stop a running one."""
     c = client()
     job_id = _job_id(c, job_id)
     j = call(c.cancel_job, job_id)
+    if as_json:
+        dump(j)
+        return
     out.print(
         f"job {job_id}: {j['status']}" + (" (stop requested)" if j["status"] == "running" else "")
     )
 
 
 @jobs_app.command("retry")
-def job_retry(job_id: str) -> None:
+def job_retry(job_id: str, as_json: JsonOpt = False) -> None:
     """Queue a failed or cancelled job again."""
     c = client()
     job_id = _job_id(c, job_id)
     j = call(c.retry_job, job_id)
+    if as_json:
+        dump(j)
+        return
     out.print(f"job {job_id}: {j['status']}")
 
 
@@ -644,7 +652,7 @@ def dead_letters(
         Col("type", hide=3),
         Col("attempts", min=3, hide=2),
         Col("status", min=6, hide=4),
-        Col("error"),
+        Col("error", min=24),
     ]
     table = [
         [

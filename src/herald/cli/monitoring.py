@@ -100,7 +100,7 @@ def list_approvals(as_json: JsonOpt = False) -> None:
     cols = [
         Col("id", copy=True),  # whole; a unique prefix also works with grant and deny
         Col("action", hide=2),
-        Col("reason", lines=3),
+        Col("reason", lines=3, min=20),
         Col("time", hide=1),
     ]
     rows = [

@@ -85,9 +85,9 @@ def list_prompts(as_json: JsonOpt = False) -> None:
     cols = [
         Col("name", copy=True),
         Col("latest", min=3),
-        Col("aliases"),
+        Col("aliases", min=12),
         Col("variables", hide=1),
-        Col("description", lines=3),
+        Col("description", lines=3, min=20),
     ]
     rows = [
         [

@@ -105,7 +105,7 @@ def list_(json_out: JsonOpt = False) -> None:
         return None
     cols = [
         Col("name", copy=True),
-        Col("embedding model"),
+        Col("embedding model", min=12),
         Col("dims", min=3, hide=2),
         Col("chunking", min=5, hide=1),
         Col("documents", min=3),
@@ -347,7 +347,7 @@ def docs(
         return None
     cols = [
         Col("ref_doc_id", copy=True),  # whole: --delete takes it
-        Col("title"),
+        Col("title", min=16),
         Col("chunks", min=3),
         Col("sha256", hide=1),  # 12 characters; --json has it whole
         Col("updated", hide=2),

@@ -71,7 +71,7 @@ def models_list(
         Col("latest", min=3),
         Col("versions", min=3, hide=2),
         Col("kind", min=4, hide=3),
-        Col("aliases"),
+        Col("aliases", min=12),
         Col("base model", hide=1),
         Col("updated", hide=4),
     ]
@@ -157,8 +157,8 @@ def _print_versions(versions: list[dict[str, Any]]) -> None:
         Col("version", copy=True),
         Col("status", min=6, hide=3),
         Col("kind", min=4, hide=2),
-        Col("aliases"),
-        Col("metrics", lines=3),
+        Col("aliases", min=12),
+        Col("metrics", lines=3, min=16),
         Col("run", copy=True, hide=1),
         Col("created", hide=4),
     ]
@@ -255,7 +255,7 @@ def models_history(
         Col("action", min=6),
         Col("version", min=3),
         Col("previous", min=3, hide=2),
-        Col("reason", lines=3),
+        Col("reason", lines=3, min=20),
         Col("actor", hide=1),
     ]
     table = [
@@ -303,7 +303,7 @@ def runs_list(
         Col("name", copy=True),
         Col("status", min=6, hide=4),
         Col("job", copy=True, hide=1),
-        Col("last metrics"),
+        Col("last metrics", min=16),
         Col("models", hide=2),
         Col("created", hide=3),
     ]

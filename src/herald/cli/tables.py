@@ -26,6 +26,7 @@ from rich.text import Text
 
 Cell = str | Text
 ELLIPSIS = "…"
+SHORT_WORD = 12  # words up to this long (statuses, numbers, dates) are never broken
 _PIECES = re.compile(r"[^/._:,=-]*[/._:,=-]+|[^/._:,=-]+")  # a word, broken after punctuation
 
 
@@ -37,7 +38,7 @@ class Col:
     header: str
     copy: bool = False
     lines: int = 2
-    min: int = 10
+    min: int = 6
     hide: int | None = None
     justify: JustifyMethod = "left"
 
@@ -126,11 +127,14 @@ def _natural(col: Col, cells: Iterable[Cell]) -> int:
     return max([cell_len(col.header), *(cell_len(line) for line in lines)])
 
 
-def _narrowest(col: Col, natural: int) -> int:
+def _narrowest(col: Col, cells: Sequence[Cell], natural: int) -> int:
+    """A copy column's natural width; else ``min``, but never so narrow that a header word
+    or a short word of a cell (a status, a number, a date: up to ``SHORT_WORD``) breaks."""
     if col.copy:
         return natural
-    longest_header_word = max(cell_len(w) for w in col.header.split() or [""])
-    return min(natural, max(col.min, longest_header_word))
+    words = [w for c in cells for w in _plain(c).split() if cell_len(w) <= SHORT_WORD]
+    words += col.header.split()
+    return min(natural, max([col.min, *(cell_len(w) for w in words)]))
 
 
 def _fit(widths: list[int], mins: list[int], room: int) -> list[int]:
@@ -157,8 +161,9 @@ def layout(
     padding between columns)."""
     shown = list(range(len(cols)))
     natural = {i: _natural(cols[i], (r[i] for r in rows)) for i in shown}
+    narrowest = {i: _narrowest(cols[i], [r[i] for r in rows], natural[i]) for i in shown}
     while True:
-        mins = [_narrowest(cols[i], natural[i]) for i in shown]
+        mins = [narrowest[i] for i in shown]
         space = room - 2 * (len(shown) - 1)
         if sum(mins) <= space:
             return shown, _fit([natural[i] for i in shown], mins, space)
