@@ -257,7 +257,7 @@ def test_login_live_overview_flow_and_emit_form(
     page.fill("#pg-prompt", "How many vacation days do employees get?")
     page.click("#pg-form button[type=submit]")
     expect(page.locator("#pg-usage")).to_contain_text("completion tokens", timeout=120_000)
-    expect(page.locator("#pg-transcript ol.citations li").first).to_contain_text("vacation")
+    expect(page.locator("#pg-transcript .citations li").first).to_contain_text("vacation")
     page.screenshot(path=str(shots / "playground-rag.png"), full_page=True)
 
     # the served requests show up in the deployment's charts (from the request log)

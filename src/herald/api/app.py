@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, FastAPI, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -16,6 +16,7 @@ from sse_starlette.sse import EventSourceResponse
 import herald
 from herald.api import errors
 from herald.api import openapi as openapi_doc
+from herald.api.flowgraph import collapse_progress
 from herald.api.paging import CURSOR_HELP, decode_cursor, page
 from herald.api.params import INT64_MAX, After
 from herald.api.routes import capability_routers
@@ -300,11 +301,20 @@ def _messages(h: Herald) -> APIRouter:
         return _env_json(e)
 
     @r.get("/flows/{correlationid}", summary="The causal graph of a flow")
-    async def flow(correlationid: str) -> dict[str, Any]:
+    async def flow(
+        correlationid: str,
+        progress: Annotated[
+            Literal["all", "collapsed"],
+            Query(
+                description="all: one node per message; collapsed: one node per job for the "
+                "*.progressed messages it reported, with their count and the last progress"
+            ),
+        ] = "all",
+    ) -> dict[str, Any]:
         graph = await h.flow(correlationid)
         if not graph["nodes"]:
             raise NotFound(f"no messages with correlationid {correlationid!r}")
-        return graph
+        return collapse_progress(graph) if progress == "collapsed" else graph
 
     @r.get("/catalog", summary="Message types with their JSON Schemas")
     async def catalog() -> dict[str, Any]:

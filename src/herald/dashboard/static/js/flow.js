@@ -1,10 +1,24 @@
 // Flow view: the causal graph of one correlation id, redrawn live as its messages arrive.
+// Progress messages come collapsed (?progress=collapsed): one node per job and type with the count
+// and the last progress, so a 100-step job is one node, not a column of a hundred.
 import { api, follow, head } from "./api.js";
 import { el, svg, clear, fill, throttle } from "./dom.js";
 import { layout } from "./layout.js";
 
 function label(n) {
-  return n.kind === "job" ? `job ${n.type}` : n.type;
+  if (n.kind === "job") return `job ${n.type}`;
+  return n.kind === "progress" ? `${n.type} ×${n.count}` : n.type;
+}
+
+function pct(p) {
+  return p != null ? `${Math.round(p * 100)}%` : "";
+}
+
+// The second line of a node: a job's status, a progress node's last progress, a message's subject.
+function sub(n) {
+  if (n.kind === "job") return `${n.status}${n.progress != null ? ` ${pct(n.progress)}` : ""}`;
+  if (n.kind === "progress") return [pct(n.progress), n.message].filter(Boolean).join(" · ") || `last ${new Date(n.last_time).toLocaleTimeString()}`;
+  return n.subject || n.source || "";
 }
 
 export function renderFlow(root, correlationid) {
@@ -24,10 +38,13 @@ export function renderFlow(root, correlationid) {
       el("h3", {}, label(n)),
       el("dl", {},
         ...[["id", n.id], ["kind", n.kind], ["status", n.status], ["subject", n.subject],
-          ["source", n.source], ["time", n.time], ["progress", n.progress]]
+          ["source", n.source], ["messages", n.count], ["time", n.time], ["last time", n.last_time],
+          ["last message", n.last_id], ["progress", n.progress != null ? pct(n.progress) : null], ["message", n.message]]
           .filter(([, v]) => v !== undefined && v !== null)
           .flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))])),
-      n.kind === "job" ? el("a", { href: `#/jobs/${n.id.replace(/^job:/, "")}` }, "job detail and logs") : null,
+      n.kind === "job" || n.kind === "progress"
+        ? el("a", { href: `#/jobs/${(n.job || n.id).replace(/^job:/, "")}` }, "job detail and logs") : null,
+      n.kind === "progress" ? el("p", { class: "muted" }, `the last of ${n.count} ${n.type} messages:`) : null,
       n.data !== undefined ? el("pre", { class: "payload" }, JSON.stringify(n.data, null, 2)) : null);
     draw();
   }
@@ -48,19 +65,21 @@ export function renderFlow(root, correlationid) {
     for (const n of graph.nodes) {
       const p = L.pos.get(n.id);
       const cls = `node ${n.kind} ${n.status || ""} ${n.id === selected ? "selected" : ""}`;
-      s.append(svg("g", { class: cls, transform: `translate(${p.x},${p.y})`, "data-id": n.id, "data-type": n.type, tabindex: 0, onclick: () => show(n) },
+      s.append(svg("g", { class: cls, transform: `translate(${p.x},${p.y})`, "data-id": n.id, "data-type": n.type, ...(n.kind === "progress" ? { "data-count": n.count } : {}), tabindex: 0, onclick: () => show(n) },
         svg("rect", { width: L.nodeW, height: L.nodeH, rx: 6 }),
         svg("text", { x: 10, y: 18, class: "t1" }, label(n).slice(0, 28)),
-        svg("text", { x: 10, y: 34, class: "t2" }, n.kind === "job" ? `${n.status}${n.progress != null ? ` ${Math.round(n.progress * 100)}%` : ""}` : (n.subject || n.source || "").slice(0, 30)),
-        svg("title", {}, `${n.type} ${n.id}`)));
+        svg("text", { x: 10, y: 34, class: "t2" }, sub(n).slice(0, 30)),
+        svg("title", {}, n.kind === "progress" ? `${n.count} ${n.type} messages; the last: ${sub(n)}` : `${n.type} ${n.id}`)));
     }
     clear(canvas).append(s);
   }
 
   async function load() {
     try {
-      graph = await api(`/flows/${encodeURIComponent(correlationid)}`);
-      status.textContent = `${graph.nodes.filter((n) => n.kind === "message").length} messages, ${graph.nodes.filter((n) => n.kind === "job").length} jobs · live`;
+      graph = await api(`/flows/${encodeURIComponent(correlationid)}?progress=collapsed`);
+      const count = (kind) => graph.nodes.filter((n) => n.kind === kind);
+      const messages = count("message").length + count("progress").reduce((a, n) => a + n.count, 0);
+      status.textContent = `${messages} messages, ${count("job").length} jobs · live`;
       draw();
     } catch (err) {
       status.textContent = err.status === 404 ? "No messages in this flow yet; waiting…" : err.message;

@@ -94,7 +94,7 @@ export function renderOverview(root) {
     for (const d of res.data) {
       const total = d.targets.reduce((a, t) => a + t.weight, 0) || 1;
       deployments.append(el("tr", { "data-deployment": d.name },
-        el("td", {}, el("a", { href: "#/deployments" }, d.name)),
+        el("td", {}, el("a", { href: "#/deployments", title: d.name }, d.name)),
         el("td", {}, el("span", { class: `pill ${d.status === "ready" ? "ok" : d.status === "failed" ? "failed" : "queued"}` }, d.status)),
         el("td", {}, el("div", { class: "split", title: "traffic split" }, d.targets.map((t, i) =>
           el("span", { class: `share s${i % 4}`, style: { flex: String(Math.max(t.weight, 1)) } }, `${(t.version || t.model).replace(/^models:\//, "")} ${Math.round(100 * t.weight / total)}%`))))));

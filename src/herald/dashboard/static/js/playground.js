@@ -32,10 +32,23 @@ async function* chunks(resp) {
   }
 }
 
+// One entry per source document, with the markers [n] of its passages (a document often gives
+// several): the answer's markers point at passages, the reader wants each document once.
 function citationList(cites) {
-  return el("ol", { class: "citations" }, cites.map((c) => el("li", { value: c.index, class: c.cited ? "cited" : "" },
-    el("b", {}, c.title || c.source), " ", el("span", { class: "muted" }, `${c.source}${c.page != null ? `, page ${c.page}` : ""} · score ${Number(c.score).toFixed(3)}`),
-    c.cited ? el("span", { class: "pill ok" }, "cited") : null)));
+  const bySource = new Map();
+  for (const c of cites) bySource.set(c.source, [...(bySource.get(c.source) || []), c]);
+  return el("ul", { class: "citations" }, [...bySource].map(([source, passages]) => {
+    const cited = passages.some((c) => c.cited);
+    const best = Math.max(...passages.map((c) => Number(c.score)));
+    return el("li", { class: cited ? "cited" : "", "data-source": source },
+      el("b", {}, passages[0].title || source.split("/").pop()), " ",
+      el("span", { class: "muted" }, `${source} · score ${best.toFixed(3)}`), " ",
+      passages.map((c) => el("span", {
+        class: `passage${c.cited ? " cited" : ""}`,
+        title: [c.section, c.page != null ? `page ${c.page}` : null, `score ${Number(c.score).toFixed(3)}`].filter(Boolean).join(" · "),
+      }, `[${c.index}]${c.page != null ? ` p.${c.page}` : ""}`)),
+      cited ? el("span", { class: "pill ok" }, "cited") : null);
+  }));
 }
 
 // One chat column: its own model, history, transcript and usage line.
@@ -55,6 +68,9 @@ function column(id, label) {
     const cites = el("div", { class: "cites" });
     transcript.append(el("div", { class: "msg assistant" }, el("b", {}, `${model.value} `), answer, cites));
     const messages = params.system ? [{ role: "system", content: params.system }, ...history] : history;
+    // a RAG chain appends a "Sources:" footer to the answer by default; the sources are listed
+    // below the answer from the citations header instead, so the footer would show them twice
+    const rag = model.value.startsWith("rag/") ? { rag: { sources_footer: false } } : {};
     const started = performance.now();
     let first = null;
     try {
@@ -62,7 +78,7 @@ function column(id, label) {
         method: "POST",
         headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
         body: JSON.stringify({ model: model.value, messages, stream: true, stream_options: { include_usage: true },
-          temperature: params.temperature, top_p: params.top_p, max_tokens: params.max_tokens }),
+          temperature: params.temperature, top_p: params.top_p, max_tokens: params.max_tokens, ...rag }),
       });
       if (!resp.ok) throw new Error((await resp.json()).error?.message || `HTTP ${resp.status}`);
       const header = resp.headers.get("x-herald-rag-citations");
@@ -77,9 +93,7 @@ function column(id, label) {
       }
       if (header) {
         const list = JSON.parse(header);
-        // markers in the answer itself, not in the "Sources:" footer the chain may append
-        const body = full.split(/\n\nSources:\n/)[0];
-        const used = new Set([...body.matchAll(/\[(\d+)\]/g)].map((m) => Number(m[1])));
+        const used = new Set([...full.matchAll(/\[(\d+)\]/g)].map((m) => Number(m[1])));
         fill(cites, el("h4", {}, "Sources"), citationList(list.map((c) => ({ ...c, cited: used.has(c.index) }))));
       }
       history.push({ role: "assistant", content: full });
