@@ -59,33 +59,44 @@ def test_eval_suites_are_scored_every_eval_steps(tmp_path: Path) -> None:
     assert sorted(e["step"] for e in stored) == [2, 4]
 
 
-def test_a_failing_suite_is_logged_and_training_goes_on(tmp_path: Path) -> None:
+def test_a_suite_that_cannot_run_fails_the_training_at_that_step(tmp_path: Path) -> None:
+    """An in-training evaluation that raises is not logged away: training stops at that step,
+    without a checkpoint of it, and the run fails with the reason (it used to go on and be
+    listed completed)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from herald.models.testing import tiny_llama
+    from herald.training.errors import InTrainingEvaluationFailed
     from herald.training.runner import train
 
     tiny = tiny_llama(tmp_path / "tiny")
     cfg = validate_config(
         FinetuneConfig,
-        {"base_model": str(tiny), "dataset": "rows", "model_name": "tiny-ft", "max_steps": 2,
-         "save_steps": 2, "sequence_len": 64, "micro_batch_size": 4, "lora_r": 4,
-         "lora_alpha": 8, "target_modules": ["q_proj"], "eval_suites": ["no-such-suite"]},
+        {"base_model": str(tiny), "dataset": "rows", "model_name": "tiny-ft", "max_steps": 4,
+         "save_steps": 1, "sequence_len": 64, "micro_batch_size": 4, "lora_r": 4,
+         "lora_alpha": 8, "target_modules": ["q_proj"], "eval_steps": 2,
+         "eval_suites": ["no-such-suite"]},
     )  # fmt: skip
     sent: list[dict[str, Any]] = []
-    result = train(
-        AutoModelForCausalLM.from_pretrained(tiny),
-        AutoTokenizer.from_pretrained(tiny),
-        train_rows=ROWS,
-        validation_rows=[],
-        data_format="instruction",
-        config=cfg,
-        work_dir=tmp_path / "run",
-        ctx=JobContext("j1", "finetune", 1, {}, sent.append),
-        run_id="r1",
-        job_id="j1",
-        home=tmp_path / "home",
-    )
-    assert result.global_step == 2
-    lines = [s.get("line", "") for s in sent if s["kind"] == "log"]
-    assert any("evaluation of 'no-such-suite' at step 2 failed" in line for line in lines)
+    with pytest.raises(InTrainingEvaluationFailed) as info:
+        train(
+            AutoModelForCausalLM.from_pretrained(tiny),
+            AutoTokenizer.from_pretrained(tiny),
+            train_rows=ROWS,
+            validation_rows=[],
+            data_format="instruction",
+            config=cfg,
+            work_dir=tmp_path / "run",
+            ctx=JobContext("j1", "finetune", 1, {}, sent.append),
+            run_id="r1",
+            job_id="j1",
+            home=tmp_path / "home",
+        )
+    assert "evaluation of 'no-such-suite' at step 2 failed" in info.value.message
+    assert "not found" in info.value.message
+    assert info.value.status == 422  # a retry would fail the same way
+    steps = [s["data"]["step"] for s in sent if s["kind"] == "emit" and s["type"] ==
+             "training.progressed"]  # fmt: skip
+    assert max(steps) == 2  # stopped at the failing evaluation
+    checkpoints = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert checkpoints == ["checkpoint-1"]  # none of step 2: a retry evaluates it again

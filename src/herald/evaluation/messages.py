@@ -96,6 +96,8 @@ class EvaluationFailed(Message, type="evaluation.failed"):
     target: str
     error: str
     code: str = "evaluation_failed"
+    step: int | None = Field(None, description="training step (evaluations during training)")
+    run_id: str | None = None
 
 
 class EvaluationDecided(Message, type="evaluation.decided"):

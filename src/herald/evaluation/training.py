@@ -12,16 +12,25 @@ backend, so evaluation during training uses the very code path of every other ev
 With ``ctx`` (the job's :class:`~herald.jobs.JobContext`) an ``evaluation.completed`` message
 carrying ``step`` and ``run_id`` is emitted, next to ``training.progressed``. The model is put in
 eval mode for the evaluation and back in its previous mode afterwards.
+
+An evaluation that scored nothing — every item failed (a suite the model cannot be scored on:
+items without a reference, a judge that never parses) — is not a result: it is stored as
+``failed``, announced as ``evaluation.failed`` (with ``step`` and ``run_id``) and raised as
+:class:`~herald.evaluation.errors.EvaluationItemsFailed` with the first item's error; the
+training callback fails the run with it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import uuid
 from pathlib import Path
 from typing import Any
 
+from herald.evaluation.errors import EvaluationItemsFailed
+from herald.evaluation.messages import EvaluationFailed
 from herald.serving.backends import register_backend
 from herald.serving.backends.transformers import TransformersBackend
 
@@ -118,15 +127,60 @@ def evaluate_in_process(
     try:
         model.eval()
         ev = _run_sync(run_evaluation(plan, store, settings=settings))
+    except Exception as exc:
+        with contextlib.suppress(Exception):  # no row when it failed before it began
+            store.finish(eid, status="failed", error=f"{type(exc).__name__}: {exc}")
+        failed_ev = {"id": eid, "suite": s.name}
+        _announce_failure(ctx, ev=failed_ev, target=served, exc=exc, step=step, run_id=run_id)
+        raise
     finally:
         with _lock:
             _live.pop(handle, None)
         if was_training:
             model.train()
+    items, failed = int(ev.get("done") or 0), int(ev.get("failed_items") or 0)
+    if failed >= items:  # nothing scored: not a result to draw or to judge
+        first = store.items(eid, failed=True, limit=1)
+        err = EvaluationItemsFailed(
+            f"every one of {items} items failed (first: {_first_error(first[0]['errors'])})"
+            if first
+            else "no item was evaluated (the suite has no items)",
+            details={"evaluation_id": eid, "items": items, "failed_items": failed},
+        )
+        store.finish(eid, status="failed", error=err.message)
+        _announce_failure(ctx, ev=ev, target=served, exc=err, step=step, run_id=run_id)
+        raise err
     message = completed_message(ev, run_id=run_id)
     if ctx is not None:
         ctx.emit(message, subject=f"runs/{run_id}" if run_id else None)
     return message.payload()
+
+
+def _first_error(errors: dict[str, Any]) -> str:
+    """``engine: message`` of an item's first error."""
+    for engine, err in errors.items():
+        text = err.get("error") if isinstance(err, dict) else err
+        return f"{engine}: {text}"
+    return "unknown error"
+
+
+def _announce_failure(
+    ctx: Any, *, ev: dict[str, Any], target: str, exc: BaseException, step: int, run_id: str | None
+) -> None:
+    if ctx is None:
+        return
+    ctx.emit(
+        EvaluationFailed(
+            evaluation_id=ev["id"],
+            suite=ev["suite"],
+            target=target,
+            error=getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}",
+            code=getattr(exc, "code", "evaluation_failed"),
+            step=step,
+            run_id=run_id,
+        ),
+        subject=f"runs/{run_id}" if run_id else None,
+    )
 
 
 def _run_sync(coro: Any) -> Any:

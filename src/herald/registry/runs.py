@@ -115,17 +115,23 @@ class RunTracking:
 
         self._retrying(write)
 
-    def finish_run(self, run_id: str, status: str) -> None:
-        """Mark a run ``finished``, ``failed`` or ``killed``."""
+    def finish_run(self, run_id: str, status: str, *, error: str | None = None) -> None:
+        """Mark a run ``finished``, ``failed`` or ``killed``; ``error`` (why it failed) goes to
+        its ``error`` tag (a later finish without one removes it)."""
         if status not in RUN_STATUSES[1:]:
             raise InvalidRegistryRequest(
                 f"run status must be one of {', '.join(RUN_STATUSES[1:])}, got {status!r}"
             )
 
         def write(conn: Connection) -> None:
-            self._require_run(conn, run_id)
+            row = self._require_run(conn, run_id)
+            tags = {k: v for k, v in loads(row._mapping["tags"]).items() if k != "error"}
+            if error:
+                tags["error"] = error[:2000]
             conn.execute(
-                update(R).where(R.c.id == run_id).values(status=status, finished_us=now_us())
+                update(R)
+                .where(R.c.id == run_id)
+                .values(status=status, finished_us=now_us(), tags=dumps(tags))
             )
 
         self._retrying(write)

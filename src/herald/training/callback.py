@@ -1,8 +1,15 @@
 """HF Trainer callback: logs → ``training.progressed`` messages, job progress and run metrics;
 with ``eval_suites``, the live model is evaluated every ``eval_steps`` (else once at the end)
 through :func:`herald.evaluation.training.evaluate_in_process` → ``evaluation.completed`` with
-``step`` and ``run_id`` (the dashboard draws these curves). A failing in-training evaluation is
-logged and training goes on.
+``step`` and ``run_id`` (the dashboard draws these curves) and run metrics
+``eval/<suite>/<engine.metric>`` and ``eval/<suite>/failed_items``.
+
+An in-training evaluation that raises or scores nothing (every item failed) stops the training
+at that step without a checkpoint there, and :func:`herald.training.runner.train` raises
+:class:`~herald.training.errors.InTrainingEvaluationFailed`: the run was asked to be watched on
+that suite, so it fails with the evaluation's error, as the HF Trainer and Lightning fail when
+their evaluation loop raises. A retry resumes from the checkpoint before that step and evaluates
+it again. Items that fail beside scored ones are counted, not fatal.
 
 Imported only inside the job (it imports transformers).
 """
@@ -19,6 +26,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 
 from herald.jobs.context import JobContext
 from herald.messages.lifecycle import TrainingProgressed
+from herald.training.errors import InTrainingEvaluationFailed
 
 log = logging.getLogger("herald.training")
 
@@ -58,6 +66,7 @@ class HeraldCallback(TrainerCallback):
         self.home = home
         self.evaluated_steps: list[int] = []
         self.evaluations: list[dict[str, Any]] = []
+        self.eval_error: InTrainingEvaluationFailed | None = None
         self.registry = registry
         self.run_id = run_id
         self.job_id = job_id
@@ -96,6 +105,11 @@ class HeraldCallback(TrainerCallback):
             last = step >= int(state.max_steps or 0)
             if (every and step % every == 0) or (not every and last):
                 self.evaluate(kw.get("model"), kw.get("processing_class") or self.tokenizer, step)
+            if self.eval_error is not None:
+                # no checkpoint of this step: a retry resumes before it and evaluates it again
+                control.should_save = False
+                control.should_training_stop = True
+                return
         if self.ctx is not None and self.ctx.cancelled and not self.cancelled:
             self.cancelled = True
             control.should_save = True  # keep the progress: a later attempt resumes from it
@@ -165,8 +179,10 @@ class HeraldCallback(TrainerCallback):
             self.ctx.progress(fraction, label, **metrics)
 
     def evaluate(self, model: Any, tokenizer: Any, step: int) -> None:
-        """Score the live model on each suite at ``step`` (errors are logged, not raised)."""
+        """Score the live model on each suite at ``step``; a suite that raises or scores
+        nothing sets :attr:`eval_error` (training then stops, see the module docstring)."""
         from herald.evaluation.training import evaluate_in_process
+        from herald.jobs.executors.base import is_retryable
 
         if model is None or tokenizer is None or step in self.evaluated_steps:
             return
@@ -184,15 +200,32 @@ class HeraldCallback(TrainerCallback):
                     limit=self.eval_limit,
                     home=self.home,
                 )
-            except Exception as exc:  # an evaluation problem must not stop the training
-                self._log(f"evaluation of {suite!r} at step {step} failed: {exc}")
-                continue
+            except Exception as exc:
+                reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+                name = Path(suite).stem if suite.endswith((".yaml", ".yml")) else suite
+                self.eval_error = InTrainingEvaluationFailed(
+                    f"in-training evaluation of {name!r} at step {step} failed: {reason}",
+                    retryable=is_retryable(exc),
+                )
+                self._log(self.eval_error.message)
+                return
             self.evaluations.append(payload)
+            name = str(payload.get("suite") or suite)
+            scores = {
+                f"eval/{name}/{key}": float(m["value"])
+                for key, m in (payload.get("metrics") or {}).items()
+                if isinstance(m.get("value"), int | float)
+            }
+            scores[f"eval/{name}/failed_items"] = float(payload.get("failed_items") or 0)
+            if self.registry is not None:
+                self.registry.log_metrics(self.run_id, step, scores)
             metric = payload.get("primary_metric")
             value = (payload.get("metrics", {}).get(metric) or {}).get("value")
-            if self.registry is not None and metric and isinstance(value, int | float):
-                self.registry.log_metrics(self.run_id, step, {f"eval/{metric}": float(value)})
-            self._log(f"step {step}: {suite} {metric}={value}")
+            failed = payload.get("failed_items") or 0
+            self._log(
+                f"step {step}: {name} {metric}={value}"
+                + (f" ({failed} of {payload.get('items')} items failed)" if failed else "")
+            )
 
     # helpers ------------------------------------------------------------------------------
     def session_tokens_per_second(self) -> float | None:

@@ -4,7 +4,8 @@ ConfigurationError
 └── FinetuneConfigError   a config key, value or combination is invalid (before training)
 HeraldError
 └── TrainingError         training could not run or finish (data, model, disk)
-    └── TrainingCancelled the job was cancelled; the run is marked "killed"
+    ├── TrainingCancelled the job was cancelled; the run is marked "killed"
+    └── InTrainingEvaluationFailed  an eval_suites evaluation raised or scored no item
 """
 
 from __future__ import annotations
@@ -31,3 +32,14 @@ class TrainingCancelled(TrainingError):
 
     code = "training_cancelled"
     status = 409
+
+
+class InTrainingEvaluationFailed(TrainingError):
+    """An evaluation the config asked for (``eval_suites``) raised or scored no item: the run
+    fails with its error. 422 (not retried) unless the cause was one a retry may fix."""
+
+    code = "in_training_evaluation_failed"
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.status = 500 if retryable else 422

@@ -260,6 +260,8 @@ def train(
         raise TrainingCancelled(
             f"cancelled at step {trainer.state.global_step}; checkpoint kept in {ckpt_dir}"
         )
+    if callback.eval_error is not None:  # asked-for scores are missing: not a completed run
+        raise callback.eval_error
     runtime = time.monotonic() - started
     metrics: dict[str, float] = {
         "train_loss": float(out.training_loss),
@@ -427,7 +429,7 @@ def run_finetune(
         params=config,
         tags={"job": "finetune", "model_name": config["model_name"]},
     )
-    status = "failed"
+    status, error = "failed", None
     try:
         _say(ctx, f"run {run_id}: resolving base model {config['base_model']!r}")
         source = resolve_model(config["base_model"], registry)
@@ -482,9 +484,12 @@ def run_finetune(
     except TrainingCancelled:
         status = "killed"
         raise
+    except Exception as exc:  # the run record says why, like the job
+        error = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        raise
     finally:
         try:
-            registry.finish_run(run_id, status)
+            registry.finish_run(run_id, status, error=error)
         except Exception as exc:  # never mask the training outcome with a bookkeeping error
             _say(ctx, f"could not mark run {run_id} {status}: {exc}")
     _say(ctx, f"saved {ref.uri} after {result.global_step} steps")
