@@ -11,6 +11,7 @@ from herald.artifacts import ArtifactStore, open_artifact_store
 from herald.bus.base import EventLog, EventQuery, JobSpec
 from herald.bus.registry import open_event_log
 from herald.errors import ConfigurationError, JobError
+from herald.evaluation.precheck import check_evaluation_request
 from herald.jobs.executors.base import Executor
 from herald.jobs.executors.inline import InlineExecutor
 from herald.jobs.executors.local import LocalExecutor
@@ -259,6 +260,8 @@ class Herald:
         egress.check_message_urls(type, message, self.settings)  # 403: private/metadata URLs
         if type == "finetune.requested":  # 422 now, not a failed job seconds later
             check_finetune_request(message, self.registry, self.settings)
+        elif type == "evaluation.requested":
+            check_evaluation_request(message, self.registry, self.settings)
         return self.catalog.envelope(
             message,
             subject=subject,

@@ -100,9 +100,9 @@ async def test_requested_runs_the_job_and_completes_in_the_flow(
 async def test_bad_requests_are_refused_up_front(api: tuple[httpx.AsyncClient, Herald]) -> None:
     c, _ = api
     r = await c.post("/v1/evaluations", json={"target": "fake-qa", "suite": "no-such-suite"})
-    assert r.status_code == 400 and "not found" in r.json()["error"]["message"]
+    assert r.status_code == 422 and r.json()["error"]["message"].startswith("suite: suite")
     r = await c.post("/v1/evaluations", json={"target": "models:/nobody@champion", "suite": "tiny"})
-    assert r.status_code == 404, r.text
+    assert r.status_code == 422 and r.json()["error"]["message"].startswith("target: "), r.text
     r = await c.get("/v1/evaluations/nope")
     assert r.status_code == 404
 

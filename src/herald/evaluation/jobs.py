@@ -85,26 +85,22 @@ def prepare(
     api_key_secret: str | None = None,
     settings: Any = None,
 ) -> tuple[Any, Any, str | None, Any]:
-    """(suite, target spec, resolved model version, registry) — raises clear errors
-    (an endpoint the egress policy refuses: 403; a secret not defined for its host: 422)."""
-    from herald.evaluation.settings import evaluation_settings, suite_search_paths
-    from herald.evaluation.suites import load_suite
-    from herald.evaluation.targets import TargetSpec, authorize_target, parse_target
+    """(suite, target spec, resolved model version, registry) — raises clear errors naming the
+    field (422; an endpoint the egress policy refuses: 403). The publish edge makes the same
+    checks (:mod:`herald.evaluation.precheck`); the job makes them again before it runs."""
+    from herald.evaluation.precheck import checked_suite, checked_target, resolved_version
+    from herald.evaluation.targets import TargetSpec
     from herald.registry.sensors import current_registry
-    from herald.security.files import current_policy
 
-    es = evaluation_settings(settings)
-    s = load_suite(
-        suite, suite_search_paths(Path(settings.home), es), policy=current_policy(settings)
-    )
+    s = checked_suite(suite, settings)
     if limit is not None:
         s = s.model_copy(update={"limit": min(limit, s.limit or limit)})
-    spec = authorize_target(parse_target(target, model=model), settings, api_key_secret)
+    spec = checked_target(target, settings, model=model, api_key_secret=api_key_secret)
     registry = None
     version = None
     if spec.kind == "registry":
         registry = current_registry()
-        mv = registry.resolve(spec.ref)
+        mv = resolved_version(spec, registry)
         version = mv.uri
         spec = TargetSpec("registry", spec.ref, mv.uri, None, spec.api_key)
     return s, spec, version, registry
