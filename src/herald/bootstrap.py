@@ -98,9 +98,11 @@ class Herald:
             settings.resolved_artifacts_url, cache_dir=settings.home / "cache" / "artifacts"
         )
         bind_registry(self.registry)  # the built-in registry sensors use this Herald's registry
-        from herald.monitoring.sensors import bind_monitoring
+        from herald.monitoring.sensors import bind_monitoring, install_schedule
 
         bind_monitoring(settings)  # and the monitoring sensors its settings
+        if self.sensor_registry.get("monitoring.schedule") is not None:  # its cron setting
+            install_schedule(self.sensor_registry, settings)
         self.serving = ModelPool.from_settings(  # the OpenAI data plane's models (lazy loads)
             settings.serving,
             registry=self.registry,

@@ -360,6 +360,12 @@ class MonitoringSettings(BaseModel):
     """Monitors, threshold rules and the closed loop (``herald.monitoring``)."""
 
     enabled: bool = Field(True, description="Evaluate the rules on their schedule.")
+    schedule: str = Field(
+        "*/5 * * * *",
+        description="Cron expression of the monitoring.schedule sensor that evaluates the rules "
+        "(5 fields, or 6 with seconds last: '* * * * * */30').",
+    )
+    timezone: str = Field("UTC", description="Time zone of the schedule (IANA name).")
     rules_file: Path | None = Field(
         None, description="YAML threshold rules (default: the built-in rules)."
     )
@@ -371,6 +377,17 @@ class MonitoringSettings(BaseModel):
     permutations: int = Field(300, ge=10, description="Permutations of the MMD test.")
     seed: int = Field(0, description="Seed of subsampling and permutations.")
     retrain: RetrainSettings = Field(default_factory=RetrainSettings)
+
+    @model_validator(mode="after")
+    def _valid_schedule(self) -> MonitoringSettings:
+        from herald.errors import ConfigurationError
+        from herald.sensors.cron import validate_cron
+
+        try:
+            validate_cron(self.schedule, self.timezone, "monitoring.schedule")
+        except ConfigurationError as exc:
+            raise ValueError(exc.message) from None
+        return self
 
 
 DEFAULT_ALERT_TYPES: tuple[str, ...] = (

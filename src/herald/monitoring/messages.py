@@ -92,13 +92,30 @@ class RetrainSkipped(Message, type="retrain.skipped"):
 
 
 class MonitorsEvaluate(Message, type="monitors.evaluate"):
-    """Evaluate the monitoring rules now (the schedule does this every 5 minutes)."""
+    """Evaluate the monitoring rules now (the schedule, ``monitoring.schedule``, does this every
+    5 minutes by default)."""
 
     rules: list[str] = Field(default_factory=list, description="only these rules (default all)")
     inline_rules: list[dict[str, Any]] = Field(
         default_factory=list, description="evaluate these rules (YAML rule objects) instead"
     )
     at: float | None = Field(None, description="evaluate as of this epoch time (default: now)")
+
+
+class MonitorsEvaluated(Message, type="monitors.evaluated"):
+    """The monitoring rules were evaluated — on the ``monitoring.schedule`` or on a
+    ``monitors.evaluate`` request — with one outcome per (rule, model); alerts that fired are
+    emitted beside it."""
+
+    trigger: Literal["schedule", "request"]
+    rules: int = Field(description="rules evaluated")
+    fired: int = Field(description="outcomes that emitted an alert")
+    outcomes: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="{rule, model, metric, value, fired, status (fired | ok | no_data | "
+        "cooldown | disabled), emits}; at most 200 (see 'truncated')",
+    )
+    truncated: int = Field(0, description="outcomes left out of 'outcomes'")
 
 
 ALERTS: dict[str, type[_Alert]] = {

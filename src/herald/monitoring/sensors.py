@@ -1,7 +1,9 @@
 """Built-in monitoring sensors (a built-in plugin; each can be disabled in settings):
 
-- ``monitoring.schedule`` (cron, every 5 min) and ``monitors.evaluate`` → evaluate the rules →
-  ``drift.detected`` / ``quality.degraded`` / ``slo.breached`` / ``budget.exceeded``
+- ``monitoring.schedule`` (cron, setting ``monitoring.schedule``, every 5 min by default) and
+  ``monitors.evaluate`` → evaluate the rules → ``monitors.evaluated`` (every outcome, so a run
+  that fired nothing is on record too) + ``drift.detected`` / ``quality.degraded`` /
+  ``slo.breached`` / ``budget.exceeded``
 - ``guardrail.triggered`` → counted for the ``guardrail_rate`` metric
 - ``drift.detected`` → recent redacted traffic with accepted answers written as a chat JSONL →
   ``dataset.register`` (or ``approval.requested`` first), within a cooldown and a daily budget;
@@ -18,7 +20,7 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from herald.messages.base import Message
 from herald.messages.catalog import default_catalog
@@ -28,6 +30,7 @@ from herald.monitoring.messages import (
     ApprovalRequested,
     DriftDetected,
     MonitorsEvaluate,
+    MonitorsEvaluated,
     RetrainSkipped,
 )
 from herald.monitoring.rules import Context, Outcome, evaluate, load_rules
@@ -127,22 +130,34 @@ def evaluate_now(
     return outcomes
 
 
-def _alerts(outcomes: list[Outcome]) -> list[Message]:
-    return [o.message for o in outcomes if o.message is not None]
+MAX_OUTCOMES = 200  # per monitors.evaluated (a message stays far below 64 KiB)
+
+
+def _report(outcomes: list[Outcome], trigger: Literal["schedule", "request"]) -> list[Message]:
+    """``monitors.evaluated`` with every outcome, then the alerts that fired."""
+    alerts = [o.message for o in outcomes if o.message is not None]
+    summary = MonitorsEvaluated(
+        trigger=trigger,
+        rules=len({o.rule for o in outcomes}),
+        fired=len(alerts),
+        outcomes=[o.as_dict() for o in outcomes[:MAX_OUTCOMES]],
+        truncated=max(len(outcomes) - MAX_OUTCOMES, 0),
+    )
+    return [summary, *alerts]
 
 
 def on_schedule(ctx: SensorContext) -> list[Message]:
-    """Evaluate the monitoring rules (every 5 minutes; off with monitoring.enabled=false)."""
+    """Evaluate the monitoring rules on ``monitoring.schedule`` (every 5 minutes by default;
+    off with monitoring.enabled=false)."""
     if not current_settings().monitoring.enabled:
         return []
-    return _alerts(evaluate_now())
+    return _report(evaluate_now(), "schedule")
 
 
 def on_evaluate(msg: MonitorsEvaluate, ctx: SensorContext) -> list[Message]:
     """Evaluate the monitoring rules now."""
-    return _alerts(
-        evaluate_now(only=msg.rules or None, inline=msg.inline_rules or None, now=msg.at)
-    )
+    outcomes = evaluate_now(only=msg.rules or None, inline=msg.inline_rules or None, now=msg.at)
+    return _report(outcomes, "request")
 
 
 def on_guardrail(msg: GuardrailTriggered, ctx: SensorContext) -> None:
@@ -290,12 +305,28 @@ SENSORS = (
 )
 
 
-def install(registry: SensorRegistry, *, cron: bool = True) -> None:
-    """Add the monitoring sensors to ``registry`` (the default one gets them on import)."""
+SCHEDULE_SENSOR = "monitoring.schedule"
+
+
+def install(
+    registry: SensorRegistry, *, cron: bool = True, settings: Settings | None = None
+) -> None:
+    """Add the monitoring sensors to ``registry`` (the default one gets them on import); the
+    schedule is ``settings.monitoring.schedule`` (default: every 5 minutes)."""
     for fn, on, name in SENSORS:
         sensor(on=on, name=name, registry=registry)(fn)
     if cron:
-        schedule("*/5 * * * *", name="monitoring.schedule", registry=registry)(on_schedule)
+        install_schedule(registry, settings)
+
+
+def install_schedule(registry: SensorRegistry, settings: Settings | None = None) -> None:
+    """(Re)define the ``monitoring.schedule`` cron sensor with the schedule of ``settings``
+    (a process's Herald calls this with its settings; a bad expression is a startup error)."""
+    from herald.settings import MonitoringSettings
+
+    m = settings.monitoring if settings is not None else MonitoringSettings()
+    registry.remove(SCHEDULE_SENSOR)
+    schedule(m.schedule, name=SCHEDULE_SENSOR, timezone=m.timezone, registry=registry)(on_schedule)
 
 
 install(default_registry)
