@@ -238,7 +238,7 @@ def test_every_id_kind_takes_a_unique_prefix(seeded: dict[str, Any]) -> None:
         (("runs", "show"), "run"),
         (("jobs", "logs"), "job"),
         (("dead-letters", "replay"), "dead letter"),
-        (("keys", "revoke"), "key"),
+        (("keys", "revoke"), "API key"),
         (("approvals", "deny"), "approval request"),
         (("flow",), "flow"),
     ],

@@ -111,7 +111,7 @@ JOB = IdKind("job", "/v1/jobs", get="/v1/jobs")
 EVALUATION = IdKind("evaluation", "/v1/evaluations", get="/v1/evaluations")
 RUN = IdKind("run", "/v1/runs", get="/v1/runs")
 DEAD_LETTER = IdKind("dead letter", "/v1/dead-letters")
-KEY = IdKind("key", "/v1/keys")
+KEY = IdKind("API key", "/v1/keys")
 # an approval id is the id of its approval.requested message; only pending ones are listed
 APPROVAL = IdKind("approval request", "/v1/approvals", get="/v1/messages")
 FLOW = IdKind(
