@@ -236,7 +236,8 @@ def _follow(
             _fail(f"lost the event stream: {e} (herald flow {cid})")
         last_type, last_at = e.type, time.monotonic()
         if as_json:
-            out.print(json.dumps({"t": round(elapsed, 1), "type": e.type, "data": e.data}))
+            # plain print: rich would wrap the line at the console width and read "[…]" as markup
+            print(json.dumps({"t": round(elapsed, 1), "type": e.type, "data": e.data}), flush=True)
         elif e.type not in QUIET:
             stage = STAGES.get(e.type)
             if stage and stage not in seen:

@@ -54,6 +54,7 @@ class _Live:
         self.completed: dict[str, Any] | None = None
         self.error: str | None = None
         self.job_id: str | None = None
+        self.loss = "-"
 
     def handle(self, e: Any) -> bool:
         """Process one envelope; True when the flow reached an end (done or failed)."""
@@ -87,8 +88,10 @@ class _Live:
         if self.progress is None:
             return
         total = d.get("max_steps") or None
+        if d.get("loss") is not None:  # an evaluation-only report keeps the last training loss
+            self.loss = f"{d['loss']:.4f}"
         fields: dict[str, Any] = {
-            "loss": f"{d['loss']:.4f}" if d.get("loss") is not None else "-",
+            "loss": self.loss,
             "tps": f"{d['tokens_per_second']:.0f}" if d.get("tokens_per_second") else "-",
             "eta": _fmt_eta(d.get("eta_s")),
         }
@@ -199,17 +202,25 @@ def finetune(
     if as_json:
         print(json.dumps({"finetune_completed": done, "model_registered": registered}))
         return
+    _report(done, registered)
+
+
+def _report(done: dict[str, Any], registered: dict[str, Any] | None) -> None:
+    """The result lines; soft-wrapped so a URI a user copies stays on one line at any width."""
     metrics = done.get("metrics", {})
     shown = ", ".join(
         f"{k} {metrics[k]:.4g}"
         for k in ("train_loss", "eval_loss", "tokens_per_second")
         if k in metrics
     )
-    out.print(f"[green]trained[/] {done.get('artifact_uri')} ({shown})", highlight=False)
+    out.print(
+        f"[green]trained[/] {done.get('artifact_uri')} ({shown})", highlight=False, soft_wrap=True
+    )
     if registered:
         out.print(
             f"[green]registered[/] {registered.get('uri')} ({registered.get('kind')})",
             highlight=False,
+            soft_wrap=True,
         )
     else:
         out.print(
