@@ -6,16 +6,19 @@ are one node each per type in the flow graph."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .conftest import Server
-from .test_dashboard import PLUGIN, ROOT, login, page, wait_until  # noqa: F401  (page: Chromium)
+from .test_dashboard import DOC_SHOTS, PLUGIN, ROOT, login, page, wait_until  # noqa: F401  (page: Chromium)
 
 KEY = "hk_dashboard_views_key_0123456789"
 LONG = "smollm2-facts-production-canary"
+MODEL = "smollm2-facts"  # the split's labels: "smollm2-facts/1 90%"
 HANDBOOK = ROOT / "examples" / "rag" / "handbook"
 DOCS = ("vacation-policy.md", "sick-leave.md")
 BOT = "handbook-bot"
@@ -23,6 +26,11 @@ REPLY = "Employees get 25 days [1] [2]."
 STEPS = 50  # demo.curves reports job.progressed and training.progressed every step
 
 pytestmark = pytest.mark.slow
+
+
+def shots(tmp_path: Path) -> Path:
+    """Where screenshots go: the docs' images with HERALD_UPDATE_SCREENSHOTS=1, else tmp."""
+    return DOC_SHOTS if os.environ.get("HERALD_UPDATE_SCREENSHOTS") == "1" else tmp_path
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +56,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     try:
         with s.client() as api:
             for v in (1, 2):
-                reg = {"name": "facts", "artifact_uri": (home / "models" / str(v)).as_uri()}
+                reg = {"name": MODEL, "artifact_uri": (home / "models" / str(v)).as_uri()}
                 r = api.post("/v1/messages", json={"type": "model.register", "data": reg})
                 assert r.status_code == 202, r.text
-            wait_until(lambda: api.get("/v1/registry/models/facts/versions/2").is_success)
+            wait_until(lambda: api.get(f"/v1/registry/models/{MODEL}/versions/2").is_success)
             fake = {"backend": "fake", "options": {"reply": "stable answer"}}
             for name, targets in (
-                (LONG, [("models:/facts/1", 90), ("models:/facts/2", 10)]),
-                ("chat", [("models:/facts/1", 100)]),
+                (LONG, [(f"models:/{MODEL}/1", 90), (f"models:/{MODEL}/2", 10)]),
+                ("chat", [(f"models:/{MODEL}/1", 100)]),
             ):
                 body = {
                     "name": name,
@@ -98,11 +106,12 @@ LINE_TOPS = """(node) => {
 }"""
 
 
-@pytest.mark.parametrize("width", [1280, 800])
+@pytest.mark.parametrize("width", [1280, 1220, 800])
 def test_long_deployment_name_wraps_at_hyphens_not_letters(
     server: Server,
     page: Any,  # noqa: F811
     width: int,
+    tmp_path: Path,
 ) -> None:
     from playwright.sync_api import expect
 
@@ -116,16 +125,20 @@ def test_long_deployment_name_wraps_at_hyphens_not_letters(
     breaks = [i for i in range(1, len(tops)) if tops[i] > tops[i - 1]]
     # a break only ever follows a hyphen: "smollm2-facts-" / "production-" / "canary"
     assert [LONG[i - 1] for i in breaks] == ["-"] * len(breaks), (width, breaks, tops)
+    assert len(breaks) <= 2, (width, breaks)  # three lines at most: the column is not squeezed
     # the table stays inside its card (no sideways scrolling to read the traffic split)
     card = row.locator("xpath=ancestor::section[1]")
     sizes = card.evaluate("(c) => [c.scrollWidth, c.clientWidth]")
     assert sizes[0] <= sizes[1], sizes
+    widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1], widths  # nor does the page
     expect(name).to_have_attribute("title", LONG)  # the full name, whatever the layout
     split = row.locator(".split")
     assert split.bounding_box()["width"] >= 100  # the traffic split is still readable
+    page.screenshot(path=str(tmp_path / f"overview-{width}.png"), full_page=True)
 
 
-def test_rag_answer_lists_each_source_once(server: Server, page: Any) -> None:  # noqa: F811
+def test_rag_answer_lists_each_source_once(server: Server, page: Any, tmp_path: Path) -> None:  # noqa: F811
     from playwright.sync_api import expect
 
     login(page, server)
@@ -150,9 +163,14 @@ def test_rag_answer_lists_each_source_once(server: Server, page: Any) -> None:  
         assert text.count(doc) == 1, (doc, text)
     # the markers the answer used are marked cited on their source
     expect(answer.locator(".citations li.cited")).not_to_have_count(0)
+    page.screenshot(path=str(tmp_path / "playground-rag-fake.png"), full_page=True)
 
 
-def test_flow_graph_draws_one_progress_node_per_job(server: Server, page: Any) -> None:  # noqa: F811
+def test_flow_graph_draws_one_progress_node_per_job(
+    server: Server,
+    page: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     from playwright.sync_api import expect
 
     with server.client() as api:
@@ -188,3 +206,4 @@ def test_flow_graph_draws_one_progress_node_per_job(server: Server, page: Any) -
     expect(detail).to_contain_text("100%")
     [job] = [n["id"] for n in full["nodes"] if n["kind"] == "job"]
     expect(detail.locator("a")).to_have_attribute("href", "#/jobs/" + job.removeprefix("job:"))
+    page.screenshot(path=str(shots(tmp_path) / "flow-progress.png"), full_page=True)

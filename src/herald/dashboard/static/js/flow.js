@@ -17,7 +17,10 @@ function pct(p) {
 // The second line of a node: a job's status, a progress node's last progress, a message's subject.
 function sub(n) {
   if (n.kind === "job") return `${n.status}${n.progress != null ? ` ${pct(n.progress)}` : ""}`;
-  if (n.kind === "progress") return [pct(n.progress), n.message].filter(Boolean).join(" · ") || `last ${new Date(n.last_time).toLocaleTimeString()}`;
+  if (n.kind === "progress") {
+    const step = n.data?.step != null ? `step ${n.data.step}${n.data.max_steps ? `/${n.data.max_steps}` : ""}` : null;
+    return [pct(n.progress), n.message || step].filter(Boolean).join(" · ") || `last ${new Date(n.last_time).toLocaleTimeString()}`;
+  }
   return n.subject || n.source || "";
 }
 
