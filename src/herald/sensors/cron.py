@@ -2,7 +2,10 @@
 
 A tick's outcome is committed with the (sensor, ``cron:<tick>``) dedupe record; the sensor's
 durable cursor holds the last fired tick (epoch seconds). After downtime, only the most
-recent missed tick fires (like Kubernetes CronJobs), never a burst of them.
+recent missed tick fires (like Kubernetes CronJobs), never a burst of them. Every worker keeps
+the schedule, and the one that owns the sensor at a tick fires it; a worker that takes the
+sensor over (its owner died or handed it over at a tick) first fires the most recent tick after
+the cursor that nobody fired, so a change of owner loses no tick.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -79,6 +82,18 @@ def tick_envelope(spec: SensorSpec, tick: datetime) -> Envelope:
     )
 
 
+def latest_tick(spec: SensorSpec, after: float, before: datetime) -> datetime | None:
+    """The most recent tick of ``spec`` strictly between epoch ``after`` and ``before``."""
+    assert spec.cron is not None
+    expr, _, tz = spec.cron.partition("|")
+    zone = ZoneInfo(tz or "UTC")
+    it = croniter(expr, datetime.fromtimestamp(after, zone))
+    found: datetime | None = None
+    while (candidate := it.get_next(datetime)) < before:
+        found = candidate
+    return found
+
+
 class CronRunner:
     """Fires cron sensors; ``fire(spec, tick)`` commits one tick through the sensor runner."""
 
@@ -109,13 +124,10 @@ class CronRunner:
         zone = ZoneInfo(tz or "UTC")
         now = datetime.now(zone)
         if last_fired:
-            it = croniter(expr, datetime.fromtimestamp(last_fired, zone))
-            missed: datetime | None = None
-            while (candidate := it.get_next(datetime)) <= now:
-                missed = candidate
+            missed = latest_tick(spec, last_fired, now + timedelta(microseconds=1))
             if missed is not None:
                 log.info("cron %s: firing missed tick %s", spec.name, missed.isoformat())
-                await self._fire(spec, missed)
+                await self._fire(spec, missed, catch_up=False)
         it = croniter(expr, datetime.now(zone))
         while True:
             tick: datetime = it.get_next(datetime)
@@ -123,8 +135,8 @@ class CronRunner:
             await asyncio.sleep(max((tick - datetime.now(zone)).total_seconds(), 0))
             await self._fire(spec, tick)
 
-    async def _fire(self, spec: SensorSpec, tick: datetime) -> None:
+    async def _fire(self, spec: SensorSpec, tick: datetime, *, catch_up: bool = True) -> None:
         try:
-            await self.fire(spec, tick.astimezone(UTC))
+            await self.fire(spec, tick.astimezone(UTC), catch_up=catch_up)
         except Exception:
             log.exception("cron %s: tick %s failed", spec.name, tick.isoformat())

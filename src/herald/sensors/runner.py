@@ -31,7 +31,7 @@ from herald.messages.catalog import Catalog
 from herald.messages.envelope import Envelope
 from herald.metrics import Metrics
 from herald.sensors.base import SensorContext, SensorSpec, to_job_spec
-from herald.sensors.cron import CronRunner, tick_envelope
+from herald.sensors.cron import CronRunner, latest_tick, tick_envelope
 from herald.settings import JobSettings, SensorSettings
 
 log = logging.getLogger("herald.sensors")
@@ -195,12 +195,24 @@ class SensorRunner:
             (x for x in self.status() if x["name"] == name), {"name": name, "enabled": enabled}
         )
 
-    async def fire_tick(self, spec: SensorSpec, tick: datetime) -> None:
-        """Run a cron sensor for one tick (deduplicated per tick)."""
+    async def fire_tick(self, spec: SensorSpec, tick: datetime, *, catch_up: bool = True) -> None:
+        """Run a cron sensor for one tick (deduplicated per tick). A worker that has just taken
+        the sensor over first fires the latest earlier tick that nobody fired (``catch_up``):
+        the previous owner died, or handed the sensor over at that tick (issue 14)."""
         s = self._sensors[spec.name]
-        if not s.enabled or not await self._own(s):
+        was_owned = s.owned
+        # a sensor over this worker's share is handed over after its tick, not instead of it
+        if not s.enabled or not await self._own(s, hand_over=False):
             return
+        if catch_up and not was_owned and s.cursor:  # the cursor was reloaded on taking over
+            missed = latest_tick(spec, s.cursor, tick)
+            if missed is not None:
+                log.info("cron %s: firing tick %s missed by the previous owner", spec.name, missed)
+                await self._handle(s, tick_envelope(spec, missed).with_seq(int(missed.timestamp())))
         await self._handle(s, tick_envelope(spec, tick).with_seq(int(tick.timestamp())))
+        mine = sum(1 for x in self._sensors.values() if x.owned)
+        if s.owned and mine > await self._fair_share(time.monotonic()):
+            await self._hand_over(s)  # the next owner takes it at its next tick
 
     def poke(self) -> None:
         """Wake every sensor (e.g. after a dead-letter replay request)."""
@@ -208,7 +220,7 @@ class SensorRunner:
             s.wake.set()
 
     # ownership ------------------------------------------------------------------------------
-    async def _own(self, s: _Sensor) -> bool:
+    async def _own(self, s: _Sensor, *, hand_over: bool = True) -> bool:
         """Whether this process runs ``s`` now: only one worker on a database runs a sensor.
 
         Confirmed at most every ``ownership_retry_s``; a worker that does not own a sensor tries
@@ -220,7 +232,7 @@ class SensorRunner:
             return True
         fair = await self._fair_share(now)
         mine = sum(1 for x in self._sensors.values() if x.owned)
-        if s.owned and mine > fair:  # more workers than when we took it: hand this one over
+        if hand_over and s.owned and mine > fair:  # more workers than when we took it
             await self._hand_over(s)
             return False
         if not s.owned and mine >= fair:  # leave it to a worker with less than its share
