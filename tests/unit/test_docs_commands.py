@@ -115,6 +115,17 @@ def test_repo_paths_exist(line: Line) -> None:
     assert missing == [], f"{line.where}: no such file in the repository: {missing}"
 
 
+CURL_BODIES = [x for x in SHELL_LINES if re.search(r"(^|\s)curl\s.*\s(-d|--data)\s", x.text, re.S)]
+
+
+@pytest.mark.parametrize("line", CURL_BODIES, ids=[_id(x) for x in CURL_BODIES])
+def test_curl_with_a_body_says_it_is_json(line: Line) -> None:
+    # `curl -d` sends application/x-www-form-urlencoded, which the API refuses with a 422
+    assert re.search(r"content-type: application/json", line.text, re.I), (
+        f"{line.where}: add -H 'content-type: application/json'"
+    )
+
+
 def test_make_targets_exist() -> None:
     makefile = (ROOT / "Makefile").read_text()
     targets = set(re.findall(r"^([\w-]+):", makefile, re.M))
