@@ -127,6 +127,8 @@ def test_an_evaluation_whose_every_item_fails_fails_the_run(
     run = the_run(server, "tiny-noref")
     assert run["status"] == "failed"
     assert "sample has no 'reference'" in run["tags"]["error"]
+    shown = herald_cli(server, "runs", "show", run["id"][:8])  # the text view says why, too
+    assert "failed" in shown.stdout and "sample has no 'reference'" in shown.stdout, shown.stdout
     with server.client() as c:
         job = c.get(f"/v1/jobs/{run['job_id']}").json()
         assert job["status"] == "failed"

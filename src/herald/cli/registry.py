@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from herald.cli.common import (
     RUN,
@@ -336,6 +337,9 @@ def runs_show(run_id: str, json_out: JsonOpt = False) -> None:
     if json_out:
         return _print_json(r)
     out.print(f"[bold]{r['id']}[/] {r['name']} — {r['status']} (job {r.get('job_id') or '—'})")
+    reason = (r.get("tags") or {}).get("error")
+    if reason:  # why a failed run failed (e.g. its in-training evaluation), whole
+        out.print(f"[red]error:[/] {escape(str(reason))}", highlight=False, soft_wrap=True)
     out.print_json(json.dumps({"params": r["params"], "metrics": r["metrics"]}))
     for name, uri in r["artifacts"].items():
         out.print(f"artifact {name}: {uri}", highlight=False)
