@@ -96,8 +96,10 @@ export function renderOverview(root) {
       deployments.append(el("tr", { "data-deployment": d.name },
         el("td", {}, el("a", { href: "#/deployments", title: d.name }, d.name)),
         el("td", {}, el("span", { class: `pill ${d.status === "ready" ? "ok" : d.status === "failed" ? "failed" : "queued"}` }, d.status)),
-        el("td", {}, el("div", { class: "split", title: "traffic split" }, d.targets.map((t, i) =>
-          el("span", { class: `share s${i % 4}`, style: { flex: String(Math.max(t.weight, 1)) } }, `${(t.version || t.model).replace(/^models:\//, "")} ${Math.round(100 * t.weight / total)}%`))))));
+        el("td", {}, el("div", { class: "split", title: "traffic split" }, d.targets.map((t, i) => {
+          const share = `${(t.version || t.model).replace(/^models:\//, "")} ${Math.round(100 * t.weight / total)}%`;
+          return el("span", { class: `share s${i % 4}`, title: share, style: { flex: String(Math.max(t.weight, 1)) } }, share); // ellipsized
+        })))));
     }
     if (!res.data.length) deployments.append(el("tr", {}, el("td", { colspan: 3, class: "muted" }, "no deployments")));
   }
