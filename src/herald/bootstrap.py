@@ -31,6 +31,7 @@ from herald.security import pii as pii_policy
 from herald.security.sessions import SessionStore
 from herald.sensors.base import SensorRegistry, default_registry
 from herald.sensors.runner import SensorRunner
+from herald.services import Services
 from herald.serving.deployments import DeploymentManager, DeploymentMetrics, DeploymentStore
 from herald.serving.deployments.sensors import bind_deployments
 from herald.serving.guardrails import GuardrailPipeline
@@ -96,6 +97,9 @@ class Herald:
         self.registry = Registry.from_settings(settings)  # opens (and migrates) on first use
         self.artifacts: ArtifactStore = open_artifact_store(
             settings.resolved_artifacts_url, cache_dir=settings.home / "cache" / "artifacts"
+        )
+        self.services = Services(  # what sensors reach as ctx.services
+            settings=settings, registry=self.registry, artifacts=self.artifacts, event_log=self.log
         )
         bind_registry(self.registry)  # the built-in registry sensors use this Herald's registry
         from herald.monitoring.sensors import bind_monitoring, install_schedule
@@ -195,6 +199,7 @@ class Herald:
                 settings=self.settings.sensors,
                 job_settings=self.settings.jobs,
                 metrics=self.metrics,
+                services=self.services,
             )
             await self.runner.start()
         if workers:

@@ -253,10 +253,12 @@ def on_model_registered(msg: ModelRegistered, ctx: SensorContext) -> list[Evalua
     from herald.evaluation.settings import evaluation_settings
     from herald.registry.sensors import current_registry
 
-    es = evaluation_settings()
+    services = ctx.services
+    es = evaluation_settings(services.settings if services else None)
     if not es.on_register or not msg.created:
         return []
-    mv = current_registry().get_version(msg.name, msg.version)
+    registry = services.registry if services else current_registry()
+    mv = registry.get_version(msg.name, msg.version)
     tagged = mv.tags.get("eval_suites")
     if tagged:
         suites = [s.strip() for s in tagged.split(",")]
@@ -274,7 +276,7 @@ def on_evaluation_completed(msg: EvaluationCompleted, ctx: SensorContext) -> lis
     """Promotion policy: compare a registry version with the champion on the same suite."""
     from herald.evaluation.settings import evaluation_settings
 
-    es = evaluation_settings()
+    es = evaluation_settings(ctx.services.settings if ctx.services else None)
     if not es.promotion or msg.step is not None:
         return []
     store = current_store()

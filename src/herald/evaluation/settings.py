@@ -1,28 +1,23 @@
-"""Evaluation settings: ``HERALD_EVALUATION__<FIELD>`` environment variables (or ``evaluation:``
-in herald.yaml once the main settings tree carries :class:`EvaluationSettings`)."""
+"""Evaluation settings: the ``evaluation`` section of Herald's settings tree (``herald.yaml``,
+``HERALD_EVALUATION__<FIELD>`` variables, or programmatic :class:`~herald.settings.Settings`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from herald.settings import EvaluationSettings
+from herald.settings import EvaluationSettings, Settings
 
 __all__ = ["EvaluationSettings", "evaluation_settings", "suite_search_paths"]
 
 
-class _EvalEnv(EvaluationSettings, BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HERALD_EVALUATION__", extra="ignore")
-
-
 def evaluation_settings(settings: Any = None) -> EvaluationSettings:
-    """The ``evaluation`` section of Herald's settings when present, else the env variables."""
+    """The ``evaluation`` section of ``settings``; without them (a handler called with a
+    hand-made context), the section of ``herald.yaml`` and ``HERALD_EVALUATION__*`` variables."""
     section = getattr(settings, "evaluation", None)
     if isinstance(section, EvaluationSettings):
         return section
-    return EvaluationSettings.model_validate(_EvalEnv().model_dump())
+    return Settings().evaluation
 
 
 def suite_search_paths(home: Path, settings: EvaluationSettings) -> list[Path]:

@@ -7,12 +7,15 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from herald.bus.base import JobSpec
 from herald.errors import ConfigurationError
 from herald.messages.base import Message
 from herald.messages.envelope import Envelope
+
+if TYPE_CHECKING:
+    from herald.services import Services
 
 Start = Literal["latest", "earliest"]
 TypeRef = type[Message] | str
@@ -184,6 +187,9 @@ class SensorContext:
     )
     emitted: list[tuple[Message, str | None]] = field(default_factory=list)
     jobs: list[JobRequest] = field(default_factory=list)
+    # the running Herald's settings, registry, artifacts and event log (None only where a
+    # test calls a handler with a hand-made context)
+    services: Services | None = None
 
     def emit(self, message: Message, *, subject: str | None = None) -> None:
         """Emit a message caused by the current event (committed with the sensor's outcome)."""

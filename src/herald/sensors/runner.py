@@ -32,6 +32,7 @@ from herald.messages.envelope import Envelope
 from herald.metrics import Metrics
 from herald.sensors.base import SensorContext, SensorSpec, to_job_spec
 from herald.sensors.cron import CronRunner, latest_tick, tick_envelope
+from herald.services import Services
 from herald.settings import JobSettings, SensorSettings
 
 log = logging.getLogger("herald.sensors")
@@ -112,8 +113,10 @@ class SensorRunner:
         job_settings: JobSettings,
         metrics: Metrics,
         on_event: Callable[[Envelope], None] | None = None,
+        services: Services | None = None,
     ) -> None:
         self.log = event_log
+        self.services = services
         self.catalog = catalog
         self.specs = {s.name: s for s in specs}
         self.jobs = jobs
@@ -483,6 +486,7 @@ class SensorRunner:
             log=logging.LoggerAdapter(
                 logging.getLogger(f"herald.sensor.{spec.name}"), {"event_id": event.id}
             ),
+            services=self.services,
         )
         timeout = spec.timeout_s or self.settings.timeout_s
         t0 = time.perf_counter()
