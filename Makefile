@@ -11,7 +11,7 @@ TORCH_VERSION := 2.13.0
 PIP := $(BIN)/python -m pip install --progress-bar on
 PYTEST_ARGS ?=
 
-.PHONY: up test test-fast lint typecheck fmt bench clean docs
+.PHONY: up test check test-fast lint typecheck fmt bench clean docs
 
 $(RUNTIME_STAMP):
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -46,6 +46,13 @@ test: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+# the all-day loop: lint, types, unit and contract tests on memory/SQLite (no servers)
+check: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest -q -m "not slow and not postgres" tests/unit tests/contract $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not slow and not postgres" $(PYTEST_ARGS)
