@@ -165,8 +165,12 @@ class Client:
                 raise TimeoutError(f"no {type} message{where} within {timeout:g} s")
             time.sleep(0.1)
 
-    def flow(self, correlationid: str) -> dict[str, Any]:
-        return dict(self._request("GET", f"/v1/flows/{correlationid}"))
+    def flow(self, correlationid: str, *, progress: str = "all") -> dict[str, Any]:
+        """The causal graph of a flow; ``progress="collapsed"`` folds each job's
+        ``*.progressed`` messages into one node per job and type."""
+        return dict(
+            self._request("GET", f"/v1/flows/{correlationid}", params={"progress": progress})
+        )
 
     def catalog(self) -> dict[str, Any]:
         return dict(self._request("GET", "/v1/catalog"))

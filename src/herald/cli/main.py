@@ -391,7 +391,8 @@ def flow(
     """Show a flow's causal tree: messages, the sensors' outputs and jobs."""
     c = client()
     correlation_id = resolve_id(c, FLOW, correlation_id)
-    graph = call(c.flow, correlation_id)
+    # the tree folds each job's progress messages into one line; --json keeps every message
+    graph = call(c.flow, correlation_id, progress="all" if as_json else "collapsed")
     if as_json:
         dump(graph)
         return
@@ -404,6 +405,9 @@ def flow(
     tree = Tree(f"[bold]flow {correlation_id}[/] ({len(nodes)} nodes)")
 
     def label(n: dict[str, Any]) -> str:
+        if n["kind"] == "progress":
+            last = f" — {escape(str(n['message']))}" if n.get("message") else ""
+            return f"[dim]{escape(n['type'])} x{n['count']}{last}[/]"
         if n["kind"] == "job":
             return f"[magenta]job[/] {n['type']} [{n['status']}] attempt {n['attempt']} ({n['id'][4:]})"
         return f"[cyan]{escape(n['type'])}[/] {escape(n.get('subject') or '')} [dim]{n['id']}[/]"
