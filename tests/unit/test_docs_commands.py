@@ -74,12 +74,27 @@ def parse_herald(args: list[str]) -> Any:
         ctx = cmd.make_context(name, rest, parent=parent)
         if not hasattr(cmd, "resolve_command"):  # a command, not a group
             return cmd
-        remaining = [*ctx._protected_args, *ctx.args]
+        protected = getattr(ctx, "_protected_args", None) or getattr(ctx, "protected_args", [])
+        remaining = [*protected, *ctx.args]  # the subcommand and its arguments
         if not remaining:
             return cmd
         sub_name, sub, rest = cmd.resolve_command(ctx, remaining)
         assert sub is not None and sub_name is not None
         cmd, name, parent = sub, sub_name, ctx
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["rag", "ingestt", "x"], "No such command"),
+        (["rag", "ingest", "x", "--collectionz", "h"], "No such option"),
+        (["models", "show"], "ref"),
+        (["eval", "run", "--suite"], "requires an argument"),
+    ],
+)
+def test_drift_fails_to_parse(args: list[str], message: str) -> None:
+    with pytest.raises(CLICK_ERRORS, match=message):
+        parse_herald(args)
 
 
 def test_the_docs_show_herald_commands() -> None:
