@@ -9,7 +9,7 @@ import pytest
 
 from herald.api import create_app
 from herald.monitoring import sensors as monitoring
-from herald.monitoring.messages import ApprovalRequested
+from herald.monitoring.messages import ApprovalRequested, MonitorsEvaluated
 
 from .conftest import Env
 
@@ -64,9 +64,33 @@ async def test_monitors_list_and_evaluate(api: httpx.AsyncClient, env: Env) -> N
     assert r.status_code == 200
     names = {rule["name"] for rule in r.json()["data"]}
     assert "prompt-drift" in names
+    assert r.json()["outcomes"] == [] and r.json()["evaluated"] is None
     r = await api.post("/v1/monitors/evaluate", json={"rules": ["error-rate"]})
     assert r.status_code == 202
     await env.wait_for("monitors.evaluate")
+    [done] = await env.wait_for("monitors.evaluated")
+    r = await api.get("/v1/monitors")
+    assert r.json()["evaluated"]["id"] == done.id
+    assert r.json()["evaluated"]["trigger"] == "request"
+    assert [{k: v for k, v in o.items() if k != "time"} for o in r.json()["outcomes"]] == (
+        done.data["outcomes"]
+    )
+
+
+async def test_monitors_show_a_run_made_by_another_process(
+    api: httpx.AsyncClient, env: Env
+) -> None:
+    # a worker (another process) evaluated the rules: its record is in the shared log
+    assert env.herald is not None
+    outcome = {"rule": "p95", "model": "m", "metric": "latency_p95", "value": 2.5,
+               "fired": True, "status": "fired", "emits": "slo.breached"}  # fmt: skip
+    sent = await env.herald.emit(
+        MonitorsEvaluated(trigger="schedule", rules=1, fired=1, outcomes=[outcome])
+    )
+    body = (await api.get("/v1/monitors")).json()
+    assert body["evaluated"]["id"] == sent.id and body["evaluated"]["trigger"] == "schedule"
+    assert [o["rule"] for o in body["outcomes"]] == ["p95"]
+    assert body["outcomes"][0]["time"] == sent.time.timestamp()
 
 
 async def test_approvals_grant_deny_and_conflict(api: httpx.AsyncClient, env: Env) -> None:

@@ -44,7 +44,6 @@ from herald.store.shared import state_url
 _settings: Settings | None = None
 _stores: dict[str, MonitoringStore] = {}
 _lock = threading.Lock()
-last_outcomes: list[dict[str, Any]] = []
 
 
 def bind_monitoring(settings: Settings | None) -> None:
@@ -125,9 +124,7 @@ def evaluate_now(
         permutations=m.permutations,
         seed=m.seed,
     )
-    outcomes = evaluate(rules, ctx, now)
-    last_outcomes[:] = [{**o.as_dict(), "time": time.time()} for o in outcomes]
-    return outcomes
+    return evaluate(rules, ctx, now)
 
 
 MAX_OUTCOMES = 200  # per monitors.evaluated (a message stays far below 64 KiB)

@@ -82,18 +82,34 @@ def feedback_router(h: Herald) -> APIRouter:
 
 def router(h: Herald) -> APIRouter:
     from herald.monitoring.rules import load_rules
-    from herald.monitoring.sensors import last_outcomes
 
     r = APIRouter(tags=["monitoring"])
     r.include_router(feedback_router(h))  # binds the monitoring settings
 
     @r.get("/monitors", summary="Monitoring rules and their latest outcomes")
-    def monitors() -> dict[str, Any]:
+    async def monitors() -> dict[str, Any]:
         rules = load_rules(h.settings.monitoring.rules_file)
+        # the newest monitors.evaluated is the shared record: the run may have happened in a
+        # worker or another api process (a process-local list showed only this one's runs)
+        latest = await h.log.query(
+            EventQuery(types=["monitors.evaluated"], limit=1, descending=True)
+        )
+        evaluated = latest[0] if latest else None
+        at = evaluated.time.timestamp() if evaluated else None
         return {
             "enabled": h.settings.monitoring.enabled,
             "data": [rule.model_dump() | {"emits": rule.message_type} for rule in rules],
-            "outcomes": list(last_outcomes),
+            "outcomes": [
+                {**o, "time": at} for o in (evaluated.data.get("outcomes", []) if evaluated else [])
+            ],
+            "evaluated": None
+            if evaluated is None
+            else {
+                "id": evaluated.id,
+                "time": evaluated.time.isoformat(),
+                "trigger": evaluated.data.get("trigger"),
+                "truncated": evaluated.data.get("truncated", 0),
+            },
         }
 
     @r.post("/monitors/evaluate", status_code=202, summary="Publish monitors.evaluate")
