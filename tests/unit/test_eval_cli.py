@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -28,5 +29,7 @@ def test_local_run_prints_a_table_with_cis(tmp_path: Path, monkeypatch: pytest.M
     assert r.exit_code == 0, r.output
     assert "95% CI" in r.output and "reference.contains *" in r.output
     assert "[0, 0.6]" in r.output or "0.2" in r.output
+    # the closing line names the evaluation whole, with what to type next
+    assert re.search(r"^evaluation (\S+): .*herald eval show \1 --samples$", r.output, re.M)
     r = CliRunner().invoke(app, ["run", "--local", "--target", "fake-qa", "--suite", "nope"])
     assert r.exit_code == 1 and "suite 'nope' not found" in r.output

@@ -78,7 +78,16 @@ def print_results(ev: dict[str, Any]) -> None:
 
 
 def _summary(ev: dict[str, Any]) -> None:
+    """The results table, then the line with the id a user types next."""
     print_results(ev)
+    passed = ev.get("passed")
+    verdict = "—" if passed is None else ("[green]passed[/]" if passed else "[red]failed[/]")
+    out.print(
+        f"evaluation {ev['id']}: {ev.get('done', 0)} items, {ev.get('failed_items', 0)} with "
+        f"errors; thresholds {verdict}; samples: herald eval show {ev['id']} --samples",
+        highlight=False,
+        soft_wrap=True,  # the id stays whole on one line
+    )
 
 
 @app.command("run")
