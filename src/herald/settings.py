@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -38,7 +38,14 @@ def config_file() -> Path | None:
     return None
 
 
-class APISettings(BaseModel):
+class _Section(BaseModel):
+    """A nested settings section: an unknown key (a typo in herald.yaml or a HERALD_A__B
+    variable) is an error naming it, like an unknown top-level key, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class APISettings(_Section):
     """The HTTP server of ``herald up`` / ``herald api``."""
 
     host: str = Field("127.0.0.1", description="Bind address; non-loopback needs HERALD_API_KEY.")
@@ -48,7 +55,7 @@ class APISettings(BaseModel):
     )
 
 
-class SensorSettings(BaseModel):
+class SensorSettings(_Section):
     """Sensor runner defaults (a sensor may override them)."""
 
     max_attempts: int = Field(5, ge=1, description="Attempts before an event is dead-lettered.")
@@ -67,7 +74,7 @@ class SensorSettings(BaseModel):
     )
 
 
-class KubernetesSettings(BaseModel):
+class KubernetesSettings(_Section):
     """The ``kubernetes`` executor: one ``batch/v1`` Job per Herald job attempt."""
 
     enabled: bool = Field(False, description="Offer the kubernetes executor on this worker.")
@@ -96,7 +103,7 @@ class KubernetesSettings(BaseModel):
     poll_s: float = Field(2.0, gt=0, description="Job status polling interval.")
 
 
-class RaySettings(BaseModel):
+class RaySettings(_Section):
     """The ``ray`` executor: each Herald job attempt as a Ray task on a cluster."""
 
     enabled: bool = Field(False, description="Offer the ray executor on this worker.")
@@ -136,7 +143,7 @@ class RaySettings(BaseModel):
     )
 
 
-class JobSettings(BaseModel):
+class JobSettings(_Section):
     """Job queue and executors."""
 
     default_executor: str = Field("local", description="Executor for jobs that name none.")
@@ -161,7 +168,7 @@ class JobSettings(BaseModel):
         return pinned
 
 
-class ServedModel(BaseModel):
+class ServedModel(_Section):
     """One model served under a public name (``serving.models.<name>``)."""
 
     backend: str = Field(
@@ -176,7 +183,7 @@ class ServedModel(BaseModel):
     parent: str | None = Field(None, description="Base model name (LoRA adapters).")
 
 
-class DeploymentSettings(BaseModel):
+class DeploymentSettings(_Section):
     """Deployments (``serving.deployments``): health checks, blue-green drains, alias moves."""
 
     health_interval_s: float = Field(5.0, gt=0, description="Replica health-check period.")
@@ -188,7 +195,7 @@ class DeploymentSettings(BaseModel):
     )
 
 
-class RequestLogSettings(BaseModel):
+class RequestLogSettings(_Section):
     """Sampled, PII-redacted request logs under ``$HERALD_HOME/serving/requests/`` (on
     PostgreSQL: the shared table ``herald_requests``)."""
 
@@ -209,7 +216,7 @@ class RequestLogSettings(BaseModel):
     )
 
 
-class ServingSettings(BaseModel):
+class ServingSettings(_Section):
     """The OpenAI-compatible data plane (``/v1/chat/completions``, ...)."""
 
     models: dict[str, ServedModel] = Field(
@@ -247,7 +254,7 @@ class ServingSettings(BaseModel):
 BUNDLED_EMBEDDER = "all-minilm-l6-v2"
 
 
-class RagSettings(BaseModel):
+class RagSettings(_Section):
     """Defaults for collections, ingestion and retrieval."""
 
     store_url: str | None = Field(
@@ -299,7 +306,7 @@ def _shipped_suites() -> list[str]:
     return [str(here)] if here.is_dir() else []
 
 
-class EvaluationSettings(BaseModel):
+class EvaluationSettings(_Section):
     """Defaults of evaluation runs and of the built-in evaluation sensors."""
 
     suite_paths: list[str] = Field(
@@ -327,7 +334,7 @@ class EvaluationSettings(BaseModel):
     confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Paired bootstrap confidence.")
 
 
-class RetrainSettings(BaseModel):
+class RetrainSettings(_Section):
     """The default drift → retrain sensors (``herald.monitoring.sensors``)."""
 
     enabled: bool = Field(True, description="React to drift.detected by retraining.")
@@ -356,7 +363,7 @@ class RetrainSettings(BaseModel):
     )
 
 
-class MonitoringSettings(BaseModel):
+class MonitoringSettings(_Section):
     """Monitors, threshold rules and the closed loop (``herald.monitoring``)."""
 
     enabled: bool = Field(True, description="Evaluate the rules on their schedule.")
@@ -402,7 +409,7 @@ DEFAULT_ALERT_TYPES: tuple[str, ...] = (
 )
 
 
-class WebhookSettings(BaseModel):
+class WebhookSettings(_Section):
     """One webhook that alert messages are forwarded to (``herald.alerting``)."""
 
     name: str = Field(
@@ -425,7 +432,7 @@ class WebhookSettings(BaseModel):
     max_attempts: int = Field(5, ge=1, le=50, description="Delivery attempts (5xx/429/timeouts).")
 
 
-class AlertingSettings(BaseModel):
+class AlertingSettings(_Section):
     """Forward alert messages to webhooks, signed, with retries (``herald.alerting``)."""
 
     webhooks: list[WebhookSettings] = Field(
@@ -443,7 +450,7 @@ class AlertingSettings(BaseModel):
         return v
 
 
-class FileAccessSettings(BaseModel):
+class FileAccessSettings(_Section):
     """Which server-side files an API or message caller may name (``security.files``).
 
     Every path a caller can name (RAG sources, data sets, suites, ``artifact_uri``, fine-tune
@@ -470,7 +477,7 @@ class FileAccessSettings(BaseModel):
     max_upload_files: int = Field(10_000, ge=1, description="Most files in one upload.")
 
 
-class EgressSettings(BaseModel):
+class EgressSettings(_Section):
     """Where the server may fetch from on a caller's behalf (``security.egress``)."""
 
     allow_private: bool = Field(
@@ -486,7 +493,7 @@ class EgressSettings(BaseModel):
     )
 
 
-class SecretSpec(BaseModel):
+class SecretSpec(_Section):
     """An operator-defined credential, referenced by name, sent only to its hosts."""
 
     value: str = Field(description="The secret itself (never returned by any API).")
@@ -496,7 +503,7 @@ class SecretSpec(BaseModel):
     )
 
 
-class LimitSettings(BaseModel):
+class LimitSettings(_Section):
     """Data-plane fairness (``security.limits``)."""
 
     max_prompt_chars: int = Field(
@@ -528,7 +535,7 @@ class LimitSettings(BaseModel):
     )
 
 
-class AuthSecuritySettings(BaseModel):
+class AuthSecuritySettings(_Section):
     """Sessions and key throttling (``security.auth``)."""
 
     session_ttl_s: float = Field(12 * 3600, gt=0, description="Dashboard session lifetime.")
@@ -542,7 +549,7 @@ class AuthSecuritySettings(BaseModel):
     )
 
 
-class PIISettings(BaseModel):
+class PIISettings(_Section):
     """One PII policy (``security.pii``): detectors and where they apply."""
 
     kinds: list[str] = Field(
@@ -573,7 +580,7 @@ class PIISettings(BaseModel):
         return list(normalize_kinds(v))
 
 
-class SecuritySettings(BaseModel):
+class SecuritySettings(_Section):
     """Policies for files, egress, secrets, limits, sessions and PII (docs/security.md)."""
 
     files: FileAccessSettings = Field(default_factory=FileAccessSettings)
