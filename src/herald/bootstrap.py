@@ -98,8 +98,8 @@ class Herald:
         self.artifacts: ArtifactStore = open_artifact_store(
             settings.resolved_artifacts_url, cache_dir=settings.home / "cache" / "artifacts"
         )
-        self.services = Services(  # what sensors reach as ctx.services
-            settings=settings, registry=self.registry, artifacts=self.artifacts, event_log=self.log
+        self.services = Services(  # what sensors and inline jobs reach as ctx.services
+            settings, registry=self.registry, artifacts=self.artifacts, event_log=self.log
         )
         bind_registry(self.registry)  # the built-in registry sensors use this Herald's registry
         from herald.monitoring.sensors import bind_monitoring, install_schedule
@@ -161,7 +161,7 @@ class Herald:
         """Fresh executors for a worker (built-ins: ``inline`` and ``local``)."""
         js = self.settings.jobs
         executors: dict[str, Executor] = {
-            "inline": InlineExecutor(js.inline_concurrency),
+            "inline": InlineExecutor(js.inline_concurrency, self.services),
             "local": LocalExecutor(js.local_concurrency, self.plugins, js.cancel_grace_s),
         }
         if js.kubernetes.enabled:

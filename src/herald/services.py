@@ -1,15 +1,19 @@
 """The services a sensor or job reaches other capabilities through.
 
-The composition root (:class:`herald.bootstrap.Herald`) builds one :class:`Services` and the
-sensor runner hands it to every handler as ``ctx.services``, so a sensor reads the settings and
-the registry of the Herald that runs it — ``herald.yaml`` and programmatic ``Settings`` included —
+The composition root (:class:`herald.bootstrap.Herald`) builds one :class:`Services`; the sensor
+runner hands it to every handler as ``ctx.services`` and the ``inline`` executor to every job as
+``ctx.services``. A job in its own process (``local``, ``ray``, ``kubernetes``) gets one built
+from that process's settings on first use. So a sensor or job reads the settings and the
+registry of the Herald that runs it — ``herald.yaml`` and programmatic ``Settings`` included —
 instead of a process global or the environment alone.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
 from typing import TYPE_CHECKING
+
+from herald.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from herald.artifacts.base import ArtifactStore
@@ -20,11 +24,55 @@ if TYPE_CHECKING:
 __all__ = ["Services"]
 
 
-@dataclass(frozen=True)
 class Services:
-    """Built once per process by the composition root; read-only for handlers."""
+    """Settings plus the stores built from them; a store is opened on first use."""
 
-    settings: Settings
-    registry: Registry
-    artifacts: ArtifactStore
-    event_log: EventLog
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: Registry | None = None,
+        artifacts: ArtifactStore | None = None,
+        event_log: EventLog | None = None,
+    ) -> None:
+        self.settings = settings
+        self._registry = registry
+        self._artifacts = artifacts
+        self._event_log = event_log
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_environment(cls) -> Services:
+        """The services of a job process: its settings (environment and ``herald.yaml``)."""
+        from herald.settings import load_settings  # the settings tree imports every capability
+
+        return cls(load_settings())
+
+    @property
+    def registry(self) -> Registry:
+        with self._lock:
+            if self._registry is None:
+                from herald.registry import Registry  # opened lazily: most jobs never need it
+
+                self._registry = Registry.from_settings(self.settings)
+            return self._registry
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        with self._lock:
+            if self._artifacts is None:
+                from herald.artifacts.registry import open_artifact_store
+
+                self._artifacts = open_artifact_store(
+                    self.settings.resolved_artifacts_url,
+                    cache_dir=self.settings.home / "cache" / "artifacts",
+                )
+            return self._artifacts
+
+    @property
+    def event_log(self) -> EventLog:
+        if self._event_log is None:
+            raise ConfigurationError(
+                "no event log in this process: a job publishes through ctx.emit / ctx.progress"
+            )
+        return self._event_log

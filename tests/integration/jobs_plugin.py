@@ -72,3 +72,14 @@ def whereis_herald() -> dict:
 @herald.sensor(on=BuildRequested, name="builder")
 def builder(msg: BuildRequested, ctx: herald.SensorContext) -> None:
     ctx.run_job("square", {"n": msg.n}, executor=msg.executor)
+
+
+@herald.job(name="services.probe")
+def services_probe(ctx: herald.JobContext) -> dict[str, object]:
+    """What the job sees through ctx.services (tests/integration/test_job_services.py)."""
+    settings = ctx.services.settings
+    return {
+        "concurrency": settings.evaluation.concurrency,
+        "home": str(settings.home),
+        "models": [m["name"] for m in ctx.services.registry.list_models()],
+    }

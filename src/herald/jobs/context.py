@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from herald.messages.base import Message
+from herald.services import Services
 
 Sink = Callable[[dict[str, Any]], None]
 
@@ -20,7 +21,13 @@ class JobContext:
     """
 
     def __init__(
-        self, job_id: str, name: str, attempt: int, params: dict[str, Any], sink: Sink
+        self,
+        job_id: str,
+        name: str,
+        attempt: int,
+        params: dict[str, Any],
+        sink: Sink,
+        services: Services | None = None,
     ) -> None:
         self.job_id = job_id
         self.name = name
@@ -28,6 +35,16 @@ class JobContext:
         self.params = params
         self._sink = sink
         self._cancel = threading.Event()
+        self._services = services
+        self._services_lock = threading.Lock()
+
+    @property
+    def services(self) -> Services:
+        """The worker's services (``inline``), else this job process's, built on first use."""
+        with self._services_lock:
+            if self._services is None:
+                self._services = Services.from_environment()
+            return self._services
 
     def progress(
         self, fraction: float | None = None, message: str | None = None, **metrics: float

@@ -11,16 +11,18 @@ from herald.bus.base import JobRecord
 from herald.jobs.context import JobContext, split_result
 from herald.jobs.executors.base import Executor, JobFailure, Sink, is_retryable
 from herald.jobs.registry import JobDefinition
+from herald.services import Services
 
 
 class InlineExecutor(Executor):
     name = "inline"
 
-    def __init__(self, capacity: int = 8) -> None:
+    def __init__(self, capacity: int = 8, services: Services | None = None) -> None:
         self.capacity = capacity
+        self.services = services  # the worker's: an inline job runs in its process
 
     async def run(self, job: JobRecord, definition: JobDefinition, sink: Sink) -> dict[str, Any]:
-        ctx = JobContext(job.id, job.name, job.attempt, job.params, sink)
+        ctx = JobContext(job.id, job.name, job.attempt, job.params, sink, self.services)
         kwargs = dict(job.params)
         if definition.ctx_param:
             kwargs[definition.ctx_param] = ctx
