@@ -10,6 +10,7 @@ from typing import Any
 from herald.artifacts import ArtifactStore, open_artifact_store
 from herald.bus.base import EventLog, EventQuery, JobSpec
 from herald.bus.registry import open_event_log
+from herald.capabilities import plugin_modules
 from herald.errors import ConfigurationError, JobError
 from herald.evaluation.precheck import check_evaluation_request
 from herald.jobs.executors.base import Executor
@@ -46,23 +47,6 @@ log = logging.getLogger("herald")
 EXECUTORS = ("inline", "local")
 OPERATOR_BACKENDS = ("transformers", "embeddings", "vllm")  # load HF model folders
 
-# Modules of Herald's own capabilities (message types, sensors, jobs), loaded by every process
-# (server, worker and job subprocess) before user plugins. Each must import quickly: heavy
-# libraries (torch, transformers) are imported inside job functions, not at module level.
-BUILTIN_PLUGINS: tuple[str, ...] = (
-    "herald.training.job",
-    "herald.registry.sensors",
-    "herald.datasets.jobs",
-    "herald.rag.jobs",
-    "herald.evaluation.jobs",
-    "herald.serving.deployments.sensors",
-    "herald.serving.batch.job",
-    "herald.monitoring.sensors",
-    "herald.demo.sensors",  # the closed-loop demo: acts only inside demo.requested flows
-    "herald.prompts",  # prompt.registered / prompt.promoted message types
-    "herald.alerting.webhooks",  # the webhook delivery job (sensors come from settings)
-)
-
 
 class Herald:
     """A running Herald: event log, catalog, sensors, job worker and metrics."""
@@ -81,7 +65,9 @@ class Herald:
         self.catalog = catalog or default_catalog
         self.sensor_registry = sensors or default_registry
         self.jobs = jobs or default_jobs
-        self.plugins = [*BUILTIN_PLUGINS, *settings.plugins, *(load or [])]
+        # every capability's message types, sensors and jobs (herald.capabilities), then the
+        # user's plugins; each process (server, worker, job subprocess) loads the same list
+        self.plugins = [*plugin_modules(), *settings.plugins, *(load or [])]
         load_plugins(self.plugins)
         self._install_alerting()
         self._check_rules()

@@ -718,9 +718,9 @@ def version() -> None:
 def _add_capability_groups() -> None:
     from importlib import import_module
 
-    from herald.cli.groups import CLI_GROUPS
+    from herald.cli.groups import cli_groups
 
-    for name, module in CLI_GROUPS:
+    for name, module in cli_groups():
         app.add_typer(import_module(module).app, name=name)
 
 

@@ -37,7 +37,7 @@ models_app = typer.Typer(
 )
 runs_app = typer.Typer(help="Experiment runs: params, metrics, comparisons.", no_args_is_help=True)
 datasets_app = typer.Typer(help="Register and inspect data set versions.", no_args_is_help=True)
-app = models_app  # CLI_GROUPS entry ("models", "herald.cli.registry")
+app = models_app  # the registry capability's ("models", "herald.cli.registry") CLI entry
 
 
 def _kv(data: dict[str, Any]) -> str:
