@@ -7,12 +7,13 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.natsfixtures import nats_cluster, nats_server, nats_url  # noqa: F401 (fixtures)
+from tests.s3fixtures import s3_endpoint, s3_url  # noqa: F401 (fixtures)
 
 _xdg = Path(tempfile.gettempdir()) / f"herald-xdg-{os.getuid()}"
 _xdg.mkdir(mode=0o700, exist_ok=True)
@@ -89,34 +90,3 @@ def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'herald.db'}"
-
-
-@pytest.fixture(
-    params=[
-        "memory",
-        "sqlite",
-        pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("postgres+nats", marks=pytest.mark.postgres),
-    ]
-)
-def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "memory":
-        return "memory://"
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'herald.db'}"
-    return str(request.getfixturevalue("fresh_postgres_url"))
-
-
-@pytest.fixture
-async def event_log(log_url: str, request: pytest.FixtureRequest) -> AsyncIterator[object]:
-    from herald.bus import open_event_log
-
-    options = {}
-    if request.node.callspec.params.get("log_url") == "postgres+nats":  # JetStream as the bus
-        options["bus_url"] = request.getfixturevalue("nats_url")
-    log = open_event_log(log_url, **options)
-    await log.start()
-    try:
-        yield log
-    finally:
-        await log.close()

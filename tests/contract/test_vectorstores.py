@@ -1,205 +1,30 @@
-"""One contract suite, run against every vector store (memory, local usearch+SQLite, pgvector)."""
+"""The vector-store kit (herald.testing.VectorStoreContract) over every built-in adapter:
+memory, local (usearch HNSW + SQLite) and pgvector."""
 
 from __future__ import annotations
 
-import math
-import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from herald.rag.errors import CollectionNotFound, DimensionMismatch, InvalidFilter
-from herald.rag.filters import parse_filters
-from herald.rag.vectorstores import Chunk, VectorStore, open_vector_store
-
-DIM = 8
+from herald.rag.vectorstores import open_vector_store
+from herald.testing import StoreFactory, VectorStoreContract
 
 
-@pytest.fixture(params=["memory", "local", pytest.param("pgvector", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
-    if request.param == "memory":
-        url = f"memory://{tmp_path.name}"
-    elif request.param == "local":
-        url = f"local://{tmp_path / 'vs'}"
-    else:
-        url = str(request.getfixturevalue("fresh_postgres_url"))
-    s = open_vector_store(url, cached=False)
-    try:
-        yield s
-    finally:
-        s.close()
+class TestMemoryStore(VectorStoreContract):
+    @pytest.fixture
+    def make_store(self, tmp_path: Path) -> StoreFactory:
+        return lambda: open_vector_store(f"memory://{tmp_path.name}", cached=False)
 
 
-def vec(seed: int) -> list[float]:
-    rng = random.Random(seed)
-    return [rng.uniform(-1, 1) for _ in range(DIM)]
+class TestLocalStore(VectorStoreContract):
+    @pytest.fixture
+    def make_store(self, tmp_path: Path) -> StoreFactory:
+        return lambda: open_vector_store(f"local://{tmp_path / 'vs'}", cached=False)
 
 
-def chunk(i: int, doc: str, text: str | None = None, **meta: object) -> Chunk:
-    return Chunk(
-        f"{doc}:{i}",
-        doc,
-        text or f"chunk {i} of {doc}",
-        vec(i),
-        {"ref_doc_id": doc, "source": f"{doc}.md", "page": i, **meta},
-    )
-
-
-def fill(store: VectorStore, name: str = "c") -> None:
-    store.create(name, DIM)
-    store.write(
-        name,
-        [
-            chunk(1, "a", "vacation policy and paid time off", dept="hr", year=2023),
-            chunk(2, "a", "laptops are replaced every three years", dept="it", year=2024),
-            chunk(3, "b", "expense reports are due monthly", dept="finance", year=2025),
-            chunk(4, "b", "the security team rotates passwords", dept="it", year=2025),
-            chunk(5, "c", "parental leave is sixteen weeks", dept="hr", year=2022),
-        ],
-    )
-
-
-def test_nearest_neighbour_and_scores(store: VectorStore) -> None:
-    fill(store)
-    hits = store.search("c", vec(3), 3)
-    assert hits[0].id == "b:3"
-    assert math.isclose(hits[0].score, 1.0, abs_tol=1e-4)
-    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-    assert hits[0].metadata["dept"] == "finance" and hits[0].text.startswith("expense")
-    assert store.count("c") == 5
-    assert store.dimension("c") == DIM
-
-
-def test_upsert_and_delete_visible_to_next_query(store: VectorStore) -> None:
-    fill(store)
-    store.write("c", [Chunk("b:3", "b", "expense reports are weekly now", vec(99), {"dept": "x"})])
-    hit = store.search("c", vec(99), 1)[0]
-    assert (hit.id, hit.text) == ("b:3", "expense reports are weekly now")
-    assert store.count("c") == 5
-    assert "expense reports are due monthly" not in {h.text for h in store.search("c", vec(3), 5)}
-    assert store.delete("c", ["a"]) == 2
-    assert {h.ref_doc_id for h in store.search("c", vec(1), 10)} == {"b", "c"}
-    assert not store.keyword_search("c", "vacation", 5)
-
-
-def test_replace_swaps_a_document_atomically(store: VectorStore) -> None:
-    fill(store)
-    store.write("c", [chunk(7, "a", "the new vacation policy")], replace=["a"])
-    docs = [h for h in store.search("c", vec(1), 10) if h.ref_doc_id == "a"]
-    assert [h.id for h in docs] == ["a:7"]
-
-
-@pytest.mark.parametrize(
-    ("filters", "expected"),
-    [
-        ({"dept": "it"}, {"a:2", "b:4"}),
-        ({"dept": {"$in": ["hr", "finance"]}}, {"a:1", "b:3", "c:5"}),
-        ({"year": {"$gte": 2024, "$lt": 2025}}, {"a:2"}),
-        ({"year": {"$gt": 2022}, "dept": "hr"}, {"a:1"}),
-        ({"page": {"$lte": 2}}, {"a:1", "a:2"}),
-        ({"dept": {"$ne": "it"}}, {"a:1", "b:3", "c:5"}),
-        ({"ref_doc_id": "b"}, {"b:3", "b:4"}),
-    ],
-)
-def test_metadata_filters(store: VectorStore, filters: dict, expected: set[str]) -> None:
-    fill(store)
-    conds = parse_filters(filters, store.fields("c"))
-    assert {h.id for h in store.search("c", vec(0), 10, conds)} == expected
-    words = "vacation laptops expense security parental"
-    kw = {h.id for h in store.keyword_search("c", words, 10, conds)}
-    assert kw == expected
-
-
-def test_unknown_filter_field_is_refused(store: VectorStore) -> None:
-    fill(store)
-    with pytest.raises(InvalidFilter, match="unknown filter field 'color'"):
-        parse_filters({"color": "red"}, store.fields("c"))
-    with pytest.raises(InvalidFilter, match="operator"):
-        parse_filters({"year": {"$regex": "x"}}, store.fields("c"))
-
-
-def test_keyword_search_ranks_matching_chunks(store: VectorStore) -> None:
-    fill(store)
-    hits = store.keyword_search("c", "passwords security", 3)
-    assert hits[0].id == "b:4" and hits[0].score > 0
-    assert store.keyword_search("c", "zebra", 3) == []
-
-
-def test_dimension_mismatch_is_refused_and_index_intact(store: VectorStore) -> None:
-    fill(store)
-    with pytest.raises(DimensionMismatch, match="8-dimensional"):
-        store.write("c", [chunk(1, "a"), Chunk("z", "z", "bad", [0.1] * 5, {})])
-    with pytest.raises(DimensionMismatch):
-        store.search("c", [0.1] * 5, 3)
-    with pytest.raises(DimensionMismatch):
-        store.create("c", 16)
-    assert store.count("c") == 5
-    assert store.search("c", vec(5), 1)[0].id == "c:5"
-
-
-def test_missing_collection_is_not_found(store: VectorStore) -> None:
-    with pytest.raises(CollectionNotFound):
-        store.search("nope", vec(1), 3)
-    with pytest.raises(CollectionNotFound):
-        store.write("nope", [chunk(1, "a")])
-    store.drop("nope")  # no-op
-
-
-def test_collections_are_isolated_and_drop_removes(store: VectorStore) -> None:
-    fill(store, "one")
-    store.create("two", DIM)
-    store.write("two", [chunk(9, "z", "only in two")])
-    assert {h.ref_doc_id for h in store.search("two", vec(1), 10)} == {"z"}
-    assert store.count("one") == 5
-    store.drop("one")
-    with pytest.raises(CollectionNotFound):
-        store.count("one")
-    assert store.count("two") == 1
-
-
-def test_scan_returns_everything_with_vectors(store: VectorStore) -> None:
-    fill(store)
-    chunks = {c.id: c for c in store.scan("c")}
-    assert set(chunks) == {"a:1", "a:2", "b:3", "b:4", "c:5"}
-    assert all(
-        math.isclose(x, y, rel_tol=1e-5) for x, y in zip(chunks["a:1"].vector, vec(1), strict=False)
-    )
-    hits = store.search("c", vec(2), 1, with_vectors=True)
-    assert hits[0].vector is not None and len(hits[0].vector) == DIM
-
-
-def test_writes_from_another_instance_are_visible(store: VectorStore, tmp_path: Path) -> None:
-    """Two store objects on one URL (two processes in production) see each other's writes."""
-    fill(store)
-    store.search("c", vec(1), 1)  # build this instance's index
-    other = open_vector_store(store.url, cached=False)
-    try:
-        other.write("c", [chunk(42, "new", "fresh chunk")])
-        other.delete("c", ["b"])
-    finally:
-        other.close()
-    ids = {h.id for h in store.search("c", vec(42), 10)}
-    assert "new:42" in ids and not any(i.startswith("b:") for i in ids)
-
-
-def test_drop_and_recreate_elsewhere_is_seen(store: VectorStore) -> None:
-    """Another process re-creating a collection (re-index) with a new dimension."""
-    fill(store)
-    store.search("c", vec(1), 1)
-    other = open_vector_store(store.url, cached=False)
-    try:
-        other.drop("c")
-        other.create("c", 4)
-        other.write("c", [Chunk("n", "n", "new", [1.0, 0.0, 0.0, 0.0], {})])
-    finally:
-        other.close()
-    assert store.dimension("c") == 4
-    assert [h.id for h in store.search("c", [1.0, 0.0, 0.0, 0.0], 3)] == ["n"]
-
-
-@pytest.mark.parametrize("query", ["", "  ?!  ", "the a", "_ __ ' \" OR AND NOT ( ) * :"])
-def test_keyword_search_tolerates_odd_queries(store: VectorStore, query: str) -> None:
-    fill(store)
-    hits = store.keyword_search("c", query, 3)
-    assert isinstance(hits, list)
+@pytest.mark.postgres
+class TestPgVectorStore(VectorStoreContract):
+    @pytest.fixture
+    def make_store(self, fresh_postgres_url: str) -> StoreFactory:
+        return lambda: open_vector_store(fresh_postgres_url, cached=False)

@@ -1,4 +1,5 @@
-"""The local-folder artifact store: the shared contract plus local-only behaviour."""
+"""Local-only behaviour of the folder artifact store; the shared contract runs in
+tests/contract/test_artifact_stores.py."""
 
 from __future__ import annotations
 
@@ -6,20 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from herald.artifacts import ArtifactCorrupted, ArtifactStore, open_artifact_store
+from herald.artifacts import ArtifactCorrupted, open_artifact_store
 from herald.artifacts.local import LocalArtifactStore
 from herald.errors import ConfigurationError
-from tests.unit.test_artifacts_contract import ArtifactStoreContract, make_model_dir
-
-
-class TestLocalStore(ArtifactStoreContract):
-    @pytest.fixture
-    def store(self, tmp_path: Path) -> ArtifactStore:
-        return open_artifact_store((tmp_path / "store").as_uri(), cache_dir=tmp_path / "cache")
-
-    def tamper(self, store: ArtifactStore, key: str, data: bytes) -> None:
-        assert isinstance(store, LocalArtifactStore)
-        (store.root / key).write_bytes(data)
+from herald.testing.artifacts import make_model_dir
 
 
 def test_local_dir_is_the_stored_folder(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """The vector-store port: collections of chunks with vectors, text and metadata.
 
-Every adapter passes the same contract suite (``tests/contract/test_vectorstores.py``):
+Every adapter passes the same contract kit (``herald.testing.VectorStoreContract``):
 writes and deletes are visible to the very next search (in any process sharing the store),
 metadata filters use :mod:`herald.rag.filters`, a vector of the wrong length raises
 :class:`DimensionMismatch` before anything is written, and a missing collection raises

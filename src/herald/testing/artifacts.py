@@ -1,4 +1,21 @@
-"""One behaviour suite for every artifact store; adapters subclass it with a ``store`` fixture."""
+"""The artifact-store contract kit: what every :class:`~herald.artifacts.base.ArtifactStore` does.
+
+Subclass :class:`ArtifactStoreContract` and provide a ``store`` fixture returning a fresh, empty
+store, and override :meth:`ArtifactStoreContract.tamper` to overwrite stored bytes behind the
+store's back (the kit checks that every read verifies the recorded sha256)::
+
+    class TestAzureStore(ArtifactStoreContract):
+        @pytest.fixture
+        def store(self, azurite_url, tmp_path):
+            return AzureArtifactStore(azurite_url, cache_dir=tmp_path / "cache")
+
+        def tamper(self, store, key, data):
+            store.container.upload_blob(key, data, overwrite=True)
+
+The checks: byte, file and folder round trips with their sha256 and size, overwrite, listing by
+prefix, delete (idempotent), refusal of unsafe keys and pickle formats, the error types for
+missing artifacts, and detection of corrupted bytes.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +34,11 @@ from herald.artifacts import (
 )
 from herald.artifacts.base import sha256_bytes
 
+__all__ = ["ArtifactStoreContract", "make_model_dir"]
+
 
 def make_model_dir(root: Path) -> Path:
+    """A small model-like folder (config, weights, a nested tokenizer file) under ``root``."""
     d = root / "model"
     (d / "sub").mkdir(parents=True)
     (d / "config.json").write_text('{"hidden_size": 32}')
@@ -28,7 +48,8 @@ def make_model_dir(root: Path) -> Path:
 
 
 class ArtifactStoreContract:
-    """Subclasses provide a ``store`` fixture returning a fresh, empty store."""
+    """The observable contract of :class:`~herald.artifacts.base.ArtifactStore` (see the
+    module doc); subclasses provide a ``store`` fixture and :meth:`tamper`."""
 
     def test_bytes_roundtrip(self, store: ArtifactStore) -> None:
         ref = store.put_bytes("a/b.txt", b"hello")
@@ -159,5 +180,22 @@ class ArtifactStoreContract:
         with pytest.raises(ArtifactCorrupted):
             store.local_dir("d")
 
+    def test_put_is_idempotent_and_the_hash_is_content_addressed(
+        self, store: ArtifactStore, tmp_path: Path
+    ) -> None:
+        first = store.put_bytes("k/a.txt", b"same")
+        again = store.put_bytes("k/a.txt", b"same")
+        other = store.put_bytes("k/b.txt", b"same")
+        assert first == again
+        assert other.sha256 == first.sha256 and other.uri != first.uri
+        src = make_model_dir(tmp_path)
+        assert store.put_dir("d/1", src).sha256 == store.put_dir("d/2", src).sha256
+        assert store.list("k") == ["k/a.txt", "k/b.txt"]
+
     def tamper(self, store: ArtifactStore, key: str, data: bytes) -> None:
-        raise NotImplementedError("adapters overwrite the raw bytes behind the store's back")
+        """Overwrite the raw bytes stored for ``key`` (a file, or a file inside a folder
+        artifact) without updating its recorded hash. Every adapter's subclass provides it."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must override tamper() to overwrite stored bytes behind "
+            "the store's back (the corruption check needs it)"
+        )
