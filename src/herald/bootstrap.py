@@ -25,7 +25,6 @@ from herald.metrics import Metrics
 from herald.plugins import load_plugins
 from herald.rag.chain_backend import RagChains
 from herald.registry import Registry
-from herald.registry.sensors import bind_registry
 from herald.security import egress
 from herald.security import files as file_policy
 from herald.security import pii as pii_policy
@@ -87,7 +86,6 @@ class Herald:
         self.services = Services(  # what sensors and inline jobs reach as ctx.services
             settings, registry=self.registry, artifacts=self.artifacts, event_log=self.log
         )
-        bind_registry(self.registry)  # the built-in registry sensors use this Herald's registry
         from herald.monitoring.sensors import bind_monitoring, install_schedule
 
         bind_monitoring(settings)  # and the monitoring sensors its settings

@@ -18,7 +18,11 @@ from herald.errors import ConfigurationError
 if TYPE_CHECKING:
     from herald.artifacts.base import ArtifactStore
     from herald.bus.base import EventLog
+    from herald.evaluation.store import EvaluationStore
+    from herald.jobs.context import JobContext
+    from herald.prompts.store import PromptStore
     from herald.registry import Registry
+    from herald.sensors.base import SensorContext
     from herald.settings import Settings
 
 __all__ = ["Services"]
@@ -34,11 +38,15 @@ class Services:
         registry: Registry | None = None,
         artifacts: ArtifactStore | None = None,
         event_log: EventLog | None = None,
+        evaluations: EvaluationStore | None = None,
+        prompts: PromptStore | None = None,
     ) -> None:
         self.settings = settings
         self._registry = registry
         self._artifacts = artifacts
         self._event_log = event_log
+        self._evaluations = evaluations
+        self._prompts = prompts
         self._lock = threading.Lock()
 
     @classmethod
@@ -47,6 +55,22 @@ class Services:
         from herald.settings import load_settings  # the settings tree imports every capability
 
         return cls(load_settings())
+
+    @classmethod
+    def of_job(cls, ctx: JobContext | None) -> Services:
+        """A job's services: its context's, else (a job function called directly, without a
+        context) those of this process's environment."""
+        return ctx.services if ctx is not None else cls.from_environment()
+
+    @classmethod
+    def of_sensor(cls, ctx: SensorContext) -> Services:
+        """A sensor context's ``services``; a hand-made context without them is an error."""
+        if ctx.services is None:
+            raise ConfigurationError(
+                f"sensor {ctx.sensor} needs the running Herald's services: the sensor runner "
+                "passes them; a hand-made SensorContext must set services=Services(settings, …)"
+            )
+        return ctx.services
 
     @property
     def registry(self) -> Registry:
@@ -68,6 +92,27 @@ class Services:
                     cache_dir=self.settings.home / "cache" / "artifacts",
                 )
             return self._artifacts
+
+    @property
+    def evaluations(self) -> EvaluationStore:
+        """The evaluation results every role shares (the PostgreSQL database, else the home's
+        SQLite file)."""
+        with self._lock:
+            if self._evaluations is None:
+                from herald.evaluation.store import EvaluationStore
+
+                self._evaluations = EvaluationStore.from_settings(self.settings)
+            return self._evaluations
+
+    @property
+    def prompts(self) -> PromptStore:
+        """The prompt registry every role shares (as :attr:`evaluations`)."""
+        with self._lock:
+            if self._prompts is None:
+                from herald.prompts.store import PromptStore
+
+                self._prompts = PromptStore.from_settings(self.settings)
+            return self._prompts
 
     @property
     def event_log(self) -> EventLog:

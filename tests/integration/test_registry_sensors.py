@@ -108,8 +108,9 @@ async def test_redelivery_does_not_duplicate(env: Env) -> None:
 
     event = h.envelope("model.register", {"name": "demo", "artifact_uri": "x", "aliases": ["a"]})
     msg = ModelRegister.model_validate(event.data)
-    first = registry_sensors.on_model_register(msg, SensorContext(event=event, sensor="t"))
-    again = registry_sensors.on_model_register(msg, SensorContext(event=event, sensor="t"))
+    ctx = SensorContext(event=event, sensor="t", services=h.services)
+    first = registry_sensors.on_model_register(msg, ctx)
+    again = registry_sensors.on_model_register(msg, ctx)
     assert [m.model_dump() for m in first][1:] == [m.model_dump() for m in again][1:]
     assert again[0].created is False
     assert [v.version for v in h.registry.list_versions("demo")] == [1]

@@ -184,13 +184,14 @@ def _run_local(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from herald.evaluation.jobs import current_store, prepare
+    from herald.evaluation.jobs import prepare
     from herald.evaluation.runner import EvaluationPlan, run_evaluation
     from herald.messages.envelope import new_id
-    from herald.settings import load_settings
+    from herald.services import Services
 
-    settings = load_settings()
-    s, spec, version, registry = prepare(target, suite, model=model, limit=limit, settings=settings)
+    services = Services.from_environment()  # this process's settings; stores opened on use
+    settings = services.settings
+    s, spec, version, registry = prepare(target, suite, services, model=model, limit=limit)
     plan = EvaluationPlan(
         new_id().replace("-", ""),
         s,
@@ -214,7 +215,7 @@ def _run_local(
         return asyncio.run(
             run_evaluation(
                 plan,
-                current_store(settings),
+                services.evaluations,
                 settings=settings,
                 registry=registry,
                 progress=progress,

@@ -17,7 +17,6 @@ import asyncio
 import logging
 import time
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from herald.evaluation.messages import (
@@ -31,27 +30,30 @@ from herald.jobs.context import JobContext
 from herald.jobs.registry import job
 from herald.messages.lifecycle import ModelPromote, ModelRegistered
 from herald.sensors.base import SensorContext, sensor
+from herald.services import Services
 
 log = logging.getLogger("herald.evaluation")
 EVALUATION_JOB = "evaluation.run"
 
 
 @lru_cache(maxsize=4)
-def _store(url: str) -> Any:
+def _compat_store(url: str) -> Any:
     from herald.evaluation.store import EvaluationStore
 
     return EvaluationStore(url)
 
 
 def current_store(settings: Any = None) -> Any:
-    """The results store every role of this Herald shares (one per process and database):
-    the PostgreSQL database when Herald runs on one, else the home's SQLite file."""
-    from herald.evaluation.store import default_path
+    """Deprecated (issue 15): the results store of ``settings`` (else of this process's
+    environment), one per process and database. Only ``serving.deployments`` (rollout, canary)
+    still calls it, until it reads ``ctx.services.evaluations``; Herald's own sensors, jobs,
+    API and CLI use :attr:`herald.services.Services.evaluations`."""
+    from herald.evaluation.store import EvaluationStore
     from herald.settings import load_settings
     from herald.store.shared import state_url
 
     settings = settings or load_settings()
-    return _store(state_url(settings, default_path(Path(settings.home).resolve())))
+    return _compat_store(state_url(settings, EvaluationStore.default_path(settings.home)))
 
 
 def completed_message(ev: dict[str, Any], *, run_id: str | None = None) -> EvaluationCompleted:
@@ -79,19 +81,20 @@ def completed_message(ev: dict[str, Any], *, run_id: str | None = None) -> Evalu
 def prepare(
     target: str,
     suite: str,
+    services: Services,
     *,
     model: str | None = None,
     limit: int | None = None,
     api_key_secret: str | None = None,
-    settings: Any = None,
 ) -> tuple[Any, Any, str | None, Any]:
     """(suite, target spec, resolved model version, registry) — raises clear errors naming the
     field (422; an endpoint the egress policy refuses: 403). The publish edge makes the same
-    checks (:mod:`herald.evaluation.precheck`); the job makes them again before it runs."""
+    checks (:mod:`herald.evaluation.precheck`); the job makes them again before it runs.
+    ``services`` give the settings and, for a registry target only, the registry."""
     from herald.evaluation.precheck import checked_suite, checked_target, resolved_version
     from herald.evaluation.targets import TargetSpec
-    from herald.registry.sensors import current_registry
 
+    settings = services.settings
     s = checked_suite(suite, settings)
     if limit is not None:
         s = s.model_copy(update={"limit": min(limit, s.limit or limit)})
@@ -99,7 +102,7 @@ def prepare(
     registry = None
     version = None
     if spec.kind == "registry":
-        registry = current_registry()
+        registry = services.registry
         mv = resolved_version(spec, registry)
         version = mv.uri
         spec = TargetSpec("registry", spec.ref, mv.uri, None, spec.api_key)
@@ -122,19 +125,19 @@ async def run_evaluation_job(
     """Evaluate ``target`` on ``suite`` (resumes ``evaluation_id`` if it was interrupted)."""
     from herald.evaluation.runner import EvaluationPlan, run_evaluation
     from herald.evaluation.settings import evaluation_settings
-    from herald.settings import load_settings
 
-    settings = load_settings()
+    services = Services.of_job(ctx)
+    settings = services.settings
     es = evaluation_settings(settings)
     try:
         s, spec, version, registry = await asyncio.to_thread(
             prepare,
             target,
             suite,
+            services,
             model=model,
             limit=limit,
             api_key_secret=api_key_secret,
-            settings=settings,
         )
     except Exception as exc:
         _fail(ctx, evaluation_id, suite, target, exc)
@@ -172,7 +175,7 @@ async def run_evaluation_job(
             subject=f"evaluations/{evaluation_id}",
         )
 
-    store = current_store(settings)
+    store = services.evaluations
     try:
         ev = await run_evaluation(
             plan,
@@ -251,14 +254,12 @@ def on_model_registered(msg: ModelRegistered, ctx: SensorContext) -> list[Evalua
     settings' ``on_register_suites`` plus the ``eval_suites`` its fine-tune was watched on (the
     promotion policy judges these step-less runs; in-training runs only draw curves)."""
     from herald.evaluation.settings import evaluation_settings
-    from herald.registry.sensors import current_registry
 
-    services = ctx.services
-    es = evaluation_settings(services.settings if services else None)
+    services = Services.of_sensor(ctx)
+    es = evaluation_settings(services.settings)
     if not es.on_register or not msg.created:
         return []
-    registry = services.registry if services else current_registry()
-    mv = registry.get_version(msg.name, msg.version)
+    mv = services.registry.get_version(msg.name, msg.version)
     tagged = mv.tags.get("eval_suites")
     if tagged:
         suites = [s.strip() for s in tagged.split(",")]
@@ -276,30 +277,33 @@ def on_evaluation_completed(msg: EvaluationCompleted, ctx: SensorContext) -> lis
     """Promotion policy: compare a registry version with the champion on the same suite."""
     from herald.evaluation.settings import evaluation_settings
 
-    es = evaluation_settings(ctx.services.settings if ctx.services else None)
+    services = Services.of_sensor(ctx)
+    es = evaluation_settings(services.settings)
     if not es.promotion or msg.step is not None:
         return []
-    store = current_store()
+    store = services.evaluations
     decide_for = msg.options.get("decide_for")
     if decide_for:  # this was the champion's baseline run for an earlier candidate
         candidate = store.get(str(decide_for))
-        return decide(candidate, store.get(msg.evaluation_id), es)
+        return decide(candidate, store.get(msg.evaluation_id), es, services)
     if msg.model_version is None or msg.primary_metric is None:
         return []
-    return decide(store.get(msg.evaluation_id), None, es)
+    return decide(store.get(msg.evaluation_id), None, es, services)
 
 
-def decide(candidate: dict[str, Any], champion_eval: dict[str, Any] | None, es: Any) -> list[Any]:
-    """``evaluation.decided`` (+ ``model.promote``) for ``candidate`` against the champion."""
+def decide(
+    candidate: dict[str, Any], champion_eval: dict[str, Any] | None, es: Any, services: Services
+) -> list[Any]:
+    """``evaluation.decided`` (+ ``model.promote``) for ``candidate`` against the champion
+    (found in ``services``' registry, its results in ``services``' evaluation store)."""
     from herald.errors import NotFound
-    from herald.registry.sensors import current_registry
 
     version = candidate.get("model_version")
     metric = candidate.get("primary_metric")
     if not version or not metric:
         return []
     name, _, number = version.removeprefix("models:/").rpartition("/")
-    registry = current_registry()
+    registry = services.registry
     try:
         champ = registry.resolve(f"models:/{name}@{es.champion_alias}")
     except NotFound:
@@ -325,7 +329,7 @@ def decide(candidate: dict[str, Any], champion_eval: dict[str, Any] | None, es: 
         ]
     if champ.version == int(number):
         return []  # the champion evaluated itself
-    store = current_store()
+    store = services.evaluations
     if champion_eval is None:
         found = [
             e

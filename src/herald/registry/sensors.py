@@ -12,8 +12,7 @@ version, archived version promoted, bad alias) raises a :class:`herald.HeraldErr
 runner retries it and then dead-letters it with that message (a ``sensor.deadlettered`` event,
 visible in ``herald dead-letters`` and the API). Nothing is emitted for it.
 
-Sensors reach the registry of the running Herald (bound by ``bootstrap.Herald``), or — in a
-process without one — ``Registry.from_settings()``.
+Sensors reach the registry of the running Herald through their context (``ctx.services``).
 """
 
 from __future__ import annotations
@@ -35,25 +34,22 @@ from herald.registry.models import check_alias
 from herald.registry.store import Registry
 from herald.security.files import check_message_paths
 from herald.sensors.base import SensorContext, SensorRegistry, default_registry, sensor
+from herald.services import Services
 
-_bound: Registry | None = None
+_compat: Registry | None = None
 _lock = threading.Lock()
 
 
-def bind_registry(registry: Registry | None) -> None:
-    """Make ``registry`` the one the built-in sensors of this process use."""
-    global _bound
-    with _lock:
-        _bound = registry
-
-
 def current_registry() -> Registry:
-    """The bound registry, else one opened from the settings (once per process)."""
-    global _bound
+    """Deprecated (issue 15): the registry of this process's environment settings, opened
+    once. Only ``serving.deployments.sensors`` still calls it, until it reads
+    ``ctx.services.registry``; Herald's own sensors and jobs reach the registry through their
+    context."""
+    global _compat
     with _lock:
-        if _bound is None:
-            _bound = Registry.from_settings()
-        return _bound
+        if _compat is None:
+            _compat = Registry.from_settings()
+        return _compat
 
 
 def _actor(event: Envelope) -> str:
@@ -66,7 +62,7 @@ def on_model_register(msg: ModelRegister, ctx: SensorContext) -> list[Any]:
         check_alias(alias)  # refuse before writing anything
     # a local artifact_uri must be a file the server may read (s3:// etc. go to their store)
     check_message_paths("model.register", msg)
-    reg = current_registry()
+    reg = Services.of_sensor(ctx).registry
     event = ctx.event
     lineage = {
         **msg.lineage,
@@ -125,7 +121,7 @@ def on_model_register(msg: ModelRegister, ctx: SensorContext) -> list[Any]:
 
 def on_model_promote(msg: ModelPromote, ctx: SensorContext) -> ModelPromoted:
     """Point an alias at a version."""
-    previous = current_registry().set_alias(
+    previous = Services.of_sensor(ctx).registry.set_alias(
         msg.name,
         msg.alias,
         msg.version,
@@ -144,7 +140,7 @@ def on_model_promote(msg: ModelPromote, ctx: SensorContext) -> ModelPromoted:
 
 def on_model_archive(msg: ModelArchive, ctx: SensorContext) -> ModelArchived:
     """Archive a version (it loses its aliases)."""
-    removed = current_registry().archive_version(
+    removed = Services.of_sensor(ctx).registry.archive_version(
         msg.name, msg.version, reason=msg.reason, actor=_actor(ctx.event)
     )
     return ModelArchived(name=msg.name, version=msg.version, removed_aliases=removed)

@@ -22,6 +22,7 @@ from herald.security.secrets import NAME_PATTERN, refuse_env_field
 
 if TYPE_CHECKING:
     from herald.bootstrap import Herald
+    from herald.evaluation.store import EvaluationStore
 
 
 class EvaluationBody(BaseModel):
@@ -52,12 +53,10 @@ def _ids(values: list[str] | None) -> list[str]:
 
 
 def router(h: Herald) -> APIRouter:
-    from herald.evaluation.jobs import current_store
-
     r = APIRouter(tags=["evaluations"])
 
-    def store() -> Any:
-        return current_store(h.settings)
+    def store() -> EvaluationStore:
+        return h.services.evaluations  # the results every role of this Herald shares
 
     @r.get("/evaluations", summary="Evaluations, newest first")
     def list_evaluations(
@@ -122,10 +121,10 @@ def router(h: Herald) -> APIRouter:
             prepare,
             body.target,
             body.suite,
+            h.services,
             model=body.model,
             limit=body.limit,
             api_key_secret=body.api_key_secret,
-            settings=h.settings,
         )
         correlationid = body.correlationid
         subject = None
