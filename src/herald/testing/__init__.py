@@ -34,14 +34,19 @@ to your ``conftest.py`` for detailed assertion messages. See ``docs/guides/adapt
 from herald.testing.artifacts import ArtifactStoreContract
 from herald.testing.embeddings import EmbedderContract
 from herald.testing.eventlog import EventLogContract, LogFactory
+from herald.testing.executors import ExecutorContract, ExecutorFactory
+from herald.testing.jobs import KIT_PLUGIN
 from herald.testing.serving import BackendFactory, ServingBackendContract
 from herald.testing.vectorstores import StoreFactory, VectorStoreContract
 
 __all__ = [
+    "KIT_PLUGIN",
     "ArtifactStoreContract",
     "BackendFactory",
     "EmbedderContract",
     "EventLogContract",
+    "ExecutorContract",
+    "ExecutorFactory",
     "LogFactory",
     "ServingBackendContract",
     "StoreFactory",
