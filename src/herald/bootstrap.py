@@ -13,9 +13,8 @@ from herald.bus.registry import open_event_log
 from herald.capabilities import plugin_modules
 from herald.errors import ConfigurationError, JobError
 from herald.evaluation.precheck import check_evaluation_request
+from herald.jobs.executors import ExecutorSetup, enabled_executors, make_executors
 from herald.jobs.executors.base import Executor
-from herald.jobs.executors.inline import InlineExecutor
-from herald.jobs.executors.local import LocalExecutor
 from herald.jobs.registry import JobRegistry, default_jobs
 from herald.jobs.worker import Worker
 from herald.messages.base import Message
@@ -43,7 +42,6 @@ from herald.settings import Settings
 from herald.training.precheck import check_finetune_request
 
 log = logging.getLogger("herald")
-EXECUTORS = ("inline", "local")
 OPERATOR_BACKENDS = ("transformers", "embeddings", "vllm")  # load HF model folders
 
 
@@ -142,32 +140,14 @@ class Herald:
                 )
 
     def make_executors(self) -> dict[str, Executor]:
-        """Fresh executors for a worker (built-ins: ``inline`` and ``local``)."""
-        js = self.settings.jobs
-        executors: dict[str, Executor] = {
-            "inline": InlineExecutor(js.inline_concurrency, self.services),
-            "local": LocalExecutor(js.local_concurrency, self.plugins, js.cancel_grace_s),
-        }
-        if js.kubernetes.enabled:
-            from herald.jobs.executors.kubernetes import KubernetesExecutor
-
-            executors["kubernetes"] = KubernetesExecutor(js.kubernetes, self.plugins)
-        if js.ray.enabled:
-            from herald.jobs.executors.ray import RayExecutor, job_environment
-
-            env = job_environment(self.settings, forward=js.ray.forward_env)
-            executors["ray"] = RayExecutor(
-                js.ray, self.plugins, env=env, cancel_grace_s=js.cancel_grace_s
-            )
-        return executors
+        """Fresh executors for a worker: every enabled one of the executor port
+        (:data:`herald.jobs.executors.EXECUTORS`: built-ins and ``herald.executors`` entry
+        points)."""
+        return make_executors(ExecutorSetup(self.settings, self.plugins, self.services))
 
     def executor_names(self) -> tuple[str, ...]:
         """Executors jobs may name here: the built-ins plus the enabled cluster executors."""
-        js = self.settings.jobs
-        extra = [
-            n for n, on in (("ray", js.ray.enabled), ("kubernetes", js.kubernetes.enabled)) if on
-        ]
-        return (*EXECUTORS, *extra)
+        return enabled_executors(self.settings)
 
     async def start(self, *, sensors: bool = True, workers: bool = True) -> None:
         self.settings.home.mkdir(parents=True, exist_ok=True)

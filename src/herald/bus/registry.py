@@ -1,16 +1,16 @@
-"""Event-log adapters by URL scheme; third parties add theirs through the
-``herald.event_logs`` entry-point group. A bus URL (``HERALD_BUS_URL``, e.g. ``nats://``) picks an
-adapter by its scheme from ``BUSES`` / the ``herald.buses`` group, built as ``cls(database_url,
-bus_url)``."""
+"""Event-log adapters by URL scheme (the event-log port of :mod:`herald.adapters`); third
+parties add theirs through the ``herald.event_logs`` entry-point group. A bus URL
+(``HERALD_BUS_URL``, e.g. ``nats://``) picks an adapter by its scheme from :data:`BUSES` / the
+``herald.buses`` group, built as ``cls(database_url, bus_url)``."""
 
 from __future__ import annotations
 
-import importlib
-from importlib.metadata import entry_points
+from collections.abc import Callable
 from typing import Any
 
+from herald.adapters import Adapters
 from herald.bus.base import EventLog
-from herald.errors import BackendUnavailable, ConfigurationError
+from herald.errors import ConfigurationError
 
 BUILTIN = {
     "memory": "herald.bus.memory:MemoryEventLog",
@@ -19,59 +19,38 @@ BUILTIN = {
     "postgres": "herald.bus.postgres:PostgresEventLog",
     "postgresql+psycopg": "herald.bus.postgres:PostgresEventLog",
 }
-
-BUSES = {
-    "nats": "herald.bus.nats:NatsEventLog",
-    "tls": "herald.bus.nats:NatsEventLog",
-}
-
-
-def _load(target: str) -> Any:
-    module, _, attr = target.partition(":")
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except ImportError as exc:
-        raise BackendUnavailable(f"cannot load event-log adapter {target}: {exc}") from exc
+_IS_LOG = lambda cls: isinstance(cls, type) and issubclass(cls, EventLog)  # noqa: E731
+EVENT_LOGS: Adapters[Callable[..., EventLog]] = Adapters(
+    "event-log adapter", "herald.event_logs", BUILTIN, check=_IS_LOG
+)
+BUSES: Adapters[Callable[..., EventLog]] = Adapters(
+    "bus adapter",
+    "herald.buses",
+    {"nats": "herald.bus.nats:NatsEventLog", "tls": "herald.bus.nats:NatsEventLog"},
+    check=_IS_LOG,
+    install_hint={"nats": 'pip install "herald[nats]"', "tls": 'pip install "herald[nats]"'},
+)
 
 
 def schemes() -> list[str]:
-    names = set(BUILTIN)
-    names.update(ep.name for ep in entry_points(group="herald.event_logs"))
-    return sorted(names)
+    return EVENT_LOGS.names()
 
 
-def _bus_adapter(bus_url: str) -> Any:
-    scheme = bus_url.split("://", 1)[0].lower() if "://" in bus_url else ""
-    target = BUSES.get(scheme)
-    if target is not None:
-        return _load(target)
-    for ep in entry_points(group="herald.buses"):
-        if ep.name == scheme:
-            return ep.load()
-    known = sorted({*BUSES, *(ep.name for ep in entry_points(group="herald.buses"))})
-    raise ConfigurationError(
-        f"no bus adapter for {bus_url.split('?', 1)[0]!r} (HERALD_BUS_URL); "
-        f"known schemes: {', '.join(known)}"
-    )
+def _scheme(url: str) -> str:
+    return url.split("://", 1)[0].lower() if "://" in url else ""
 
 
 def open_event_log(url: str, bus_url: str | None = None, **options: Any) -> EventLog:
     """Create (not start) the event log for ``url``, carried over ``bus_url`` when given."""
     if bus_url:
-        bus_log: EventLog = _bus_adapter(bus_url)(url, bus_url, **options)
-        return bus_log
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    target = BUILTIN.get(scheme)
-    if target is None:
-        for ep in entry_points(group="herald.event_logs"):
-            if ep.name == scheme:
-                cls = ep.load()
-                break
-        else:
+        if _scheme(bus_url) not in BUSES:
             raise ConfigurationError(
-                f"no event-log adapter for {url!r}; known schemes: {', '.join(schemes())}"
+                f"no bus adapter for {bus_url.split('?', 1)[0]!r} (HERALD_BUS_URL); "
+                f"known schemes: {', '.join(BUSES.names())}"
             )
-    else:
-        cls = _load(target)
-    log: EventLog = cls(url, **options)
-    return log
+        return BUSES.load(_scheme(bus_url))(url, bus_url, **options)
+    if _scheme(url) not in EVENT_LOGS:
+        raise ConfigurationError(
+            f"no event-log adapter for {url!r}; known schemes: {', '.join(schemes())}"
+        )
+    return EVENT_LOGS.load(_scheme(url))(url, **options)
