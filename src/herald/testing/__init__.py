@@ -33,6 +33,7 @@ to your ``conftest.py`` for detailed assertion messages. See ``docs/guides/adapt
 
 from herald.testing.artifacts import ArtifactStoreContract
 from herald.testing.embeddings import EmbedderContract
+from herald.testing.evaluation import EngineCase, EngineContract, TargetFactory, case, generation
 from herald.testing.eventlog import EventLogContract, LogFactory
 from herald.testing.executors import ExecutorContract, ExecutorFactory
 from herald.testing.jobs import KIT_PLUGIN
@@ -44,11 +45,16 @@ __all__ = [
     "ArtifactStoreContract",
     "BackendFactory",
     "EmbedderContract",
+    "EngineCase",
+    "EngineContract",
     "EventLogContract",
     "ExecutorContract",
     "ExecutorFactory",
     "LogFactory",
     "ServingBackendContract",
     "StoreFactory",
+    "TargetFactory",
     "VectorStoreContract",
+    "case",
+    "generation",
 ]
