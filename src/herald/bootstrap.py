@@ -32,7 +32,6 @@ from herald.sensors.base import SensorRegistry, default_registry
 from herald.sensors.runner import SensorRunner
 from herald.services import Services
 from herald.serving.deployments import DeploymentManager, DeploymentMetrics, DeploymentStore
-from herald.serving.deployments.sensors import bind_deployments
 from herald.serving.guardrails import GuardrailPipeline
 from herald.serving.keys import KeyStore
 from herald.serving.metrics import ServingMetrics
@@ -84,9 +83,8 @@ class Herald:
         self.services = Services(  # what sensors and inline jobs reach as ctx.services
             settings, registry=self.registry, artifacts=self.artifacts, event_log=self.log
         )
-        from herald.monitoring.sensors import bind_monitoring, install_schedule
+        from herald.monitoring.sensors import install_schedule
 
-        bind_monitoring(settings)  # and the monitoring sensors its settings
         if self.sensor_registry.get("monitoring.schedule") is not None:  # its cron setting
             install_schedule(self.sensor_registry, settings)
         self.serving = ModelPool.from_settings(  # the OpenAI data plane's models (lazy loads)
@@ -109,10 +107,12 @@ class Herald:
             metrics=DeploymentMetrics(self.metrics.registry),
             security=settings.security,
         )
-        bind_deployments(self.deployments)
+        self.services.deployments = self.deployments  # what the deployment sensors apply
         self.guardrails = GuardrailPipeline.install(self.serving, self, settings.serving)
         self.request_log = RequestLog.install(self.serving, settings)
-        self.rag_chains = RagChains.install(self.serving)  # rag/<collection>@<model> models
+        self.rag_chains = RagChains.install(  # rag/<collection>@<model> models
+            self.serving, lambda: self.services.rag, prompts=lambda r: self.services.prompts.get(r)
+        )
         self.keys = KeyStore.from_settings(settings)  # shared database on PostgreSQL
         self.sessions = SessionStore.from_settings(settings)  # dashboard logins, shared too
         self.runner: SensorRunner | None = None
@@ -125,10 +125,9 @@ class Herald:
         return {"synchronous": self.settings.sqlite_synchronous} if url.startswith("sqlite") else {}
 
     def _install_alerting(self) -> None:
-        from herald.alerting.webhooks import bind_alerting, install
+        from herald.alerting.webhooks import install
 
         install(self.settings.alerting, self.sensor_registry, self.catalog)
-        bind_alerting(self.settings)
 
     def _check_rules(self) -> None:
         for spec in self.sensor_registry.all():
@@ -203,6 +202,7 @@ class Herald:
         await self.log.close()
         self.registry.close()
         self.deployments.store.close()
+        self.services.close()  # the stores it opened on first use (monitoring, RAG, …)
         self.keys.close()
         self.sessions.close()
 

@@ -20,9 +20,13 @@ if TYPE_CHECKING:
     from herald.bus.base import EventLog
     from herald.evaluation.store import EvaluationStore
     from herald.jobs.context import JobContext
+    from herald.monitoring.store import MonitoringStore
     from herald.prompts.store import PromptStore
+    from herald.rag.service import RagService
     from herald.registry import Registry
     from herald.sensors.base import SensorContext
+    from herald.serving.deployments import DeploymentManager, DeploymentStore
+    from herald.serving.requestlog import DatabaseRequestLog, FileRequestLog
     from herald.settings import Settings
 
 __all__ = ["Services"]
@@ -48,6 +52,13 @@ class Services:
         self._evaluations = evaluations
         self._prompts = prompts
         self._lock = threading.Lock()
+        # the deployment manager of a process that serves or controls deployments (set by the
+        # composition root); None in a job process, which reads the deployment store alone
+        self.deployments: DeploymentManager | None = None
+        self._deployment_store: DeploymentStore | None = None
+        self._monitoring: MonitoringStore | None = None
+        self._rag: RagService | None = None
+        self._request_log: FileRequestLog | DatabaseRequestLog | None = None
 
     @classmethod
     def from_environment(cls) -> Services:
@@ -121,3 +132,54 @@ class Services:
                 "no event log in this process: a job publishes through ctx.emit / ctx.progress"
             )
         return self._event_log
+
+    @property
+    def deployment_store(self) -> DeploymentStore:
+        """The deployment manager's store, else (a job process) one opened on first use."""
+        if self.deployments is not None:
+            return self.deployments.store
+        with self._lock:
+            if self._deployment_store is None:
+                from herald.serving.deployments.store import DeploymentStore
+
+                self._deployment_store = DeploymentStore.from_settings(self.settings)
+            return self._deployment_store
+
+    @property
+    def monitoring(self) -> MonitoringStore:
+        """The monitoring state (feedback, rule cooldowns, retraining runs and plans)."""
+        with self._lock:
+            if self._monitoring is None:
+                from herald.monitoring.store import MonitoringStore
+
+                self._monitoring = MonitoringStore.from_settings(self.settings)
+            return self._monitoring
+
+    @property
+    def rag(self) -> RagService:
+        """The RAG service (collections, ingestion, retrieval) of these settings."""
+        with self._lock:
+            if self._rag is None:
+                from herald.rag.service import RagService
+
+                self._rag = RagService.from_settings(self.settings)
+            return self._rag
+
+    @property
+    def request_log(self) -> FileRequestLog | DatabaseRequestLog:
+        """A reader of the request log the serving processes write (kept open)."""
+        with self._lock:
+            if self._request_log is None:
+                from herald.serving.requestlog import open_request_log
+
+                self._request_log = open_request_log(self.settings)
+            return self._request_log
+
+    def close(self) -> None:
+        """Close the stores opened here on first use (those handed in belong to the caller)."""
+        with self._lock:
+            opened = (self._deployment_store, self._monitoring, self._rag, self._request_log)
+            self._deployment_store = self._monitoring = self._rag = self._request_log = None
+        for store in opened:
+            if store is not None:
+                store.close()

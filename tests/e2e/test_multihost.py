@@ -114,9 +114,10 @@ def test_roles_on_separate_homes_share_serving_and_monitoring_state(
         except subprocess.TimeoutExpired:
             worker.kill()
     # a process with yet another home reads the feedback from the shared monitoring state
-    from herald.monitoring.sensors import store_for
+    from herald.services import Services
     from herald.settings import Settings
 
-    other = Settings(home=tmp_path / "elsewhere", database_url=fresh_postgres_url)
-    scores = store_for(other).scores_by_response()
+    other = Services(Settings(home=tmp_path / "elsewhere", database_url=fresh_postgres_url))
+    scores = other.monitoring.scores_by_response()
+    other.close()
     assert scores.get(response_id) == 1.0, scores

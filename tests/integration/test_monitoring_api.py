@@ -36,7 +36,7 @@ async def test_feedback_is_stored_and_announced(api: httpx.AsyncClient, env: Env
     r = await api.post("/v1/feedback", json={"response_id": "chatcmpl-2", "score": 0.75})
     assert r.status_code == 201
     assert env.herald is not None
-    scores = monitoring.store_for(env.herald.settings).scores_by_response()
+    scores = env.herald.services.monitoring.scores_by_response()
     assert scores == {"chatcmpl-1": 0.0, "chatcmpl-2": 0.75}
     [ev] = await env.wait_for("feedback.recorded", where=lambda e: e.data["score"] == 0.75)
     assert ev.subject == "responses/chatcmpl-2"

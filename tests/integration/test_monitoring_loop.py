@@ -49,8 +49,7 @@ async def start(env: Env, **retrain: Any) -> Any:
                     "retrain": {"min_rows": 5, "finetune": {"max_steps": 2}, **retrain}},
     )  # fmt: skip
     seed_traffic(h)
-    monitoring.bind_monitoring(h.settings)
-    store = monitoring.store_for(h.settings)
+    store = h.services.monitoring  # what the monitoring sensors read
     for i in range(10):
         store.add_feedback(f"live{i}", 1.0, thumbs="up")
     store.add_feedback("live11", 0.0, thumbs="down")

@@ -16,7 +16,6 @@ import pytest
 from herald import Herald
 from herald.bus import EventQuery
 from herald.messages.envelope import Envelope
-from herald.monitoring import sensors as monitoring
 from herald.monitoring.messages import MonitorsEvaluate
 from herald.settings import Settings
 
@@ -76,15 +75,13 @@ async def herald_rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
         monitoring={"rules_file": str(rules), "retrain": retrain},
     )
     h = Herald(settings)
-    monitoring.bind_monitoring(settings)
     for rid in seed_traffic(home):
-        monitoring.store_for(settings).add_feedback(rid, 1.0, thumbs="up")
+        h.services.monitoring.add_feedback(rid, 1.0, thumbs="up")
     await h.start()
     try:
         yield h
     finally:
         await h.stop()
-        monitoring.bind_monitoring(None)
 
 
 async def wait_for(h: Herald, type_name: str, cid: str, timeout: float = 300) -> Envelope:

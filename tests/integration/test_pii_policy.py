@@ -17,8 +17,6 @@ import pytest
 
 from herald.api import create_app
 from herald.bootstrap import Herald
-from herald.monitoring.sensors import store_for
-from herald.serving.requestlog import reader_for
 from herald.settings import Settings
 
 KEY = "k-pii-0123456789abcdef0123"
@@ -93,7 +91,7 @@ def stored_text(h: Herald) -> str:
     folder = h.settings.home / "serving" / "requests"
     if folder.is_dir() and any(folder.iterdir()):
         return "".join(p.read_text("utf-8") for p in sorted(folder.iterdir()))
-    return "\n".join(json.dumps(x) for x in reader_for(h.settings).read())
+    return "\n".join(json.dumps(x) for x in h.services.request_log.read())
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -128,7 +126,7 @@ async def test_feedback_comments_are_redacted_at_rest(tmp_path: Path) -> None:
         )
         assert r.status_code == 201, r.text
         assert r.json()["comment"] == "call me: [PHONE]"
-        assert [f["comment"] for f in store_for(h.settings).feedback()] == ["call me: [PHONE]"]
+        assert [f["comment"] for f in h.services.monitoring.feedback()] == ["call me: [PHONE]"]
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,7 @@ pytestmark = [
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def client(
     tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[tuple[openai.AsyncOpenAI, httpx.AsyncClient]]:
+) -> AsyncIterator[tuple[openai.AsyncOpenAI, RagService]]:
     home = tmp_path_factory.mktemp("ragchain")
     RagService.reset()
     settings = Settings(
@@ -47,10 +47,10 @@ async def client(
         },
     )
     h = Herald(settings)
-    app = create_app(h, KEY, manage_lifecycle=False)  # binds the RAG service to settings
+    app = create_app(h, KEY, manage_lifecycle=False)
     docs = home / "handbook"
     shutil.copytree(ROOT / "examples" / "rag" / "handbook", docs)
-    svc = RagService.current(settings)
+    svc = h.services.rag  # the service the chains and the REST routes use
     svc.create_collection("handbook")
     svc.ingest("handbook", str(docs))
     http = httpx.AsyncClient(
@@ -58,10 +58,11 @@ async def client(
         base_url="http://h",
         headers={"Authorization": f"Bearer {KEY}"},
     )
-    yield openai.AsyncOpenAI(api_key=KEY, base_url="http://h/v1", http_client=http), http
+    yield openai.AsyncOpenAI(api_key=KEY, base_url="http://h/v1", http_client=http), svc
     await http.aclose()
     await h.serving.close()
     h.registry.close()
+    h.services.close()
     RagService.reset()
 
 
@@ -74,9 +75,9 @@ def qa(source: str) -> str:
 
 
 async def test_answers_cite_the_right_file_and_forget_deleted_ones(
-    client: tuple[openai.AsyncOpenAI, httpx.AsyncClient],
+    client: tuple[openai.AsyncOpenAI, RagService],
 ) -> None:
-    oai, _ = client
+    oai, svc = client
     question = qa("vacation-policy.md")
     chat: list[Any] = [{"role": "user", "content": question}]
     r = await oai.chat.completions.create(model=MODEL, messages=chat, max_tokens=48, temperature=0)
@@ -97,14 +98,14 @@ async def test_answers_cite_the_right_file_and_forget_deleted_ones(
     assert MODEL in models
 
     gone = {c["ref_doc_id"] for c in citations if c["source"].endswith("/vacation-policy.md")}
-    RagService.current().delete_documents("handbook", sorted(gone))  # what REST delete does
+    svc.delete_documents("handbook", sorted(gone))  # what REST delete does
     r2 = await oai.chat.completions.create(model=MODEL, messages=chat, max_tokens=8, temperature=0)
     after = (r2.model_extra or {})["citations"]
     assert after and not any(c["ref_doc_id"] in gone for c in after)
 
 
 async def test_missing_collection_is_an_openai_404(
-    client: tuple[openai.AsyncOpenAI, httpx.AsyncClient],
+    client: tuple[openai.AsyncOpenAI, RagService],
 ) -> None:
     oai, _ = client
     with pytest.raises(openai.NotFoundError) as err:

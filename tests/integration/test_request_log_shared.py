@@ -15,6 +15,7 @@ import pytest
 
 from herald.api.routes.dashboard import serving_metrics
 from herald.monitoring import sensors as monitoring
+from herald.services import Services
 from herald.serving import requestlog
 from herald.serving.hooks import RequestRecord
 from herald.serving.requestlog import (
@@ -116,26 +117,29 @@ def test_two_homes_on_one_postgres_see_each_others_requests(
     writer = open_request_log(serve)
     assert isinstance(writer, DatabaseRequestLog)
     hooks = RequestLog(writer, serve.serving.request_log)
+    on_serve, on_worker = Services(serve), Services(worker)  # two pods' services
     try:
         now = time.time()
         writer.write(line(now - 30, "chat", 1))
         hooks.record(record("served-by-the-gateway", status=500))
         assert hooks.flush()
-        seen = monitoring.read_records(worker, since=now - 60)
+        seen = monitoring.read_records(on_worker.request_log, since=now - 60)
         assert [r["request_id"] for r in seen] == ["chat-1", "served-by-the-gateway"]
         assert seen[1]["status"] == 500 and seen[1]["cost_usd"] is None
-        assert monitoring.read_records(worker, since=now + 3600) == []
+        assert monitoring.read_records(on_worker.request_log, since=now + 3600) == []
         charts = serving_metrics(
-            requestlog.reader_for(worker), minutes=5, buckets=5, model=None, now=now + 1
+            on_worker.request_log, minutes=5, buckets=5, model=None, now=now + 1
         )
         assert charts["models"]["chat"]["requests"] == 2
         assert charts["models"]["chat"]["errors"] == 1
         # and the feedback of the same response, posted to the serve pod, reaches the worker
-        monitoring.store_for(serve).add_feedback("served-by-the-gateway", 0.0, thumbs="down")
-        assert monitoring.store_for(worker).scores_by_response() == {"served-by-the-gateway": 0.0}
+        on_serve.monitoring.add_feedback("served-by-the-gateway", 0.0, thumbs="down")
+        assert on_worker.monitoring.scores_by_response() == {"served-by-the-gateway": 0.0}
         assert not (tmp_path / "serve" / "serving" / "requests").exists()
     finally:
         hooks.close()
+        on_serve.close()
+        on_worker.close()
 
 
 @pytest.mark.postgres
@@ -192,5 +196,5 @@ def test_embedded_keeps_the_files_under_herald_home(tmp_path: Path) -> None:
     hooks.close()
     folder = tmp_path / "home" / "serving" / "requests"
     assert [r["request_id"] for r in read_request_log(folder)] == ["embedded", "chat-7"]
-    assert [r["request_id"] for r in monitoring.read_records(settings, since=100.0)] == ["embedded"]
+    assert [r["request_id"] for r in monitoring.read_records(sink, since=100.0)] == ["embedded"]
     assert [r["request_id"] for r in sink.read(model="chat", until=100.0)] == ["chat-7"]

@@ -4,6 +4,7 @@ the canary policy, and the traffic job per deployment revision."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,23 +13,27 @@ import pytest
 from herald.demo import sensors as demo
 from herald.demo.messages import DemoCompleted, DemoRequested
 from herald.messages.envelope import Envelope
-from herald.monitoring import sensors as monitoring
 from herald.sensors.base import SensorContext
+from herald.services import Services
 from herald.settings import Settings
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Any:
-    monitoring.bind_monitoring(
-        Settings(home=tmp_path, database_url="memory://", monitoring={"min_samples": 2})
-    )
-    yield tmp_path
-    monitoring.bind_monitoring(None)
+def services(tmp_path: Path) -> Iterator[Services]:
+    s = Services(Settings(home=tmp_path, database_url="memory://", monitoring={"min_samples": 2}))
+    yield s
+    s.close()
 
 
-def ctx(cid: str = "flow-1") -> SensorContext:
-    env = Envelope(type="x.y", source="test", data={}, correlationid=cid)
-    return SensorContext(event=env, sensor="test")
+@pytest.fixture
+def ctx(services: Services) -> Callable[..., SensorContext]:
+    """A hand-made context of a Herald with these services (what the sensor runner passes)."""
+
+    def make(cid: str = "flow-1") -> SensorContext:
+        env = Envelope(type="x.y", source="test", data={}, correlationid=cid)
+        return SensorContext(event=env, sensor="test", services=services)
+
+    return make
 
 
 def request() -> DemoRequested:
@@ -38,28 +43,36 @@ def request() -> DemoRequested:
                          rollout={"canary_weight": 25})  # fmt: skip
 
 
-def test_the_demo_starts_with_a_small_finetune_and_remembers_its_flow(home: Path) -> None:
+def test_the_demo_starts_with_a_small_finetune_and_remembers_its_flow(
+    services: Services, ctx: Callable[..., SensorContext]
+) -> None:
     c = ctx()
     ft = demo.on_demo_requested(request(), c)
     assert ft.message_type == "finetune.requested"
     p = ft.payload()
     assert (p["model_name"], p["max_steps"], p["save_steps"], p["lora_r"]) == ("demo", 2, 2, 4)
-    state = demo.load_state("flow-1")
+    state = demo.load_state(services.artifacts, "flow-1")
     assert state is not None and state["rollout"]["canary_weight"] == 25
     assert state["rollout"]["strategy"] == "canary"  # the demo's defaults under the override
-    assert demo.load_state("another-flow") is None
+    assert demo.load_state(services.artifacts, "another-flow") is None
 
 
-def test_windows_smaller_than_min_samples_stop_the_demo_at_once(home: Path) -> None:
+def test_windows_smaller_than_min_samples_stop_the_demo_at_once(
+    services: Services, ctx: Callable[..., SensorContext]
+) -> None:
     short = request().model_copy(update={"drift_prompts": ["c"]})
     done = demo.on_demo_requested(short, ctx())
     assert isinstance(done, DemoCompleted) and not done.ok
     assert "1 prompts per traffic window" in done.reason and "min_samples is 2" in done.reason
     assert "--requests 2" in done.reason
-    assert demo.load_state("flow-1") is None  # nothing started, nothing remembered
+    assert (
+        demo.load_state(services.artifacts, "flow-1") is None
+    )  # nothing started, nothing remembered
 
 
-def test_glue_acts_only_inside_demo_flows(home: Path) -> None:
+def test_glue_acts_only_inside_demo_flows(
+    services: Services, ctx: Callable[..., SensorContext]
+) -> None:
     from herald.evaluation.messages import EvaluationDecided
     from herald.messages.lifecycle import ModelRegistered
 
@@ -86,7 +99,9 @@ def test_glue_acts_only_inside_demo_flows(home: Path) -> None:
     assert demo.on_decided(decided("promote"), ctx("elsewhere")) == []
 
 
-def test_traffic_job_per_deployment_revision(home: Path) -> None:
+def test_traffic_job_per_deployment_revision(
+    services: Services, ctx: Callable[..., SensorContext]
+) -> None:
     from herald.serving.deployments.messages import DeploymentReady
 
     demo.on_demo_requested(request(), ctx())

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from herald.monitoring import sensors as monitoring
 from herald.monitoring.store import MonitoringStore
+from herald.services import Services
 from herald.settings import Settings
 
 
@@ -155,7 +155,7 @@ def test_two_homes_on_one_postgres_share_monitoring_state(
     serve = Settings(home=tmp_path / "serve-home", database_url=fresh_postgres_url)
     worker = Settings(home=tmp_path / "worker-home", database_url=fresh_postgres_url)
     on_serve = MonitoringStore.from_settings(serve)
-    on_worker = monitoring.store_for(worker)
+    on_worker = Services(worker).monitoring  # what the worker's monitoring sensors use
     try:
         on_serve.add_feedback("resp-1", 0.0, thumbs="down", model="m")
         assert on_worker.scores_by_response() == {"resp-1": 0.0}
@@ -167,6 +167,7 @@ def test_two_homes_on_one_postgres_share_monitoring_state(
         assert not (tmp_path / "worker-home" / "monitoring" / "state.db").exists()
     finally:
         on_serve.close()
+        on_worker.close()
 
 
 def test_embedded_settings_keep_the_file_under_herald_home(tmp_path: Path) -> None:

@@ -6,12 +6,10 @@ import json
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from herald.rag import service as rag_service
 from herald.rag.chain_backend import (
     CITATIONS_HEADER,
     ChainCollectionNotFound,
@@ -123,21 +121,20 @@ def test_parse_model() -> None:
 # served through the chat endpoint's service ----------------------------------------------------
 @pytest.fixture
 def rag(tmp_path: Path) -> Iterator[RagService]:
-    settings = SimpleNamespace(
-        home=tmp_path,
-        rag=RagSettings(
+    svc = RagService(
+        RagSettings(
             store_url=f"local://{tmp_path / 'vs'}",
             catalog_url=f"sqlite:///{tmp_path / 'catalog.db'}",
             embedding_model="hash:256",
         ),
+        home=tmp_path,
     )
-    rag_service.bind(settings)
-    svc = RagService.current()
     docs = tmp_path / "docs"
     shutil.copytree(HANDBOOK, docs)
     svc.create_collection("handbook")
     svc.ingest("handbook", str(docs))
     yield svc
+    svc.close()
     RagService.reset()
 
 
@@ -152,7 +149,7 @@ def pool(rag: RagService) -> ModelPool:
             ModelSpec("emb", "embeddings-missing", "x"),
         ]
     )
-    RagChains.install(p, template_dirs=[TEMPLATES])
+    RagChains.install(p, lambda: rag, template_dirs=[TEMPLATES])
     return p
 
 

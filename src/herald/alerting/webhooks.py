@@ -27,7 +27,6 @@ import hmac
 import json
 import logging
 import os
-import threading
 import time
 from typing import Any
 
@@ -39,7 +38,8 @@ from herald.jobs.registry import job
 from herald.messages.catalog import Catalog
 from herald.security.egress import EgressPolicy, EgressTransport, current_policy
 from herald.sensors.base import SensorContext, SensorRegistry, sensor
-from herald.settings import AlertingSettings, Settings, WebhookSettings
+from herald.services import Services
+from herald.settings import AlertingSettings, WebhookSettings
 
 log = logging.getLogger("herald.alerting")
 
@@ -48,32 +48,12 @@ SENSOR_PREFIX = "alerting.webhook."
 RETRY_STATUSES = frozenset({408, 425, 429})
 TOLERANCE_S = 300  # signatures older or newer than this are refused by verify()
 
-_settings: Settings | None = None
-_lock = threading.Lock()
-
 
 class DeliveryRefused(HeraldError):
     """The receiver answered with a 4xx that a retry will not fix."""
 
     status = 400
     code = "webhook_refused"
-
-
-def bind_alerting(settings: Settings | None) -> None:
-    """Use ``settings`` (the running Herald's) for deliveries in this process."""
-    global _settings
-    with _lock:
-        _settings = settings
-
-
-def _current() -> Settings:
-    global _settings
-    with _lock:
-        if _settings is None:
-            from herald.settings import load_settings
-
-            _settings = load_settings()
-        return _settings
 
 
 # signing --------------------------------------------------------------------------------------
@@ -181,8 +161,9 @@ def deliver(
     webhook_name: str, event: dict[str, Any], ctx: JobContext | None = None
 ) -> dict[str, Any]:
     """Deliver one alert message to one configured webhook (signed; retried by the job policy)."""
-    wh = webhook(_current().alerting, webhook_name)
-    result = deliver_once(wh, event, EgressPolicy.of(_current()))
+    settings = Services.of_job(ctx).settings  # the worker's (inline): its herald.yaml webhooks
+    wh = webhook(settings.alerting, webhook_name)
+    result = deliver_once(wh, event, EgressPolicy.of(settings))
     if ctx is not None:
         ctx.log(f"delivered {event.get('type')} {event.get('id')} → {wh.url}: {result['status']}")
     return result

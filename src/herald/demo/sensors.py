@@ -29,6 +29,7 @@ import logging
 import time
 from typing import Any
 
+from herald.artifacts.base import ArtifactStore
 from herald.demo.messages import DemoCompleted, DemoRequested, DemoTrafficServed
 from herald.evaluation.messages import EvaluationDecided, EvaluationRequested
 from herald.jobs.context import JobContext
@@ -37,6 +38,7 @@ from herald.messages.base import Message
 from herald.messages.lifecycle import ModelPromote, ModelPromoted, ModelRegistered
 from herald.monitoring.messages import MonitorsEvaluate, RetrainSkipped
 from herald.sensors.base import SensorContext, sensor
+from herald.services import Services
 from herald.serving.deployments.messages import (
     DeploymentReady,
     DeploymentRequested,
@@ -65,27 +67,19 @@ SMALL_FINETUNE: dict[str, Any] = {
 }
 
 
-def _store() -> Any:
-    """The artifact store of the bound settings: shared by every worker, so a demo's sensors
-    and jobs find its state on whichever worker they run."""
-    from herald.artifacts import open_artifact_store
-    from herald.monitoring.sensors import current_settings
-
-    s = current_settings()
-    return open_artifact_store(s.resolved_artifacts_url, cache_dir=s.home / "cache" / "artifacts")
-
-
 def state_key(correlationid: str) -> str:
     return f"demo/{correlationid}.json"
 
 
-def save_state(correlationid: str, state: dict[str, Any]) -> None:
-    _store().put_bytes(state_key(correlationid), json.dumps(state).encode())
+# a demo's state lives in the artifact store: shared by every worker, so a demo's sensors and
+# jobs find it on whichever worker they run
+def save_state(store: ArtifactStore, correlationid: str, state: dict[str, Any]) -> None:
+    store.put_bytes(state_key(correlationid), json.dumps(state).encode())
 
 
-def load_state(correlationid: str) -> dict[str, Any] | None:
+def load_state(store: ArtifactStore, correlationid: str) -> dict[str, Any] | None:
     """The demo request of this flow, or None outside a demo flow."""
-    store, key = _store(), state_key(correlationid)
+    key = state_key(correlationid)
     if not store.exists(key):
         return None
     data: dict[str, Any] = json.loads(store.get_bytes(key))
@@ -101,10 +95,10 @@ def _finetune(state: dict[str, Any]) -> dict[str, Any]:
 def on_demo_requested(msg: DemoRequested, ctx: SensorContext) -> Message:
     """Remember the demo's settings for its flow and fine-tune the first version — unless its
     traffic windows are smaller than the drift monitor needs, which it says at once."""
-    from herald.monitoring.sensors import current_settings
     from herald.training.job import FinetuneRequested
 
-    need = current_settings().monitoring.min_samples
+    services = Services.of_sensor(ctx)
+    need = services.settings.monitoring.min_samples
     have = min(len(msg.reference_prompts), len(msg.drift_prompts))
     if have < need:
         return DemoCompleted(
@@ -116,7 +110,7 @@ def on_demo_requested(msg: DemoRequested, ctx: SensorContext) -> Message:
             f"HERALD_MONITORING__MIN_SAMPLES={have}",
         )
     state = {**msg.payload(), "rollout": {**DEFAULT_ROLLOUT, **msg.rollout}}
-    save_state(ctx.event.correlationid, state)
+    save_state(services.artifacts, ctx.event.correlationid, state)
     return FinetuneRequested(
         **{**_finetune(state), "base_model": msg.base_model, "dataset": msg.dataset,
            "model_name": msg.name}
@@ -126,7 +120,7 @@ def on_demo_requested(msg: DemoRequested, ctx: SensorContext) -> Message:
 @sensor(on=ModelRegistered, name="herald.demo.evaluate")
 def on_registered(msg: ModelRegistered, ctx: SensorContext) -> list[Message]:
     """Evaluate each new version of the demo model on the demo suite."""
-    state = load_state(ctx.event.correlationid)
+    state = load_state(Services.of_sensor(ctx).artifacts, ctx.event.correlationid)
     if state is None or msg.name != state["name"] or not msg.created:
         return []
     return [EvaluationRequested(target=msg.uri, suite=state["suite"], limit=state["eval_limit"])]
@@ -135,7 +129,7 @@ def on_registered(msg: ModelRegistered, ctx: SensorContext) -> list[Message]:
 @sensor(on=EvaluationDecided, name="herald.demo.promote")
 def on_decided(msg: EvaluationDecided, ctx: SensorContext) -> list[Message]:
     """Guarded promotion: the new version becomes ``champion`` unless it is worse."""
-    state = load_state(ctx.event.correlationid)
+    state = load_state(Services.of_sensor(ctx).artifacts, ctx.event.correlationid)
     if state is None or msg.name != state["name"]:
         return []
     if msg.decision == "worse":
@@ -163,12 +157,11 @@ def on_decided(msg: EvaluationDecided, ctx: SensorContext) -> list[Message]:
 def on_promoted(msg: ModelPromoted, ctx: SensorContext) -> list[Message]:
     """The first champion creates the demo deployment (later ones reach it through
     ``herald.deployments.follow_alias`` and its canary rollout)."""
-    from herald.serving.deployments.sensors import current_store
-
-    state = load_state(ctx.event.correlationid)
+    services = Services.of_sensor(ctx)
+    state = load_state(services.artifacts, ctx.event.correlationid)
     if state is None or msg.name != state["name"] or msg.alias != "champion":
         return []
-    if current_store().find(state["name"]) is not None:
+    if services.deployment_store.find(state["name"]) is not None:
         return []
     return [
         DeploymentRequested(
@@ -183,7 +176,7 @@ def on_promoted(msg: ModelPromoted, ctx: SensorContext) -> list[Message]:
 @sensor(on=DeploymentReady, name="herald.demo.traffic")
 def on_ready(msg: DeploymentReady, ctx: SensorContext) -> None:
     """Serve traffic: drift traffic on the first revision, canary traffic while one is watched."""
-    state = load_state(ctx.event.correlationid)
+    state = load_state(Services.of_sensor(ctx).artifacts, ctx.event.correlationid)
     if state is None or msg.name != state["name"]:
         return
     live = [t for t in msg.targets if float(t.get("weight") or 0) > 0]
@@ -196,7 +189,7 @@ def on_ready(msg: DeploymentReady, ctx: SensorContext) -> None:
 @sensor(on=DeploymentRolledOut, name="herald.demo.finish")
 def on_rolled_out(msg: DeploymentRolledOut, ctx: SensorContext) -> list[Message]:
     """The retrained version serves 100 %: the demo is done."""
-    state = load_state(ctx.event.correlationid)
+    state = load_state(Services.of_sensor(ctx).artifacts, ctx.event.correlationid)
     if state is None or msg.name != state["name"]:
         return []
     return [DemoCompleted(name=msg.name, ok=True, version=msg.version, reason=msg.reason)]
@@ -204,7 +197,7 @@ def on_rolled_out(msg: DeploymentRolledOut, ctx: SensorContext) -> list[Message]
 
 @sensor(on=DeploymentRolledBack, name="herald.demo.rolled_back")
 def on_rolled_back(msg: DeploymentRolledBack, ctx: SensorContext) -> list[Message]:
-    state = load_state(ctx.event.correlationid)
+    state = load_state(Services.of_sensor(ctx).artifacts, ctx.event.correlationid)
     if state is None or msg.name != state["name"]:
         return []
     return [DemoCompleted(name=msg.name, ok=False, reason=f"rolled back: {msg.reason}")]
@@ -212,7 +205,7 @@ def on_rolled_back(msg: DeploymentRolledBack, ctx: SensorContext) -> list[Messag
 
 @sensor(on=RetrainSkipped, name="herald.demo.retrain_skipped")
 def on_retrain_skipped(msg: RetrainSkipped, ctx: SensorContext) -> list[Message]:
-    state = load_state(ctx.event.correlationid)
+    state = load_state(Services.of_sensor(ctx).artifacts, ctx.event.correlationid)
     if state is None or msg.model != state["name"]:
         return []
     return [DemoCompleted(name=msg.model, ok=False, reason=f"retraining skipped: {msg.reason}")]
@@ -244,7 +237,7 @@ def demo_traffic(correlationid: str, mode: str, ctx: JobContext | None = None) -
     windows; ``canary`` = requests until the deployment has one live target again."""
     from herald.client import Client
 
-    state = load_state(correlationid)
+    state = load_state(Services.of_job(ctx).artifacts, correlationid)
     if state is None:
         raise ValueError(f"no demo state for flow {correlationid} ({state_key(correlationid)} "
                          "in the artifact store)")  # fmt: skip

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from herald.messages.base import Message
 from herald.messages.catalog import default_catalog
@@ -34,44 +33,14 @@ from herald.monitoring.messages import (
     RetrainSkipped,
 )
 from herald.monitoring.rules import Context, Outcome, evaluate, load_rules
-from herald.monitoring.store import MonitoringStore
 from herald.sensors.base import SensorContext, SensorRegistry, default_registry, sensor
 from herald.sensors.cron import schedule
+from herald.services import Services
 from herald.serving.guardrails.messages import GuardrailTriggered
 from herald.settings import Settings
-from herald.store.shared import state_url
 
-_settings: Settings | None = None
-_stores: dict[str, MonitoringStore] = {}
-_lock = threading.Lock()
-
-
-def bind_monitoring(settings: Settings | None) -> None:
-    """Use ``settings`` (the running Herald's) in the monitoring sensors of this process."""
-    global _settings
-    with _lock:
-        _settings = settings
-
-
-def current_settings() -> Settings:
-    global _settings
-    with _lock:
-        if _settings is None:
-            from herald.settings import load_settings
-
-            _settings = load_settings()
-        return _settings
-
-
-def store_for(settings: Settings) -> MonitoringStore:
-    """This process's store for ``settings``: the shared PostgreSQL database when Herald runs on
-    one (every role sees the same feedback and monitor state), else
-    ``$HERALD_HOME/monitoring/state.db``."""
-    url = state_url(settings, settings.home / "monitoring" / "state.db")
-    with _lock:
-        if url not in _stores:
-            _stores[url] = MonitoringStore(url)
-        return _stores[url]
+if TYPE_CHECKING:
+    from herald.serving.requestlog import RequestLogReader
 
 
 def request_log_folder(settings: Settings) -> Path:
@@ -79,14 +48,12 @@ def request_log_folder(settings: Settings) -> Path:
 
 
 def read_records(
-    settings: Settings, since: float | None = None, *, model: str | None = None
+    log: RequestLogReader, since: float | None = None, *, model: str | None = None
 ) -> list[dict[str, Any]]:
     """Logged requests (oldest first) with ``time >= since`` (all when None), of ``model`` when
-    given: the files under :func:`request_log_folder` embedded, the shared ``herald_requests``
-    table on PostgreSQL."""
-    from herald.serving.requestlog import reader_for
-
-    return list(reader_for(settings).read(since=since, model=model))
+    given, from ``log`` (``services.request_log``: the files under :func:`request_log_folder`
+    embedded, the shared ``herald_requests`` table on PostgreSQL)."""
+    return list(log.read(since=since, model=model))
 
 
 def _lookback(rules: list[Any]) -> float:
@@ -95,16 +62,15 @@ def _lookback(rules: list[Any]) -> float:
 
 
 def evaluate_now(
-    settings: Settings | None = None,
+    services: Services,
     *,
     only: list[str] | None = None,
     inline: list[dict[str, Any]] | None = None,
     now: float | None = None,
 ) -> list[Outcome]:
-    """Evaluate the configured (or ``inline``) rules once; updates cooldowns; returns every
-    outcome."""
-    s = settings or current_settings()
-    m = s.monitoring
+    """Evaluate the configured (or ``inline``) rules once over the request log and monitoring
+    state of ``services``; updates cooldowns; returns every outcome."""
+    m = services.settings.monitoring
     rules = load_rules(inline if inline else m.rules_file)
     if only:
         rules = [r for r in rules if r.name in only]
@@ -116,8 +82,8 @@ def evaluate_now(
 
     at = time.time() if now is None else now
     ctx = Context(
-        records=read_records(s, since=at - _lookback(rules)),
-        store=store_for(s),
+        records=read_records(services.request_log, since=at - _lookback(rules)),
+        store=services.monitoring,
         embed=embed,
         min_samples=m.min_samples,
         max_samples=m.max_samples,
@@ -146,20 +112,27 @@ def _report(outcomes: list[Outcome], trigger: Literal["schedule", "request"]) ->
 def on_schedule(ctx: SensorContext) -> list[Message]:
     """Evaluate the monitoring rules on ``monitoring.schedule`` (every 5 minutes by default;
     off with monitoring.enabled=false)."""
-    if not current_settings().monitoring.enabled:
+    services = Services.of_sensor(ctx)
+    if not services.settings.monitoring.enabled:
         return []
-    return _report(evaluate_now(), "schedule")
+    return _report(evaluate_now(services), "schedule")
 
 
 def on_evaluate(msg: MonitorsEvaluate, ctx: SensorContext) -> list[Message]:
     """Evaluate the monitoring rules now."""
-    outcomes = evaluate_now(only=msg.rules or None, inline=msg.inline_rules or None, now=msg.at)
+    outcomes = evaluate_now(
+        Services.of_sensor(ctx),
+        only=msg.rules or None,
+        inline=msg.inline_rules or None,
+        now=msg.at,
+    )
     return _report(outcomes, "request")
 
 
 def on_guardrail(msg: GuardrailTriggered, ctx: SensorContext) -> None:
     """Count guardrail hits for the guardrail_rate metric."""
-    store_for(current_settings()).add_guardrail(msg.model, msg.count, msg.requests, msg.window_end)
+    store = Services.of_sensor(ctx).monitoring
+    store.add_guardrail(msg.model, msg.count, msg.requests, msg.window_end)
 
 
 _ROLE = re.compile(r"^(system|user|assistant|tool): ", re.MULTILINE)
@@ -207,18 +180,20 @@ def _retrain_refusal(
 def on_drift(msg: DriftDetected, ctx: SensorContext) -> Message | None:
     """Drift → a data set of recent accepted traffic → dataset.register (cooldown, budget,
     optional approval)."""
-    s = current_settings()
+    services = Services.of_sensor(ctx)
+    s = services.settings
     r = s.monitoring.retrain
     if not r.enabled:
         return None
-    store = store_for(s)
+    store = services.monitoring
     now = ctx.event.time.timestamp()
     model = msg.model
     runs = [t for t in store.retrain_runs_since(model, now - 86400.0) if t < now]
     reason = _retrain_refusal(runs, now, r.cooldown_s, r.max_runs_per_day)
     if reason is not None:
         return RetrainSkipped(model=model, reason=reason, drift_event_id=ctx.event.id)
-    rows = accepted_rows(read_records(s, model=model), store.scores_by_response(), model, s)
+    records = read_records(services.request_log, model=model)
+    rows = accepted_rows(records, store.scores_by_response(), model, s)
     if len(rows) < r.min_rows:
         return RetrainSkipped(
             model=model,
@@ -235,11 +210,10 @@ def on_drift(msg: DriftDetected, ctx: SensorContext) -> Message | None:
     name = f"{r.dataset_prefix}{model}"[:128]
     # into the artifact store, not this worker's home: the dataset.register job may run on
     # another host (it reads store URIs through the store)
-    from herald.artifacts import open_artifact_store
-
-    store_ = open_artifact_store(s.resolved_artifacts_url, cache_dir=s.home / "cache" / "artifacts")
     data = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode()
-    source = store_.put_bytes(f"monitoring/datasets/{name}-{ctx.event.id}.jsonl", data).uri
+    source = services.artifacts.put_bytes(
+        f"monitoring/datasets/{name}-{ctx.event.id}.jsonl", data
+    ).uri
     store.save_plan(
         name,
         {
@@ -275,10 +249,10 @@ def on_approval_granted(msg: ApprovalGranted, ctx: SensorContext) -> Message | N
 
 def on_dataset_registered(msg: DatasetRegistered, ctx: SensorContext) -> Message | None:
     """A retraining data set is registered → finetune.requested with the configured settings."""
-    s = current_settings()
-    if not msg.name.startswith(s.monitoring.retrain.dataset_prefix):
+    services = Services.of_sensor(ctx)
+    if not msg.name.startswith(services.settings.monitoring.retrain.dataset_prefix):
         return None
-    plan = store_for(s).plan(msg.name)
+    plan = services.monitoring.plan(msg.name)
     if plan is None:
         return None
     from herald.training.job import FinetuneRequested

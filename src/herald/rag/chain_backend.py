@@ -23,10 +23,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
@@ -54,6 +54,10 @@ from herald.serving.chat.protocol import ChatCompletionResponse
 from herald.serving.errors import BadParameter, ModelNotFound, ServingError
 from herald.serving.hooks import RequestContext, RequestRecord
 from herald.serving.pool import ModelPool, ModelSpec, Replica
+
+if TYPE_CHECKING:
+    from herald.prompts.store import PromptVersion
+    from herald.rag.service import RagService
 
 log = logging.getLogger("herald.rag")
 PREFIX = "rag/"
@@ -92,24 +96,38 @@ class _Pending:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-def _service() -> Any:
-    from herald.rag.service import RagService
-
-    return RagService.current()
-
-
 class RagChains:
-    """The chain router, hooks and lister of one pool."""
+    """The chain router, hooks and lister of one pool.
 
-    def __init__(self, pool: ModelPool, *, template_dirs: list[Path] | None = None) -> None:
+    ``rag`` gives the RAG service (a Herald passes ``lambda: services.rag``: opened on the first
+    chain request); ``prompts`` resolves a ``prompts:/…`` template reference (a Herald's
+    shared prompt registry; default: the prompt file of the RAG service's home)."""
+
+    def __init__(
+        self,
+        pool: ModelPool,
+        rag: Callable[[], RagService],
+        *,
+        prompts: Callable[[str], PromptVersion] | None = None,
+        template_dirs: list[Path] | None = None,
+    ) -> None:
         self.pool = pool
+        self.rag = rag
+        self._prompts = prompts
         self._template_dirs = template_dirs
         self._pending: dict[str, _Pending] = {}
         self._backends: dict[str, ChainBackend] = {}
 
     @classmethod
-    def install(cls, pool: ModelPool, *, template_dirs: list[Path] | None = None) -> RagChains:
-        chains = cls(pool, template_dirs=template_dirs)
+    def install(
+        cls,
+        pool: ModelPool,
+        rag: Callable[[], RagService],
+        *,
+        prompts: Callable[[str], PromptVersion] | None = None,
+        template_dirs: list[Path] | None = None,
+    ) -> RagChains:
+        chains = cls(pool, rag, prompts=prompts, template_dirs=template_dirs)
         pool.add_router(chains.route)
         pool.hooks.before_request.append(chains.before_request)
         pool.hooks.after_response.append(chains.after_response)
@@ -122,7 +140,7 @@ class RagChains:
         ``$HERALD_HOME/rag/templates``."""
         if self._template_dirs is not None:
             return self._template_dirs
-        return [Path(_service().home) / "rag" / "templates"]
+        return [Path(self.rag().home) / "rag" / "templates"]
 
     # router -------------------------------------------------------------------------------------
     async def route(self, model: str, user: str | None) -> Replica | None:
@@ -131,7 +149,7 @@ class RagChains:
             return None
         collection, inner = parsed
         try:
-            await asyncio.to_thread(lambda: _service().get_collection(collection))
+            await asyncio.to_thread(lambda: self.rag().get_collection(collection))
         except CollectionNotFound as exc:
             raise ChainCollectionNotFound(
                 f"{exc.message} (model {model!r})", param="model"
@@ -147,7 +165,7 @@ class RagChains:
 
     def list_models(self) -> list[ModelSpec]:
         try:
-            names = [c.name for c in _service().list_collections()]
+            names = [c.name for c in self.rag().list_collections()]
         except Exception:  # listing must never break /v1/models
             log.debug("listing collections for rag models failed", exc_info=True)
             return []
@@ -221,14 +239,12 @@ class RagChains:
     def _prompt_template(self, ref: str, collection: str) -> ChainTemplate:
         """The default template with its system prompt from the prompt registry; the prompt
         may use the variables ``collection`` and ``citation_instructions``."""
-        from herald.prompts import current_prompt_store, open_prompt_store
-        from herald.rag import service as rag_service
+        if self._prompts is not None:
+            prompt = self._prompts(ref)  # the store every role shares
+        else:  # no Herald around: the home's own file
+            from herald.prompts import open_prompt_store
 
-        settings = rag_service._bound
-        if settings is None or hasattr(settings, "resolved_database_url"):
-            prompt = current_prompt_store(settings).get(ref)  # the store every role shares
-        else:  # bound to bare RAG settings (no database): the home's own file
-            store = open_prompt_store(_service().home)
+            store = open_prompt_store(self.rag().home)
             try:
                 prompt = store.get(ref)
             finally:
@@ -264,7 +280,7 @@ class RagChains:
                 query = rewrite_query(messages)
                 filters = pending.options.get("filters")
                 chunks = await asyncio.to_thread(
-                    lambda: _service().retrieve(
+                    lambda: self.rag().retrieve(
                         collection, query, k=template.k, mode=template.mode, filters=filters
                     )
                 )

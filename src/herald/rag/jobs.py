@@ -24,6 +24,7 @@ from herald.rag.messages import (
 )
 from herald.security.files import current_policy
 from herald.sensors.base import SensorContext, sensor
+from herald.services import Services
 
 INGEST_JOB = "rag.ingest"
 REINDEX_JOB = "rag.reindex"
@@ -79,9 +80,7 @@ def ingest_documents(
 ) -> DocumentsIngested:
     """Load, chunk, embed and store the documents of ``source`` (file, folder or fsspec URL)
     in ``collection``; unchanged files are skipped by content hash."""
-    from herald.rag.service import RagService
-
-    svc = RagService.current()
+    svc = Services.of_job(ctx).rag
     policy = current_policy()  # the same answer as the API edge gave (403 otherwise)
 
     def progress(fraction: float, message: str) -> None:
@@ -113,9 +112,7 @@ def reindex_collection(
     collection: str, embedding_model: str | None = None, ctx: JobContext | None = None
 ) -> CollectionReindexed:
     """Re-embed every chunk of ``collection`` with ``embedding_model`` (default: its own)."""
-    from herald.rag.service import RagService
-
-    svc = RagService.current()
+    svc = Services.of_job(ctx).rag
     col = svc.reindex(
         collection,
         embedding_model=embedding_model,
@@ -147,9 +144,7 @@ def on_reindex_requested(msg: CollectionReindexRequested, ctx: SensorContext) ->
 @sensor(on=DocumentsDeleteRequested, name="rag.delete")
 def on_delete_requested(msg: DocumentsDeleteRequested, ctx: SensorContext) -> DocumentsDeleted:
     """Delete the documents at once (fast, idempotent) and report ``documents.deleted``."""
-    from herald.rag.service import RagService
-
-    counts = RagService.current().delete_documents(msg.collection, msg.ref_doc_ids)
+    counts = Services.of_sensor(ctx).rag.delete_documents(msg.collection, msg.ref_doc_ids)
     return DocumentsDeleted(
         collection=msg.collection,
         ref_doc_ids=msg.ref_doc_ids,

@@ -6,8 +6,9 @@ metadata filters, MMR diversity and an optional rerank hook.
                     filters={"doc_type": "markdown"}, mmr=True)
     hits[0].text, hits[0].score, hits[0].source, hits[0].page
 
-Usable in-process by chains and the API server: the collection catalog, stores and embedders
-are cached per process (:meth:`RagService.current`).
+Chains, the API server, sensors and jobs pass their Herald's service (``services.rag``), whose
+catalog stays open; stores and embedders are cached per process. Without ``service`` (a script)
+a service of this process's settings (environment and ``herald.yaml``) is opened for the call.
 """
 
 from __future__ import annotations
@@ -133,11 +134,18 @@ def retrieve(
     service: RagService | None = None,
 ) -> list[RetrievedChunk]:
     """The ``k`` best chunks of ``collection`` for ``query`` (raises CollectionNotFound,
-    InvalidFilter, RagError)."""
+    InvalidFilter, RagError); ``service``: the Herald's (``services.rag``), else one of this
+    process's settings, opened for this call."""
     if service is None:
         from herald.rag.service import RagService
+        from herald.settings import load_settings
 
-        service = RagService.current()
+        own = RagService.from_settings(load_settings())
+        try:
+            return retrieve(collection, query, k=k, mode=mode, filters=filters, mmr=mmr,
+                            mmr_lambda=mmr_lambda, fetch_k=fetch_k, rerank=rerank, service=own)  # fmt: skip
+        finally:
+            own.close()
     if not query or not query.strip():
         raise RagError("query must not be empty")
     if mode not in MODES:

@@ -1,13 +1,14 @@
 """The RAG service: collections, ingestion, deletion and retrieval over one catalog.
 
-One instance per process and configuration (:meth:`RagService.current`); the API server, the
-ingestion job's subprocess and chains share the same store and catalog URLs, so what one writes
-the others see on their next query. Embedders and stores are cached per process.
+A running Herald keeps one (``services.rag``, built from its settings on first use): the REST
+routes, the chains and the sensors use it, a job reaches it as ``ctx.services.rag`` (a job in
+its own process gets one from that process's settings). They share the same store and catalog
+URLs, so what one writes the others see on their next query. Embedders and vector stores are
+cached per process.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,16 +22,6 @@ from herald.rag.settings import RagSettings, default_catalog_url, default_store_
 from herald.rag.vectorstores.base import Chunk, VectorStore, open_vector_store
 from herald.security import egress
 from herald.security.files import FilePolicy
-
-_instances: dict[tuple[str, str], RagService] = {}
-_bound: Any = None  # the settings of the Herald running in this process (bind())
-_lock = threading.Lock()
-
-
-def bind(settings: Any) -> None:
-    """Make ``settings`` (a running Herald's) the default of :meth:`RagService.current`."""
-    global _bound
-    _bound = settings
 
 
 def default_urls(rs: RagSettings, home: Path, database_url: str | None) -> tuple[str, str]:
@@ -56,38 +47,23 @@ class RagService:
         self._reranker: Any = None
 
     @classmethod
-    def current(cls, settings: Any = None) -> RagService:
-        """The process-wide service for Herald ``settings`` (loaded from the environment if None)."""
-        if settings is None:
-            settings = _bound
-        if settings is None:
-            from herald.settings import load_settings
-
-            settings = load_settings()
-        rs = rag_settings(settings)
-        home = Path(settings.home)
+    def from_settings(cls, settings: Any) -> RagService:
+        """The service of Herald ``settings`` (its ``rag`` section, home and database); the
+        caller closes it (a Herald keeps one as ``services.rag``)."""
         database_url = getattr(settings, "resolved_database_url", None)
-        key = default_urls(rs, home, database_url)
-        with _lock:
-            svc = _instances.get(key)
-            if svc is None:
-                svc = _instances[key] = cls(rs, home=home, database_url=database_url)
-            return svc
+        return cls(rag_settings(settings), home=Path(settings.home), database_url=database_url)
+
+    def close(self) -> None:
+        """Release the catalog's connections and the reranker's client."""
+        self.catalog.close()
+        if self._reranker is not None:
+            self._reranker.close()
 
     @classmethod
     def reset(cls) -> None:
-        """Forget cached services and the bound settings (tests)."""
+        """Close the vector stores this process keeps open (tests)."""
         from herald.rag.vectorstores.base import close_cached_stores
 
-        global _bound
-        _bound = None
-        with _lock:
-            services = list(_instances.values())
-            _instances.clear()
-        for s in services:
-            s.catalog.close()
-            if s._reranker is not None:
-                s._reranker.close()
         close_cached_stores()
 
     # plumbing -------------------------------------------------------------------------------

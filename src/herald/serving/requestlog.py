@@ -20,9 +20,9 @@ Where the lines go is a small port (:class:`RequestLogSink`) with two adapters:
   it never blocks or fails a request. Rows older than ``retention_days`` or beyond the newest
   ``max_rows`` are deleted by the writers.
 
-:func:`open_request_log` gives the sink of a deployment (the gateway's writer);
-:func:`reader_for` a process-wide one for readers, whose ``read(since=…)`` takes the time window
-so that PostgreSQL does not ship the whole table.
+:func:`open_request_log` gives the sink of a deployment (the gateway's writer) and the reader a
+Herald keeps open for its monitors, rollout judge and dashboard (``services.request_log``), whose
+``read(since=…)`` takes the time window so that PostgreSQL does not ship the whole table.
 """
 
 from __future__ import annotations
@@ -436,20 +436,6 @@ def open_request_log(
     if is_postgres(url):
         return DatabaseRequestLog(url, settings.serving.request_log, registry=registry)
     return FileRequestLog(request_log_folder(settings), settings.serving.request_log)
-
-
-_readers: dict[str, FileRequestLog | DatabaseRequestLog] = {}
-_readers_lock = threading.Lock()
-
-
-def reader_for(settings: Settings) -> FileRequestLog | DatabaseRequestLog:
-    """This process's reader of the request log of ``settings`` (kept open, shared)."""
-    url = settings.resolved_database_url
-    key = url if is_postgres(url) else str(request_log_folder(settings))
-    with _readers_lock:
-        if key not in _readers:
-            _readers[key] = open_request_log(settings)
-        return _readers[key]
 
 
 # the gateway's hooks -----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Query
 
 from herald.bus.base import EventQuery
-from herald.serving.requestlog import RequestLogReader, read_files, reader_for
+from herald.serving.requestlog import RequestLogReader, read_files
 
 if TYPE_CHECKING:
     from herald.bootstrap import Herald
@@ -124,7 +124,7 @@ def router(h: Herald) -> APIRouter:
     ) -> dict[str, Any]:
         return await asyncio.to_thread(
             serving_metrics,
-            reader_for(h.settings),
+            h.services.request_log,
             minutes=minutes,
             buckets=buckets,
             model=model,

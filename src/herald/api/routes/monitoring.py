@@ -48,9 +48,6 @@ class EvaluateBody(BaseModel):
 
 def feedback_router(h: Herald) -> APIRouter:
     """``POST /v1/feedback`` alone: also on ``herald serve``, next to the responses it rates."""
-    from herald.monitoring.sensors import bind_monitoring, store_for
-
-    bind_monitoring(h.settings)
     r = APIRouter(tags=["monitoring"])
 
     @r.post("/feedback", status_code=201, summary="Rate a served response (thumbs or score)")
@@ -61,7 +58,7 @@ def feedback_router(h: Herald) -> APIRouter:
         pii = PIIPolicy.from_settings(h.settings)  # a comment is request text at rest
         comment = body.comment if pii.log_raw else pii.redact(body.comment)[0]
         row = await asyncio.to_thread(
-            store_for(h.settings).add_feedback,
+            h.services.monitoring.add_feedback,
             body.response_id,
             score,
             thumbs=body.thumbs,
@@ -84,7 +81,7 @@ def router(h: Herald) -> APIRouter:
     from herald.monitoring.rules import load_rules
 
     r = APIRouter(tags=["monitoring"])
-    r.include_router(feedback_router(h))  # binds the monitoring settings
+    r.include_router(feedback_router(h))
 
     @r.get("/monitors", summary="Monitoring rules and their latest outcomes")
     async def monitors() -> dict[str, Any]:

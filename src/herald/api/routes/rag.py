@@ -24,7 +24,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from herald.api.params import Offset
-from herald.rag import service as rag_service
 from herald.rag.collections import Collection, check_name
 from herald.rag.errors import RagError
 from herald.rag.messages import (
@@ -32,6 +31,7 @@ from herald.rag.messages import (
     CollectionDeleted,
     DocumentsDeleted,
 )
+from herald.rag.service import RagService
 
 if TYPE_CHECKING:
     from herald.bootstrap import Herald
@@ -85,10 +85,9 @@ def _col(c: Collection) -> dict[str, Any]:
 
 def router(h: Herald) -> APIRouter:
     r = APIRouter(tags=["collections"])
-    rag_service.bind(h.settings)
 
-    def svc() -> rag_service.RagService:
-        return rag_service.RagService.current(h.settings)
+    def svc() -> RagService:
+        return h.services.rag  # the one the chains, sensors and inline jobs use
 
     async def run(fn: Any, *args: Any, **kw: Any) -> Any:
         return await asyncio.to_thread(fn, *args, **kw)

@@ -120,10 +120,10 @@ class RagEngine(Engine):
             return list(item.sample.contexts)
         if self.options.collection is None:
             raise ItemError("sample has no 'contexts' and options.collection is not set")
-        from herald.rag.service import RagService
+        from herald.rag.retrieval import retrieve  # the job process's settings' collections
 
         chunks = await asyncio.to_thread(
-            RagService.current().retrieve, self.options.collection, question, k=self.options.k
+            retrieve, self.options.collection, question, k=self.options.k
         )
         return [c.text for c in chunks]
 

@@ -24,6 +24,7 @@ from typing import Any
 from herald.jobs.context import JobContext
 from herald.jobs.registry import job
 from herald.sensors.base import SensorContext, sensor
+from herald.services import Services
 from herald.serving.batch.messages import BatchCompleted, BatchRequested
 
 BATCH_JOB = "serving.batch"
@@ -116,12 +117,10 @@ async def run_one(pool: Any, endpoint: str, body: dict[str, Any]) -> tuple[int, 
     return 200, result.model_dump(mode="json")
 
 
-def _pool() -> Any:
-    from herald.serving.deployments.sensors import _bound
-
-    if _bound is None:
+def _pool(services: Services) -> Any:
+    if services.deployments is None:
         raise RuntimeError("batch jobs run in a Herald process with a model pool (inline executor)")
-    return _bound.pool
+    return services.deployments.pool
 
 
 @job(name=BATCH_JOB, executor="inline", max_attempts=1)
@@ -133,10 +132,9 @@ async def run_batch(
     ctx: JobContext | None = None,
 ) -> BatchCompleted:
     """Run every request of a Batch JSONL file through the gateway; write the results JSONL."""
-    from herald.artifacts import open_artifact_store
-
     started = time.perf_counter()
-    store = open_artifact_store()
+    services = Services.of_job(ctx)
+    store = services.artifacts
     job_id = ctx.job_id if ctx is not None else None
     try:
         key = store.key_of(input_uri) if "://" in input_uri else input_uri
@@ -144,7 +142,7 @@ async def run_batch(
     except Exception as exc:
         msg = getattr(exc, "message", None) or str(exc)
         return BatchCompleted(batch_id=batch_id, status="failed", error=msg, job_id=job_id)
-    pool = _pool()
+    pool = _pool(services)
     results: list[dict[str, Any] | None] = [None] * len(lines)
     sem = asyncio.Semaphore(concurrency)
     done = 0

@@ -27,6 +27,7 @@ from herald.errors import HeraldError
 from herald.evaluation.messages import EvaluationCompleted, EvaluationRequested
 from herald.messages.base import Message
 from herald.sensors.base import SensorContext, sensor
+from herald.services import Services
 from herald.serving.deployments.messages import DeploymentRollback
 from herald.serving.deployments.models import Deployment, Target, canary_of
 
@@ -168,10 +169,8 @@ def _baseline_request(
 @sensor(on=EvaluationCompleted, name="herald.deployments.canary_regression")
 async def on_canary_evaluated(msg: EvaluationCompleted, ctx: SensorContext) -> list[Message]:
     """Roll a deployment's canary back when its evaluation regressed (see the module doc)."""
-    from herald.evaluation.jobs import current_store as evaluation_store
-    from herald.serving.deployments.sensors import current_store
-
     if msg.step is not None or not (msg.model_version or msg.options.get("canary_for")):
         return []
-    deployments = await asyncio.to_thread(current_store().list)
-    return await asyncio.to_thread(canary_verdicts, msg, deployments, evaluation_store())
+    services = Services.of_sensor(ctx)
+    deployments = await asyncio.to_thread(services.deployment_store.list)
+    return await asyncio.to_thread(canary_verdicts, msg, deployments, services.evaluations)

@@ -35,6 +35,7 @@ from herald.jobs.context import JobContext
 from herald.jobs.registry import job
 from herald.messages.base import Message
 from herald.sensors.base import SensorContext, sensor
+from herald.services import Services
 from herald.serving.deployments.messages import (
     DeploymentReady,
     DeploymentRollback,
@@ -42,6 +43,7 @@ from herald.serving.deployments.messages import (
     DeploymentWatch,
 )
 from herald.serving.deployments.models import Deployment, RolloutPolicy, canary_of
+from herald.serving.deployments.store import DeploymentStore
 
 log = logging.getLogger("herald.serving.deployments.rollout")
 WATCH_JOB = "deployment.watch"
@@ -201,9 +203,8 @@ def judge(
 @sensor(on=DeploymentReady, name="herald.deployments.rollout_start")
 async def on_ready(msg: DeploymentReady, ctx: SensorContext) -> list[Message]:
     """A revision of a ``canary``-strategy deployment that serves a canary → deployment.watch."""
-    from herald.serving.deployments.sensors import current_store
-
-    dep = await asyncio.to_thread(current_store().find, msg.name)
+    store = Services.of_sensor(ctx).deployment_store
+    dep = await asyncio.to_thread(store.find, msg.name)
     if dep is None or dep.revision != msg.revision or dep.rollout.strategy != "canary":
         return []
     pair = _canary(dep)
@@ -239,29 +240,23 @@ def on_watch(msg: DeploymentWatch, ctx: SensorContext) -> None:
 
 
 # the job ---------------------------------------------------------------------------------------
-def _still_canary(name: str, canary_version: str) -> bool:
-    from herald.serving.deployments.sensors import current_store
-
-    dep = current_store().find(name)
+def _still_canary(store: DeploymentStore, name: str, canary_version: str) -> bool:
+    dep = store.find(name)
     pair = _canary(dep) if dep is not None else None
     return pair is not None and pair[0] == canary_version
 
 
 def measure(
-    name: str, canary_version: str, stable_version: str, since: float
+    services: Services, name: str, canary_version: str, stable_version: str, since: float
 ) -> tuple[VersionStats, VersionStats, tuple[bool | None, dict[str, Any]]]:
-    """Read the request log, feedback and evaluations of this Herald home."""
-    from herald.evaluation.jobs import current_store as evaluation_store
-    from herald.monitoring.sensors import current_settings, read_records, store_for
-
-    settings = current_settings()
+    """Read the request log, feedback and evaluations of this Herald."""
     stats = version_stats(
-        read_records(settings, since=since, model=name),
-        store_for(settings).scores_by_response(),
+        list(services.request_log.read(since=since, model=name)),
+        services.monitoring.scores_by_response(),
         name,
         since,
     )
-    evals = evaluation_store().list_evaluations(model_version=canary_version, status="completed")
+    evals = services.evaluations.list_evaluations(model_version=canary_version, status="completed")
     return (
         stats.get(canary_version, VersionStats()),
         stats.get(stable_version, VersionStats()),
@@ -282,15 +277,16 @@ def watch_canary(
     """Watch ``canary_version`` of deployment ``name`` and return the verdict message:
     ``deployment.traffic.changed`` (rollout) or ``deployment.rollback``."""
     pol = RolloutPolicy.model_validate(policy or {})
+    services = Services.of_job(ctx)
     since = since or time.time()  # when the canary took traffic (its deployment.ready)
     while True:
         if ctx is not None and ctx.cancelled:
             return []
-        if not _still_canary(name, canary_version):
+        if not _still_canary(services.deployment_store, name, canary_version):
             if ctx is not None:
                 ctx.log(f"{canary_version} is no longer a canary of {name}; nothing to decide")
             return []
-        canary, stable, evaluation = measure(name, canary_version, stable_version, since)
+        canary, stable, evaluation = measure(services, name, canary_version, stable_version, since)
         elapsed = time.time() - since
         v = judge(pol, canary, stable, elapsed_s=elapsed, evaluation=evaluation)
         if ctx is not None:

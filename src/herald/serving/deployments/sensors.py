@@ -21,13 +21,14 @@ Redelivered events are recognised by their id and do not create a second revisio
 from __future__ import annotations
 
 import asyncio
-import threading
 from typing import Any
 
 from herald.errors import HeraldError
 from herald.messages.base import Message
 from herald.messages.lifecycle import ModelPromoted
+from herald.registry import Registry
 from herald.sensors.base import SensorContext, sensor
+from herald.services import Services
 from herald.serving.deployments import canary as _canary_sensor  # noqa: F401  (registers)
 from herald.serving.deployments import rollout as _rollout_sensors  # noqa: F401  (registers)
 from herald.serving.deployments.manager import DeploymentManager
@@ -48,50 +49,20 @@ from herald.serving.deployments.models import (
     apply_weights,
     parse_deployment,
 )
-from herald.serving.deployments.store import DeploymentStore
-
-_bound: DeploymentManager | None = None
-_store: DeploymentStore | None = None
-_lock = threading.Lock()
 
 
-def bind_deployments(manager: DeploymentManager | None) -> None:
-    """Make ``manager`` (and its store) the one the built-in sensors of this process use."""
-    global _bound, _store
-    with _lock:
-        _bound = manager
-        _store = manager.store if manager is not None else None
+def follow_aliases_enabled(services: Services) -> bool:
+    return services.settings.serving.deployments.follow_aliases
 
 
-def current_store() -> DeploymentStore:
-    global _store
-    with _lock:
-        if _store is None:
-            from herald.settings import load_settings
-
-            _store = DeploymentStore.from_settings(load_settings())
-        return _store
+def _serving_manager(services: Services) -> DeploymentManager | None:
+    """The deployment manager when this process serves HTTP (it applies revisions)."""
+    mgr = services.deployments
+    return mgr if mgr is not None and mgr.serving else None
 
 
-def follow_aliases_enabled() -> bool:
-    if _bound is not None:
-        return _bound.settings.follow_aliases
-    from herald.settings import load_settings
-
-    return load_settings().serving.deployments.follow_aliases
-
-
-def _serving_manager() -> DeploymentManager | None:
-    return _bound if _bound is not None and _bound.serving else None
-
-
-def resolve_targets(targets: list[Target]) -> list[Target]:
+def resolve_targets(targets: list[Target], registry: Registry) -> list[Target]:
     """Each target with ``version`` set to the concrete ``models:/name/N`` it means now."""
-    registry = _bound.registry if _bound is not None else None
-    if registry is None:
-        from herald.registry.sensors import current_registry
-
-        registry = current_registry()
     out: list[Target] = []
     for t in targets:
         mv = registry.resolve(t.model)
@@ -107,8 +78,9 @@ def _cause(ctx: SensorContext) -> dict[str, str | None]:
 
 async def _store_and_apply(dep: Deployment, ctx: SensorContext) -> Message | None:
     """Write ``dep`` as a new revision (once per event) and apply it if this process serves."""
-    store = current_store()
-    mgr = _serving_manager()
+    services = Services.of_sensor(ctx)
+    store = services.deployment_store
+    mgr = _serving_manager(services)
 
     async def write() -> Deployment:
         existing = await asyncio.to_thread(store.find, dep.name)
@@ -153,8 +125,9 @@ async def on_deployment_requested(msg: DeploymentRequested, ctx: SensorContext) 
                 **({"rollout": msg.rollout} if msg.rollout is not None else {}),
             }
         )
-        dep.targets = await asyncio.to_thread(resolve_targets, dep.targets)
-        previous = await asyncio.to_thread(current_store().find, msg.name)
+        services = Services.of_sensor(ctx)
+        dep.targets = await asyncio.to_thread(resolve_targets, dep.targets, services.registry)
+        previous = await asyncio.to_thread(services.deployment_store.find, msg.name)
         if previous is not None:
             dep.history = [*previous.history, previous.targets][-20:]
     except HeraldError as exc:
@@ -166,8 +139,9 @@ async def on_deployment_requested(msg: DeploymentRequested, ctx: SensorContext) 
 async def on_traffic_changed(msg: DeploymentTrafficChanged, ctx: SensorContext) -> Any:
     """Apply new weights (the loaded replicas are reused; nothing reloads) and add the targets
     in ``add`` (a canary: loaded and health-checked before it takes traffic)."""
+    services = Services.of_sensor(ctx)
     try:
-        current = await asyncio.to_thread(current_store().get, msg.name)
+        current = await asyncio.to_thread(services.deployment_store.get, msg.name)
         if current.cause.get("id") == ctx.event.id:
             return await _store_and_apply(current, ctx)
         if msg.rollout_of is not None:
@@ -177,7 +151,8 @@ async def on_traffic_changed(msg: DeploymentTrafficChanged, ctx: SensorContext) 
             added = parse_deployment({"name": msg.name, "targets": msg.add}).targets
             # duplicates, the 8-target limit and the weight sum are checked on the whole set
             parse_deployment({"name": msg.name, "targets": [*targets, *added]})
-            targets = [*targets, *await asyncio.to_thread(resolve_targets, added)]
+            resolved = await asyncio.to_thread(resolve_targets, added, services.registry)
+            targets = [*targets, *resolved]
     except HeraldError as exc:
         return _failed(msg.name, exc)
     dep = current.model_copy(
@@ -229,7 +204,7 @@ async def _complete_rollout(
         }
     )
     outcome = await _store_and_apply(dep, ctx)
-    stored = await asyncio.to_thread(current_store().get, msg.name)
+    stored = await asyncio.to_thread(Services.of_sensor(ctx).deployment_store.get, msg.name)
     out: list[Message] = [
         DeploymentRolledOut(
             name=msg.name,
@@ -249,7 +224,8 @@ async def _complete_rollout(
 async def on_rollback(msg: DeploymentRollback, ctx: SensorContext) -> Any:
     """Restore the previous revision's targets and weights (as a new revision)."""
     try:
-        current = await asyncio.to_thread(current_store().get, msg.name)
+        store = Services.of_sensor(ctx).deployment_store
+        current = await asyncio.to_thread(store.get, msg.name)
         if current.cause.get("id") == ctx.event.id:
             return None
         if msg.away_from is not None:
@@ -274,7 +250,7 @@ async def on_rollback(msg: DeploymentRollback, ctx: SensorContext) -> Any:
         }
     )
     outcome = await _store_and_apply(dep, ctx)
-    stored = await asyncio.to_thread(current_store().get, msg.name)
+    stored = await asyncio.to_thread(Services.of_sensor(ctx).deployment_store.get, msg.name)
     out: list[Message] = [
         DeploymentRolledBack(
             name=msg.name,
@@ -309,12 +285,12 @@ def _away_from(current: Deployment, version: str) -> tuple[list[Target], list[li
 @sensor(on=DeploymentDelete, name="herald.deployments.delete")
 async def on_delete(msg: DeploymentDelete, ctx: SensorContext) -> Any:
     """Remove a deployment; its replicas drain and unload."""
-    store = current_store()
+    services = Services.of_sensor(ctx)
     try:
-        dep = await asyncio.to_thread(store.delete, msg.name)
+        dep = await asyncio.to_thread(services.deployment_store.delete, msg.name)
     except HeraldError as exc:
         return _failed(msg.name, exc)
-    mgr = _serving_manager()
+    mgr = _serving_manager(services)
     if mgr is not None:
         async with mgr.lock(msg.name):
             await mgr.remove(msg.name)
@@ -325,10 +301,11 @@ async def on_delete(msg: DeploymentDelete, ctx: SensorContext) -> Any:
 async def on_model_promoted(msg: ModelPromoted, ctx: SensorContext) -> list[Message]:
     """Redeploy the deployments whose targets follow the alias that moved (disable with
     ``serving.deployments.follow_aliases: false`` or per deployment)."""
-    if not follow_aliases_enabled():
+    services = Services.of_sensor(ctx)
+    if not follow_aliases_enabled(services):
         return []
     out: list[Message] = []
-    for dep in await asyncio.to_thread(current_store().list):
+    for dep in await asyncio.to_thread(services.deployment_store.list):
         if not dep.follow_aliases:
             continue
         hit = any(t.alias == (msg.name, msg.alias) and t.version != msg.uri for t in dep.targets)
