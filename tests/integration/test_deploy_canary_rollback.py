@@ -92,9 +92,7 @@ async def test_regressed_canary_is_rolled_back_by_the_default_sensor(env: Herald
     await h.emit(emit("deployment.traffic.changed", {"name": "chat", "weights": {"models:/m/2": 20}}))  # fmt: skip
     await wait_for(h, "deployment.ready", name="chat", revision=3)
 
-    from herald.evaluation.jobs import current_store
-
-    store = current_store()
+    store = h.services.evaluations  # the results the canary sensor reads
     seed(store, "ev-stable", "models:/m/1", [1.0] * 40)
     canary = seed(store, "ev-canary", "models:/m/2", [0.0] * 30 + [1.0] * 10)
     await h.emit(completed_message(canary))
