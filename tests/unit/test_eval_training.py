@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from herald.jobs.context import JobContext
+from herald.services import Services
+from herald.settings import Settings
 
 importlib.import_module("transformers")
 
@@ -25,7 +27,14 @@ def test_evaluate_in_process_on_a_live_model(tmp_path: Path) -> None:
     sent: list[dict[str, Any]] = []
     ctx = JobContext("job1", "finetune", 1, {}, sent.append)
     payload = evaluate_in_process(
-        model, tok, "tiny", step=7, ctx=ctx, run_id="run-1", limit=2, home=tmp_path / "home"
+        model,
+        tok,
+        "tiny",
+        step=7,
+        ctx=ctx,
+        run_id="run-1",
+        limit=2,
+        services=Services(Settings(home=tmp_path / "home")),
     )
     assert payload["step"] == 7 and payload["run_id"] == "run-1"
     assert payload["items"] == 2
@@ -65,7 +74,15 @@ def test_an_evaluation_whose_every_item_fails_is_failed_not_completed(tmp_path: 
     ctx = JobContext("job1", "finetune", 1, {}, sent.append)
     home = tmp_path / "home"
     with pytest.raises(EvaluationItemsFailed) as info:
-        evaluate_in_process(model, tok, str(suite), step=3, ctx=ctx, run_id="run-1", home=home)
+        evaluate_in_process(
+            model,
+            tok,
+            str(suite),
+            step=3,
+            ctx=ctx,
+            run_id="run-1",
+            services=Services(Settings(home=home)),
+        )
     assert info.value.message.startswith("every one of 3 items failed (first: reference: ")
     assert "sample has no 'reference'" in info.value.message
     [emitted] = [s for s in sent if s["kind"] == "emit"]

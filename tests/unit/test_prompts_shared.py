@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from herald.prompts import PromptStore, current_prompt_store, open_prompt_store
+from herald.prompts import PromptStore, open_prompt_store
+from herald.services import Services
 from herald.settings import Settings
 
 
@@ -80,8 +81,10 @@ def test_embedded_state_stays_in_the_home(tmp_path: Path) -> None:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     conn.close()
     assert {"herald_prompt_versions", "herald_prompt_aliases"} <= names
-    assert current_prompt_store(settings) is current_prompt_store(settings)
-    assert current_prompt_store(settings).get("hi").template == "Hi {{ who }}"
+    services = Services(settings)
+    assert services.prompts is services.prompts  # one store per Herald, opened on first use
+    assert services.prompts.get("hi").template == "Hi {{ who }}"
+    services.prompts.close()
     reopened = open_prompt_store(tmp_path)
     assert reopened.get("prompts:/hi/1").variables == ["who"]
     reopened.close()

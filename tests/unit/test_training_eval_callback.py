@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from herald.jobs.context import JobContext
+from herald.services import Services
+from herald.settings import Settings
 from herald.training.config import validate_config
 from herald.training.job import FinetuneConfig
 
@@ -46,7 +48,7 @@ def test_eval_suites_are_scored_every_eval_steps(tmp_path: Path) -> None:
         ctx=ctx,
         run_id="r1",
         job_id="j1",
-        home=home,
+        services=Services(Settings(home=home)),
     )
     assert result.global_step == 4
     evals = [s["data"] for s in sent if s["kind"] == "emit" and s["type"] == "evaluation.completed"]
@@ -90,7 +92,7 @@ def test_a_suite_that_cannot_run_fails_the_training_at_that_step(tmp_path: Path)
             ctx=JobContext("j1", "finetune", 1, {}, sent.append),
             run_id="r1",
             job_id="j1",
-            home=tmp_path / "home",
+            services=Services(Settings(home=tmp_path / "home")),
         )
     assert "evaluation of 'no-such-suite' at step 2 failed" in info.value.message
     assert "not found" in info.value.message

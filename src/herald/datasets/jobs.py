@@ -18,7 +18,7 @@ from __future__ import annotations
 import inspect
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from herald.jobs.context import JobContext
 from herald.jobs.registry import job
@@ -26,20 +26,23 @@ from herald.messages.lifecycle import DatasetFormat, DatasetRegister, DatasetReg
 from herald.security.files import current_policy
 from herald.security.pii import current_policy as current_pii_policy
 from herald.sensors.base import SensorContext, sensor
+from herald.services import Services
+
+if TYPE_CHECKING:
+    from herald.artifacts import ArtifactStore
 
 JOB_NAME = "dataset.register"
 
 
-def _readable(source: str) -> str:
+def _readable(source: str, store: ArtifactStore) -> str:
     """``source``, or for a URI inside Herald's artifact store the store's local copy: the
     store knows its endpoint and credentials (an S3 endpoint set in the store URL's query
     is not something a bare fsspec URL carries)."""
-    from herald.artifacts import ArtifactError, open_artifact_store
+    from herald.artifacts import ArtifactError
     from herald.datasets.loader import is_url
 
     if not is_url(source):
         return source
-    store = open_artifact_store()
     try:
         key = store.key_of(source)
     except ArtifactError:
@@ -67,12 +70,43 @@ def register_dataset(
     compressed). ``tokenizer``: a model reference whose tokenizer counts tokens for the
     statistics (default: whitespace tokens).
     """
-    from herald.artifacts import open_artifact_store
+    return register_dataset_version(
+        Services.of_job(ctx),
+        name,
+        source,
+        format=format,
+        validation_fraction=validation_fraction,
+        seed=seed,
+        dedupe=dedupe,
+        redact_pii=redact_pii,
+        description=description,
+        tags=tags,
+        tokenizer=tokenizer,
+        ctx=ctx,
+    )
+
+
+def register_dataset_version(
+    services: Services,
+    name: str,
+    source: str,
+    *,
+    format: DatasetFormat = "auto",
+    validation_fraction: float = 0.0,
+    seed: int = 42,
+    dedupe: bool = True,
+    redact_pii: bool = False,
+    description: str = "",
+    tags: dict[str, str] | None = None,
+    tokenizer: str | None = None,
+    ctx: JobContext | None = None,
+) -> DatasetRegistered:
+    """What the ``dataset.register`` job does, in ``services``' registry and artifact store
+    (``ctx``, when given, gets progress and the job id for the lineage)."""
     from herald.datasets.artifact import write_dataset_dir
     from herald.datasets.loader import read_table
     from herald.datasets.prepare import prepare
     from herald.registry.models import check_name
-    from herald.registry.sensors import current_registry
 
     def progress(fraction: float, message: str) -> None:
         if ctx is not None:
@@ -85,9 +119,10 @@ def register_dataset(
     if tokenizer:
         from herald.models import load_tokenizer, resolve_model
 
-        tok = load_tokenizer(resolve_model(tokenizer))
+        tok = load_tokenizer(resolve_model(tokenizer, services.registry))
     # the same file policy as the publish edge: 403 for a path outside the allowed roots
-    table = read_table(_readable(current_policy().source(source, purpose="source")))
+    store = services.artifacts
+    table = read_table(_readable(current_policy().source(source, purpose="source"), store))
     progress(0.3, f"read {len(table.rows)} rows ({table.file_format})")
     prepared = prepare(
         table.rows,
@@ -104,8 +139,7 @@ def register_dataset(
     )
     progress(0.6, f"{prepared.rows} rows valid ({prepared.format})")
 
-    registry = current_registry()
-    store = open_artifact_store()
+    registry = services.registry
     key = f"datasets/{name}/{prepared.fingerprint[:16]}"
     if store.exists(key):
         artifact_uri = store.uri(key)

@@ -20,6 +20,7 @@ from herald.datasets.loader import FILE_FORMATS, is_url, read_table
 from herald.datasets.prepare import prepare
 
 if TYPE_CHECKING:
+    from herald.artifacts import ArtifactStore
     from herald.registry import Registry
 
 __all__ = ["TrainingData", "looks_like_file", "open_training_data"]
@@ -71,12 +72,14 @@ def open_training_data(
     format: str = "auto",
     validation_fraction: float = 0.0,
     seed: int = 42,
+    artifacts: ArtifactStore | None = None,
 ) -> TrainingData:
     """Rows of a registered data set version or of a file; see the module docstring.
 
     ``format``, ``validation_fraction`` and ``seed`` apply to files only (a registered version
     is already split). Raises :class:`DatasetError` for bad files and the registry's
-    ``NotFound`` for unknown names.
+    ``NotFound`` for unknown names. A registered version is read from ``artifacts`` (default:
+    the store of this process's settings) after ``registry`` (default: likewise) named it.
     """
     if not isinstance(ref, str) or not ref.strip():
         raise DatasetError(
@@ -106,10 +109,12 @@ def open_training_data(
             fingerprint=prepared.fingerprint,
             stats=prepared.stats,
         )
-    return _open_registered(ref, registry)
+    return _open_registered(ref, registry, artifacts)
 
 
-def _open_registered(ref: str, registry: Registry | None) -> TrainingData:
+def _open_registered(
+    ref: str, registry: Registry | None, store: ArtifactStore | None
+) -> TrainingData:
     from herald.artifacts import open_artifact_store
     from herald.datasets.artifact import read_dataset_dir
 
@@ -118,7 +123,7 @@ def _open_registered(ref: str, registry: Registry | None) -> TrainingData:
 
         registry = Registry.from_settings()
     version = registry.get_dataset(ref)
-    store = open_artifact_store()
+    store = store or open_artifact_store()
     folder = store.local_dir(store.key_of(version.artifact_uri))
     train, validation, meta = read_dataset_dir(folder)
     if meta.get("fingerprint") not in (None, version.fingerprint):

@@ -26,11 +26,11 @@ import asyncio
 import contextlib
 import threading
 import uuid
-from pathlib import Path
 from typing import Any
 
 from herald.evaluation.errors import EvaluationItemsFailed
 from herald.evaluation.messages import EvaluationFailed
+from herald.services import Services
 from herald.serving.backends import register_backend
 from herald.serving.backends.transformers import TransformersBackend
 
@@ -85,19 +85,20 @@ def evaluate_in_process(
     model_name: str = "training",
     limit: int | None = None,
     concurrency: int = 4,
-    home: Path | None = None,
+    services: Services | None = None,
 ) -> dict[str, Any]:
     """Evaluate the live ``model`` on ``suite`` (path or shipped name) at training ``step``;
-    returns the ``evaluation.completed`` payload (also emitted through ``ctx`` when given)."""
-    from herald.evaluation.jobs import completed_message, current_store
+    returns the ``evaluation.completed`` payload (also emitted through ``ctx`` when given).
+    Settings and the results store are ``services``' (default: the job's, ``ctx.services``)."""
+    from herald.evaluation.jobs import completed_message
     from herald.evaluation.runner import EvaluationPlan, run_evaluation
     from herald.evaluation.settings import evaluation_settings, suite_search_paths
     from herald.evaluation.suites import load_suite
     from herald.evaluation.targets import parse_target
     from herald.security.files import current_policy
-    from herald.settings import load_settings
 
-    settings = load_settings(**({"home": home} if home is not None else {}))
+    services = services or Services.of_job(ctx)
+    settings = services.settings
     s = load_suite(  # suites of a caller's fine-tune config: the server's file policy
         suite,
         suite_search_paths(settings.home, evaluation_settings(settings)),
@@ -120,7 +121,7 @@ def evaluate_in_process(
         run_id=run_id,
         options={"model_name": model_name},
     )
-    store = current_store(settings)  # shared with the api's /v1/evaluations
+    store = services.evaluations  # shared with the api's /v1/evaluations
     was_training = bool(getattr(model, "training", False))
     with _lock:
         _live[handle] = (model, tokenizer)

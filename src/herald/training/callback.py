@@ -26,6 +26,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 
 from herald.jobs.context import JobContext
 from herald.messages.lifecycle import TrainingProgressed
+from herald.services import Services
 from herald.training.errors import InTrainingEvaluationFailed
 
 log = logging.getLogger("herald.training")
@@ -56,14 +57,14 @@ class HeraldCallback(TrainerCallback):
         eval_steps: int | None = None,
         eval_limit: int | None = None,
         tokenizer: Any = None,
-        home: Path | None = None,
+        services: Services | None = None,
     ) -> None:
         self.ctx = ctx
         self.eval_suites = list(eval_suites or [])
         self.eval_steps = eval_steps
         self.eval_limit = eval_limit
         self.tokenizer = tokenizer
-        self.home = home
+        self.services = services  # the job's: evaluation results go to its store
         self.evaluated_steps: list[int] = []
         self.evaluations: list[dict[str, Any]] = []
         self.eval_error: InTrainingEvaluationFailed | None = None
@@ -198,7 +199,7 @@ class HeraldCallback(TrainerCallback):
                     run_id=self.run_id,
                     model_name=self.model_name,
                     limit=self.eval_limit,
-                    home=self.home,
+                    services=self.services,
                 )
             except Exception as exc:
                 reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from herald.jobs.context import JobContext
-from herald.settings import RaySettings, Settings
+from herald.services import Services
+from herald.settings import RaySettings, Settings, load_settings
 from herald.training.errors import TrainingError
 from herald.training.runner import TrainResult
 
@@ -66,7 +67,7 @@ def _worker_loop(cfg: dict[str, Any]) -> None:
         job_id=cfg["job_id"],
         chat_template=cfg["chat_template"],
         save=rank == 0,
-        home=Path(cfg["home"]),
+        services=Services(load_settings(home=Path(cfg["home"]))),  # the job's home on this node
     )
     report = {
         "rank": rank,

@@ -34,6 +34,7 @@ from herald.jobs.context import JobContext
 from herald.messages.lifecycle import FinetuneCompleted
 from herald.models.lock import MODEL_BUILD_LOCK
 from herald.security.files import check_job_paths
+from herald.services import Services
 from herald.settings import Settings, load_settings
 from herald.training.checkpoints import checkpoint_step, last_complete_checkpoint, run_dir
 from herald.training.data import Collator, as_records, ensure_chat_template, prepare
@@ -168,7 +169,7 @@ def train(
     job_id: str = "",
     chat_template: str | None = None,
     save: bool = True,
-    home: Path | None = None,
+    services: Services | None = None,
 ) -> TrainResult:
     """Fine-tune ``model`` on the rows; checkpoints in ``work_dir/checkpoints``; saves outputs.
 
@@ -228,7 +229,7 @@ def train(
         eval_steps=config["eval_steps"],
         eval_limit=config.get("eval_limit"),
         tokenizer=tokenizer,
-        home=home,
+        services=services,
     )
     trainer = Trainer(
         model=model,
@@ -376,12 +377,12 @@ def load_model(source: Any, config: dict[str, Any]) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def _registered_dataset(config: dict[str, Any], ctx: JobContext | None) -> str:
+def _registered_dataset(config: dict[str, Any], ctx: JobContext | None, services: Services) -> str:
     """A data set given as a file is registered first (content-addressed: the same rows and
     split are the same version), so the model's lineage points at ``datasets:/name/v``."""
     import re
 
-    from herald.datasets.jobs import register_dataset
+    from herald.datasets.jobs import register_dataset_version
     from herald.datasets.training import looks_like_file
 
     ref = str(config["dataset"])
@@ -390,9 +391,10 @@ def _registered_dataset(config: dict[str, Any], ctx: JobContext | None) -> str:
     stem = Path(ref.split("?", 1)[0].rstrip("/")).name.split(".", 1)[0]
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-._")[:128] or "dataset"
     _say(ctx, f"registering data set file {ref!r} as {name!r}")
-    registered = register_dataset(
-        name=name,
-        source=ref,
+    registered = register_dataset_version(
+        services,
+        name,
+        ref,
         validation_fraction=config["val_set_size"],
         seed=config["seed"],
         description=f"registered by fine-tuning {config['model_name']}",
@@ -405,14 +407,15 @@ def _registered_dataset(config: dict[str, Any], ctx: JobContext | None) -> str:
 def run_finetune(
     config: dict[str, Any], ctx: JobContext | None, settings: Settings | None = None
 ) -> FinetuneCompleted:
-    """Run a validated fine-tuning config end to end; see the module docstring."""
-    from herald.artifacts import open_artifact_store
+    """Run a validated fine-tuning config end to end; see the module docstring. The registry,
+    artifact store and settings are the job's services (``settings``, when given, replace
+    them)."""
     from herald.datasets import open_training_data
     from herald.models import resolve_model
-    from herald.registry import Registry
 
     started = time.time()
-    settings = settings or load_settings()
+    services = Services(settings) if settings is not None else Services.of_job(ctx)
+    settings = services.settings
     # data set, base model folder, suites and Ray storage named by the caller: the server's
     # file access policy (the publish edge gave the same answer)
     check_job_paths("finetune", config, settings)
@@ -420,7 +423,7 @@ def run_finetune(
     run_id = job_id
     work_dir = run_dir(settings, run_id)
     work_dir.mkdir(parents=True, exist_ok=True)
-    registry = Registry.from_settings(settings)
+    registry = services.registry
     # idempotent: a retried attempt (same job id) gets the same run back and continues it
     registry.create_run(
         run_id,
@@ -433,11 +436,12 @@ def run_finetune(
     try:
         _say(ctx, f"run {run_id}: resolving base model {config['base_model']!r}")
         source = resolve_model(config["base_model"], registry)
-        dataset_ref = _registered_dataset(config, ctx)
+        dataset_ref = _registered_dataset(config, ctx, services)
         _say(ctx, f"opening data set {dataset_ref!r}")
         data = open_training_data(
             dataset_ref,
             registry,
+            artifacts=services.artifacts,
             validation_fraction=config["val_set_size"],
             seed=config["seed"],
         )
@@ -470,9 +474,9 @@ def run_finetune(
                 run_id=run_id,
                 job_id=job_id,
                 chat_template=getattr(source, "chat_template", None),
-                home=settings.home,
+                services=services,
             )
-        store = open_artifact_store()
+        store = services.artifacts
         key = f"models/{config['model_name']}/{run_id}"
         ref = store.put_dir(key, result.output_dir)
         registry.log_artifact(run_id, "model", ref.uri)

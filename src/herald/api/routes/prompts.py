@@ -48,12 +48,9 @@ class RenderBody(BaseModel):
 
 def router(h: Herald) -> APIRouter:
     r = APIRouter(tags=["prompts"])
-    holder: list[PromptStore] = []
 
     def store() -> PromptStore:
-        if not holder:
-            holder.append(PromptStore.from_settings(h.settings))  # shared by every role
-        return holder[0]
+        return h.services.prompts  # shared by every role of this Herald
 
     async def run(fn: Any, *args: Any, **kw: Any) -> Any:
         return await asyncio.to_thread(fn, *args, **kw)
