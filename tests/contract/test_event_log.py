@@ -20,8 +20,6 @@ class TestMemoryLog(EventLogContract):
 
 
 class TestSQLiteLog(EventLogContract):
-    counts_owners = False  # flock ownership is exclusive, but owners() answers 1
-
     @pytest.fixture
     def log_url(self, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'herald.db'}"

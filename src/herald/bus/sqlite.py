@@ -8,6 +8,7 @@ import os
 import re
 import sqlite3
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,7 @@ class SQLiteEventLog(SQLEventLog):
         self._stop = threading.Event()
         self._owned: dict[str, int] = {}  # sensor -> file descriptor holding its flock
         self._owner_lock = threading.Lock()
+        self._presence: tuple[int, Path] | None = None  # this process's flock in owners/
 
     @property
     def lock_dir(self) -> Path:
@@ -80,6 +82,7 @@ class SQLiteEventLog(SQLEventLog):
     async def close(self) -> None:
         for sensor in list(self._owned):
             await self.release(sensor)
+        await asyncio.to_thread(self._leave_owners)
         self._stop.set()
         if self._watcher is not None:
             await asyncio.to_thread(self._watcher.join, 5)
@@ -128,6 +131,7 @@ class SQLiteEventLog(SQLEventLog):
         except ImportError:  # pragma: no cover - Windows: one worker per database file
             return True
         with self._owner_lock:
+            self._join_owners()  # taking part, owning or not (as PostgreSQL's presence lock)
             if sensor in self._owned:
                 return True
             path = self._lock_path(sensor)
@@ -155,3 +159,61 @@ class SQLiteEventLog(SQLEventLog):
             fd = self._owned.pop(sensor, None)
             if fd is not None:
                 os.close(fd)  # closing the only descriptor frees the flock
+
+    # live owners: each process taking part in ownership (try_own or owners called) holds an
+    # exclusive flock on a presence file of its own in <lock_dir>/owners; the OS frees it when
+    # the process dies
+    async def owners(self) -> int:
+        return await asyncio.to_thread(self._owners)
+
+    def _join_owners(self) -> None:
+        """Announce this process (called under ``_owner_lock``, where fcntl exists)."""
+        import fcntl
+
+        if self._presence is not None:
+            return
+        folder = self.lock_dir / "owners"
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        tmp = folder / f".{name}.tmp"
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        path = folder / f"{name}.lock"
+        os.rename(tmp, path)  # appears already locked: a counter never takes it for dead
+        self._presence = (fd, path)
+
+    def _leave_owners(self) -> None:
+        with self._owner_lock:
+            if self._presence is not None:
+                fd, path = self._presence
+                self._presence = None
+                path.unlink(missing_ok=True)
+                os.close(fd)
+
+    def _owners(self) -> int:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: one worker per database file
+            return 1
+        with self._owner_lock:
+            self._join_owners()
+        folder = self.lock_dir / "owners"
+        mine = self._presence[1] if self._presence is not None else None
+        live = 0
+        for path in sorted(folder.glob("*.lock")) if folder.is_dir() else []:
+            if path == mine:
+                live += 1
+                continue
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue  # its process closed the log meanwhile
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                live += 1
+            else:
+                path.unlink(missing_ok=True)  # its process died without closing the log
+            finally:
+                os.close(fd)
+        return live

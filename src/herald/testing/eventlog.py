@@ -373,6 +373,7 @@ class EventLogContract:
             await other.close()  # closing releases everything it owned
         assert await log.try_own("ship")
         assert await log.try_own("bill")
+        assert await log.owners() == 1
 
     def test_sensor_ownership_is_freed_when_the_owner_is_killed(
         self, make_log: LogFactory, request: pytest.FixtureRequest
@@ -415,6 +416,8 @@ class EventLogContract:
                 await asyncio.sleep(0.1)
             else:
                 pytest.fail("ownership was not freed after the owner was killed")
+            if self.counts_owners:
+                assert await log.owners() == 1
         finally:
             await log.close()
 
