@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from herald.api.flowgraph import collapse_progress
 from herald.cli import common
+from herald.cli import events as cli_events
 from herald.cli import main as cli_main
 from herald.client import Client
 
@@ -59,7 +60,7 @@ def asked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return httpx.Response(404, json={"error": {"code": "not_found", "message": "no such"}})
 
     client = Client("http://herald.test", "k", transport=httpx.MockTransport(handler))
-    monkeypatch.setattr(cli_main, "client", lambda: client)
+    monkeypatch.setattr(cli_events, "client", lambda: client)
     monkeypatch.setattr(common, "client", lambda: client)
     return seen
 
