@@ -27,7 +27,6 @@ from herald.registry import Registry
 from herald.security import egress
 from herald.security import files as file_policy
 from herald.security import pii as pii_policy
-from herald.security.sessions import SessionStore
 from herald.sensors.base import SensorRegistry, default_registry
 from herald.sensors.runner import SensorRunner
 from herald.services import Services
@@ -38,6 +37,7 @@ from herald.serving.metrics import ServingMetrics
 from herald.serving.pool import ModelPool
 from herald.serving.requestlog import RequestLog
 from herald.settings import Settings
+from herald.store.sessions import SessionStore
 from herald.training.precheck import check_finetune_request
 
 log = logging.getLogger("herald")

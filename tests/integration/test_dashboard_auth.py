@@ -12,7 +12,7 @@ import pytest
 import herald
 from herald.api import create_app
 from herald.dashboard.pages import safe_next
-from herald.security.sessions import SessionStore, key_fingerprint
+from herald.store.sessions import SessionStore, key_fingerprint
 
 from .conftest import Env
 

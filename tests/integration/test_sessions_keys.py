@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from herald import Herald
 from herald.api import create_app
-from herald.security.sessions import sessions_table
+from herald.store.sessions import sessions_table
 
 from .conftest import Env
 

@@ -35,8 +35,9 @@ from herald.dashboard import Sessions
 from herald.dashboard import mount as mount_dashboard
 from herald.errors import Conflict, NotFound
 from herald.messages.envelope import Envelope
-from herald.security import json_edge, limits
+from herald.security import json_edge
 from herald.security.throttle import FailureThrottle
+from herald.serving import limits
 
 
 def _env_json(e: Envelope) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Bearer-key authentication for every route but the probes (body size and per-key
-concurrency: :mod:`herald.security.limits`, which runs after this middleware).
+concurrency: :mod:`herald.serving.limits`, which runs after this middleware).
 
 With a :class:`SessionAuth` (the dashboard's server-side session cookie), requests without an
 ``Authorization`` header may authenticate by cookie instead; unsafe methods then also need the
@@ -109,5 +109,5 @@ class AuthMiddleware:
         mark_caller(scope, is_admin)
         if not is_admin:  # a client key: no absolute server paths in its error messages
             send = redacting_errors(send, self.home)
-        # the body limit (declared and chunked) is herald.security.limits.BodyLimit, inside
+        # the body limit (declared and chunked) is herald.serving.limits.BodyLimit, inside
         await self.app(scope, receive, send)

@@ -3,7 +3,7 @@
 The session cookie (``herald_session``, HttpOnly, SameSite=Strict, Secure over https) holds only
 a random 256-bit id; the session itself — a hash of that id, its expiry
 (``security.auth.session_ttl_s``), a hash of its CSRF token and a fingerprint of the admin key —
-lives in the :class:`~herald.security.sessions.SessionStore` every process shares. Logout
+lives in the :class:`~herald.store.sessions.SessionStore` every process shares. Logout
 deletes it, so a captured cookie stops working at once everywhere; rotating the admin key ends
 every session.
 
@@ -19,7 +19,7 @@ import hmac
 from collections.abc import Mapping
 from http.cookies import SimpleCookie
 
-from herald.security.sessions import Session, SessionStore, key_fingerprint
+from herald.store.sessions import Session, SessionStore, key_fingerprint
 
 SESSION_COOKIE = "herald_session"
 CSRF_COOKIE = "herald_csrf"

@@ -10,7 +10,7 @@ addresses, and their keys, are unaffected. A lockout is logged (WARNING, logger
 
 The counts live in this process's memory (bounded: the oldest of ``MAX_CLIENTS`` addresses is
 forgotten first), so N processes behind a load balancer allow up to N times the failures; the
-sessions and keys themselves are shared (:mod:`herald.security.sessions`).
+sessions and keys themselves are shared (:mod:`herald.store.sessions`).
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from herald.security.limits import check_prompt_chars
 from herald.serving.backends.base import Delta, GenerationRequest, TokenLogprob
 from herald.serving.chat.protocol import (
     AssistantMessage,
@@ -25,6 +24,7 @@ from herald.serving.common import SSE_DONE, UsageInfo, new_id, now, sse
 from herald.serving.errors import CapabilityNotSupported, ServingError
 from herald.serving.generation import Generation, as_serving_error, record_failure
 from herald.serving.hooks import RequestContext
+from herald.serving.limits import check_prompt_chars
 from herald.serving.pool import ModelPool
 
 

@@ -7,7 +7,6 @@ import math
 import struct
 import time
 
-from herald.security.limits import check_prompt_chars
 from herald.serving.common import new_id
 from herald.serving.embeddings.protocol import (
     EmbeddingData,
@@ -18,6 +17,7 @@ from herald.serving.embeddings.protocol import (
 from herald.serving.errors import BadParameter, CapabilityNotSupported, ServingError
 from herald.serving.generation import as_serving_error, record_failure
 from herald.serving.hooks import RequestContext, RequestRecord
+from herald.serving.limits import check_prompt_chars
 from herald.serving.pool import ModelPool
 
 
