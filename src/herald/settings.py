@@ -19,6 +19,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from herald.cronexpr import validate_cron
 from herald.security.pii import PII_KINDS, normalize_kinds
 
 DEFAULT_PORT = 8700
@@ -388,7 +389,6 @@ class MonitoringSettings(_Section):
     @model_validator(mode="after")
     def _valid_schedule(self) -> MonitoringSettings:
         from herald.errors import ConfigurationError
-        from herald.sensors.cron import validate_cron
 
         try:
             validate_cron(self.schedule, self.timezone, "monitoring.schedule")

@@ -16,25 +16,17 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
 from herald.bus.base import EventLog
-from herald.errors import ConfigurationError
+from herald.cronexpr import validate_cron
 from herald.messages.envelope import Envelope
 from herald.sensors.base import SensorRegistry, SensorSpec, default_name, default_registry
 
 log = logging.getLogger("herald.sensors.cron")
-
-
-def validate_cron(expr: str, tz: str, where: str) -> None:
-    if not croniter.is_valid(expr):
-        raise ConfigurationError(f"{where}: invalid cron expression {expr!r} (e.g. '*/5 * * * *')")
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigurationError(f"{where}: unknown time zone {tz!r}") from None
+__all__ = ["CronRunner", "latest_tick", "schedule", "tick_envelope", "validate_cron"]
 
 
 def schedule(

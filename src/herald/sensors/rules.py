@@ -30,6 +30,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from herald.cronexpr import validate_cron
 from herald.errors import ConfigurationError
 from herald.messages.base import Message
 from herald.messages.catalog import Catalog
@@ -235,7 +236,6 @@ def load_rules(path: str | Path, catalog: Catalog, registry: SensorRegistry) -> 
         )
     for i, sch in enumerate(rules.schedules):
         where = f"{p.name}: schedules[{i}] ({sch.name})"
-        from herald.sensors.cron import validate_cron
 
         validate_cron(sch.cron, sch.timezone, where)
         act = _emitters(sch.emit, sch.run_job, catalog, where)
