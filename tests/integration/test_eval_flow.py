@@ -17,7 +17,7 @@ import pytest
 from herald import Herald
 from herald.api import create_app
 from herald.bus import EventQuery
-from herald.evaluation.jobs import completed_message, current_store
+from herald.evaluation.jobs import completed_message
 from herald.evaluation.runner import EvaluationPlan, run_evaluation
 from herald.evaluation.suites import parse_suite
 from herald.evaluation.targets import parse_target
@@ -146,7 +146,7 @@ async def test_significantly_better_version_is_promoted_with_evidence(
         },
         base_dir=tmp_path,
     )
-    store = current_store(h.settings)
+    store = h.services.evaluations  # the one the promotion sensor reads
     for eid, version, reply in (("champ", 1, "Rome"), ("cand", 2, "Paris")):
         spec = parse_target(f"fake-{eid}", backend="fake", backend_options={"reply": reply})
         plan = EvaluationPlan(eid, suite, spec, model_version=f"models:/acme/{version}")

@@ -323,10 +323,10 @@ async def test_sharded_evaluation_equals_the_unsharded_run(
 ) -> None:
     import json
 
-    from herald.evaluation.jobs import current_store
     from herald.evaluation.runner import EvaluationPlan, run_evaluation
     from herald.evaluation.suites import parse_suite
     from herald.evaluation.targets import parse_target
+    from herald.services import Services
     from herald.serving.backends.fake import VOCAB
     from herald.settings import Settings
 
@@ -354,7 +354,7 @@ async def test_sharded_evaluation_equals_the_unsharded_run(
     settings = Settings(
         home=tmp_path / "home", jobs={"ray": {"enabled": True, "address": ray_cluster.address}}
     )
-    store = current_store(settings)
+    store = Services(settings).evaluations
     spec = parse_target("fake-echo", backend="fake")
     seen: list[tuple[int, int]] = []
     whole = await run_evaluation(EvaluationPlan("whole", suite, spec), store, settings=settings)

@@ -168,8 +168,6 @@ async def _walk(api: httpx.AsyncClient, path: str, key: str, **params: object) -
 async def test_models_versions_runs_and_evaluations_page_by_cursor(
     api_env: tuple[httpx.AsyncClient, Env],
 ) -> None:
-    from herald.evaluation.jobs import current_store
-
     api, env = api_env
     assert env.herald is not None
     reg = env.herald.registry
@@ -195,7 +193,7 @@ async def test_models_versions_runs_and_evaluations_page_by_cursor(
     assert [len(p) for p in runs] == [2, 1]
     assert sorted(i for p in runs for i in p) == ["r-page-0", "r-page-1", "r-page-2"]
 
-    store = current_store(env.herald.settings)
+    store = env.herald.services.evaluations
     for i in range(3):
         store.begin(f"ev-page-{i}", suite="s", target="t")
     evals = await _walk(api, "/v1/evaluations", "id", limit=2)

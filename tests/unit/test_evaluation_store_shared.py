@@ -13,8 +13,8 @@ from unittest import mock
 import pytest
 
 from herald.errors import Conflict, NotFound
-from herald.evaluation.jobs import current_store
 from herald.evaluation.store import EvaluationStore
+from herald.services import Services
 from herald.settings import Settings
 
 
@@ -121,9 +121,9 @@ def test_two_homes_on_one_database_see_each_others_evaluations(
         assert [i["output"] for i in a.items("run-1")] == ["Paris", "Rome", "Paris"]
         _one(a, "run-2", target="m2", correct=[True, True, True])
         assert [r["evaluation_id"] for r in w.leaderboard("qa")["data"]] == ["run-2", "run-1"]
-        # the process-wide store of either role is the same database
-        assert current_store(worker).get("run-2")["target"] == "m2"
-        assert [e["id"] for e in current_store(api).list_evaluations()] == ["run-2", "run-1"]
+        # the services' store of either role is the same database
+        assert Services(worker).evaluations.get("run-2")["target"] == "m2"
+        assert [e["id"] for e in Services(api).evaluations.list_evaluations()] == ["run-2", "run-1"]
         assert not (tmp_path / "worker" / "evaluations").exists()
         assert not (tmp_path / "api" / "evaluations").exists()
     finally:
@@ -169,7 +169,10 @@ def test_embedded_state_stays_in_the_home(tmp_path: Path) -> None:
     store = EvaluationStore.from_settings(settings)
     _one(store, "e", target="t", correct=[True])
     store.close()
-    assert current_store(settings).get("e")["done"] == 1
+    services = Services(settings)
+    assert services.evaluations is services.evaluations  # one store per Herald
+    assert services.evaluations.get("e")["done"] == 1
+    services.evaluations.close()
     with sqlite3.connect(tmp_path / "evaluations" / "evaluations.db") as conn:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     conn.close()

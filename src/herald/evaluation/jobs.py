@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from functools import lru_cache
 from typing import Any
 
 from herald.evaluation.messages import (
@@ -34,26 +33,6 @@ from herald.services import Services
 
 log = logging.getLogger("herald.evaluation")
 EVALUATION_JOB = "evaluation.run"
-
-
-@lru_cache(maxsize=4)
-def _compat_store(url: str) -> Any:
-    from herald.evaluation.store import EvaluationStore
-
-    return EvaluationStore(url)
-
-
-def current_store(settings: Any = None) -> Any:
-    """Deprecated (issue 15): the results store of ``settings`` (else of this process's
-    environment), one per process and database. Only ``serving.deployments`` (rollout, canary)
-    still calls it, until it reads ``ctx.services.evaluations``; Herald's own sensors, jobs,
-    API and CLI use :attr:`herald.services.Services.evaluations`."""
-    from herald.evaluation.store import EvaluationStore
-    from herald.settings import load_settings
-    from herald.store.shared import state_url
-
-    settings = settings or load_settings()
-    return _compat_store(state_url(settings, EvaluationStore.default_path(settings.home)))
 
 
 def completed_message(ev: dict[str, Any], *, run_id: str | None = None) -> EvaluationCompleted:

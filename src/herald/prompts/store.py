@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -49,11 +48,10 @@ from sqlalchemy import (
 from herald.errors import HeraldError, NotFound
 from herald.security.pii import PIIPolicy, screen_prompt
 from herald.security.pii import current_policy as current_pii_policy
-from herald.store.shared import StateStore, state_url
+from herald.store.shared import StateStore
 
 if TYPE_CHECKING:
     from herald.security.templates import TemplateLimits
-    from herald.settings import Settings
 
 log = logging.getLogger("herald.prompts")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -388,27 +386,8 @@ def default_path(home: Path | str) -> Path:
 
 def open_prompt_store(home: Path | str) -> PromptStore:
     """The registry in the SQLite file of a Herald home (:func:`default_path`); a running
-    Herald's roles use :meth:`PromptStore.from_settings` or :func:`current_prompt_store`."""
+    Herald's roles share the store of its services (``Services.prompts``)."""
     return PromptStore(default_path(home))
-
-
-_cache: dict[str, PromptStore] = {}
-_cache_lock = threading.Lock()
-
-
-def current_prompt_store(settings: Settings | None = None) -> PromptStore:
-    """The process-wide store of ``settings`` (loaded from the environment if None), one per
-    database — callers must not close it."""
-    if settings is None:
-        from herald.settings import load_settings
-
-        settings = load_settings()
-    url = state_url(settings, default_path(settings.home))
-    with _cache_lock:
-        store = _cache.get(url)
-        if store is None:
-            store = _cache[url] = PromptStore(url)
-        return store
 
 
 __all__ = [
@@ -417,7 +396,6 @@ __all__ = [
     "PromptRenderError",
     "PromptStore",
     "PromptVersion",
-    "current_prompt_store",
     "default_path",
     "open_prompt_store",
     "parse_ref",

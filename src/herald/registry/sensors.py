@@ -17,7 +17,6 @@ Sensors reach the registry of the running Herald through their context (``ctx.se
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from herald.messages.envelope import Envelope
@@ -31,25 +30,9 @@ from herald.messages.lifecycle import (
     ModelRegistered,
 )
 from herald.registry.models import check_alias
-from herald.registry.store import Registry
 from herald.security.files import check_message_paths
 from herald.sensors.base import SensorContext, SensorRegistry, default_registry, sensor
 from herald.services import Services
-
-_compat: Registry | None = None
-_lock = threading.Lock()
-
-
-def current_registry() -> Registry:
-    """Deprecated (issue 15): the registry of this process's environment settings, opened
-    once. Only ``serving.deployments.sensors`` still calls it, until it reads
-    ``ctx.services.registry``; Herald's own sensors and jobs reach the registry through their
-    context."""
-    global _compat
-    with _lock:
-        if _compat is None:
-            _compat = Registry.from_settings()
-        return _compat
 
 
 def _actor(event: Envelope) -> str:
