@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from herald.errors import BackendError
+from herald.store.engine import make_engine
 
 if TYPE_CHECKING:
     from herald.settings import Settings
@@ -56,8 +57,6 @@ def state_engine(settings: Settings, sqlite_file: Path, metadata: MetaData) -> E
 def open_state(url: str, metadata: MetaData) -> Engine:
     """An engine on ``url`` (``sqlite:///file`` or ``postgresql://…``) with the tables of
     ``metadata`` created if missing."""
-    from herald.registry.db import make_engine
-
     engine = make_engine(url)
     path = sqlite_path(url)
     if path is not None and not _sqlite_missing(path, metadata):
