@@ -51,6 +51,8 @@ class Services:
         self._event_log = event_log
         self._evaluations = evaluations
         self._prompts = prompts
+        # close() closes these two only when they were opened here (else they are the caller's)
+        self._own_evaluations, self._own_prompts = evaluations is None, prompts is None
         self._lock = threading.Lock()
         # the deployment manager of a process that serves or controls deployments (set by the
         # composition root); None in a job process, which reads the deployment store alone
@@ -180,6 +182,11 @@ class Services:
         with self._lock:
             opened = (self._deployment_store, self._monitoring, self._rag, self._request_log)
             self._deployment_store = self._monitoring = self._rag = self._request_log = None
-        for store in opened:
+            # the result and prompt stores stay: a closed store reopens on next use
+            kept = (
+                self._evaluations if self._own_evaluations else None,
+                self._prompts if self._own_prompts else None,
+            )
+        for store in (*opened, *kept):
             if store is not None:
                 store.close()

@@ -172,7 +172,9 @@ def test_embedded_state_stays_in_the_home(tmp_path: Path) -> None:
     services = Services(settings)
     assert services.evaluations is services.evaluations  # one store per Herald
     assert services.evaluations.get("e")["done"] == 1
-    services.evaluations.close()
+    services.close()  # it opened the store, so it closes it
+    assert services.evaluations.get("e")["done"] == 1  # and it reopens on next use
+    services.close()
     with sqlite3.connect(tmp_path / "evaluations" / "evaluations.db") as conn:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     conn.close()

@@ -84,7 +84,7 @@ def test_embedded_state_stays_in_the_home(tmp_path: Path) -> None:
     services = Services(settings)
     assert services.prompts is services.prompts  # one store per Herald, opened on first use
     assert services.prompts.get("hi").template == "Hi {{ who }}"
-    services.prompts.close()
+    services.close()
     reopened = open_prompt_store(tmp_path)
     assert reopened.get("prompts:/hi/1").variables == ["who"]
     reopened.close()
