@@ -71,9 +71,9 @@ class Services:
 
     @classmethod
     def of_job(cls, ctx: JobContext | None) -> Services:
-        """A job's services: its context's, else (a job function called directly, without a
-        context) those of this process's environment."""
-        return ctx.services if ctx is not None else cls.from_environment()
+        """A job's services: its context's, else (a job function called directly, or with a
+        context made without services) those of this process's environment."""
+        return ctx.services if ctx is not None and ctx.has_services else cls.from_environment()
 
     @classmethod
     def of_sensor(cls, ctx: SensorContext) -> Services:

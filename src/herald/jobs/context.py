@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from herald.errors import ConfigurationError
 from herald.messages.base import Message
-from herald.services import Services
+
+if TYPE_CHECKING:
+    from herald.services import Services
 
 Sink = Callable[[dict[str, Any]], None]
 
@@ -28,6 +31,8 @@ class JobContext:
         params: dict[str, Any],
         sink: Sink,
         services: Services | None = None,
+        *,
+        services_factory: Callable[[], Services] | None = None,
     ) -> None:
         self.job_id = job_id
         self.name = name
@@ -36,14 +41,25 @@ class JobContext:
         self._sink = sink
         self._cancel = threading.Event()
         self._services = services
+        self._services_factory = services_factory
         self._services_lock = threading.Lock()
 
     @property
+    def has_services(self) -> bool:
+        return self._services is not None or self._services_factory is not None
+
+    @property
     def services(self) -> Services:
-        """The worker's services (``inline``), else this job process's, built on first use."""
+        """The worker's services (``inline``), else the job process's (built on first use by
+        the factory its entry point, :mod:`herald.jobprocess`, passes)."""
         with self._services_lock:
+            if self._services is None and self._services_factory is not None:
+                self._services = self._services_factory()
             if self._services is None:
-                self._services = Services.from_environment()
+                raise ConfigurationError(
+                    f"job {self.name}: this context has no services (a JobContext made by hand "
+                    "takes services=Services(settings))"
+                )
             return self._services
 
     def progress(

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from herald.bus.base import DeadLetter, EventLog, Outcome
 from herald.errors import HeraldError
@@ -32,8 +32,10 @@ from herald.messages.envelope import Envelope
 from herald.metrics import Metrics
 from herald.sensors.base import SensorContext, SensorSpec, to_job_spec
 from herald.sensors.cron import CronRunner, latest_tick, tick_envelope
-from herald.services import Services
 from herald.settings import JobSettings, SensorSettings
+
+if TYPE_CHECKING:
+    from herald.services import Services
 
 log = logging.getLogger("herald.sensors")
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from herald.bus.base import JobRecord
 from herald.jobs.context import JobContext, split_result
 from herald.jobs.executors.base import Executor, JobFailure, Sink, is_retryable
 from herald.jobs.registry import JobDefinition
-from herald.services import Services
+
+if TYPE_CHECKING:
+    from herald.services import Services
 
 
 class InlineExecutor(Executor):

@@ -3,7 +3,7 @@
 The Job's name is derived from the job id and attempt, so resubmitting an attempt (a worker
 restarted mid-submit) adopts the existing Job instead of starting a second one (HTTP 409).
 The pod runs ``python -m herald.jobs.executors.kubernetes``: it reads the job spec from the
-``HERALD_JOB_SPEC`` environment variable, runs ``python -m herald.jobs.child`` exactly as the
+``HERALD_JOB_SPEC`` environment variable, runs ``python -m herald.jobprocess`` exactly as the
 ``local`` executor does, and prints the child's channel (progress, live messages, result) on
 stdout as lines prefixed with :data:`MARKER`. The executor follows the pod log through the
 official ``kubernetes`` client, turns marker lines into progress/results and every other line
@@ -353,7 +353,7 @@ def _iter_lines(chunks: Any) -> Iterator[str]:
 
 # the pod side ---------------------------------------------------------------------------------
 def pod_main() -> int:
-    """Run the job in ``$HERALD_JOB_SPEC`` through ``herald.jobs.child``; print its channel."""
+    """Run the job in ``$HERALD_JOB_SPEC`` through ``herald.jobprocess``; print its channel."""
     from herald.jobs.executors.local import CHANNEL_ENV
 
     spec = os.environ.get(SPEC_ENV)
@@ -366,7 +366,7 @@ def pod_main() -> int:
     env = {k: v for k, v in os.environ.items() if k != SPEC_ENV}
     env[CHANNEL_ENV] = str(write_fd)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "herald.jobs.child"],
+        [sys.executable, "-m", "herald.jobprocess"],
         stdin=subprocess.PIPE,
         pass_fds=(write_fd,),
         env=env,

@@ -1,6 +1,6 @@
 """``local``: each job attempt in its own Python subprocess (the default for heavy work).
 
-The child (``python -m herald.jobs.child``) gets the job on stdin, loads the same plugins as
+The child (``python -m herald.jobprocess``) gets the job on stdin, loads the same plugins as
 the worker, and reports progress, live messages and the result as JSON lines on a private
 pipe; its stdout and stderr become the job's log. Cancelling sends SIGTERM, then SIGKILL.
 """
@@ -42,7 +42,7 @@ class LocalExecutor(Executor):
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "herald.jobs.child",
+                "herald.jobprocess",
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,

@@ -5,7 +5,7 @@ The executor joins the cluster named by ``jobs.ray.address`` (``host:port`` of t
 becomes one Ray task (a streaming generator) that requests the job's resources: ``num_cpus``,
 ``num_gpus`` and ``memory`` from ``jobs.ray.job_resources[<job>]``, else the job's own
 ``@job(resources=...)``, else the ``jobs.ray`` defaults. Inside the task the job runs exactly
-as under the ``local`` executor — ``python -m herald.jobs.child`` in a subprocess of the Ray
+as under the ``local`` executor — ``python -m herald.jobprocess`` in a subprocess of the Ray
 worker — and the task yields its log lines and its channel (progress, live messages, the
 result) back to the Herald worker as they happen; the Herald worker keeps heartbeating the
 job's lease meanwhile, as for any executor.
@@ -151,7 +151,7 @@ def job_environment(settings: Settings, *, forward: bool = True) -> dict[str, st
 def run_job_process(
     spec: dict[str, Any], env: dict[str, str], grace_s: float
 ) -> Iterator[dict[str, Any]]:
-    """Run ``python -m herald.jobs.child`` for ``spec``; yield its logs and channel items.
+    """Run ``python -m herald.jobprocess`` for ``spec``; yield its logs and channel items.
 
     The last item is ``{"kind": "exit", "code": <exit status>}``. Stopping the generator (a
     cancelled task) stops the process: SIGTERM to its process group, SIGKILL after
@@ -172,7 +172,7 @@ def run_job_process(
         child_env["HERALD_JOBS__RAY__ADDRESS"] = str(ray.get_runtime_context().gcs_address)
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "herald.jobs.child"],
+            [sys.executable, "-m", "herald.jobprocess"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

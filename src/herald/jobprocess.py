@@ -1,4 +1,7 @@
-"""Entry point of a ``local`` job subprocess: ``python -m herald.jobs.child`` (job on stdin)."""
+"""Entry point of a job process: ``python -m herald.jobprocess`` (job on stdin), what the
+``local``, ``ray`` and ``kubernetes`` executors run. It is the composition root of a job process
+(as :mod:`herald.bootstrap` is of a server): it loads the plugins and gives the job its services,
+built from this process's settings on first use."""
 
 from __future__ import annotations
 
@@ -46,10 +49,18 @@ def main() -> int:
         from herald.jobs.context import JobContext
         from herald.jobs.registry import default_jobs
         from herald.plugins import load_plugins
+        from herald.services import Services
 
         load_plugins(spec.get("plugins", []))
         definition = default_jobs.get(spec["name"])
-        ctx = JobContext(spec["job_id"], spec["name"], spec["attempt"], spec["params"], send)
+        ctx = JobContext(
+            spec["job_id"],
+            spec["name"],
+            spec["attempt"],
+            spec["params"],
+            send,
+            services_factory=Services.from_environment,
+        )
         kwargs = dict(spec["params"])
         if definition.ctx_param:
             kwargs[definition.ctx_param] = ctx
