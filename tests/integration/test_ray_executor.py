@@ -24,7 +24,10 @@ import pytest
 
 from herald.bus import EventQuery
 from herald.jobs import default_jobs
+from herald.jobs.executors.ray import RayExecutor
 from herald.sensors import default_registry
+from herald.settings import RaySettings
+from herald.testing import KIT_PLUGIN, ExecutorContract, ExecutorFactory
 
 from .conftest import Env
 
@@ -126,6 +129,15 @@ async def renv(sqlite_env: Env) -> Env:
     sqlite_env.jobs = default_jobs
     sqlite_env.sensors = default_registry
     return sqlite_env
+
+
+class TestRayExecutorContract(ExecutorContract):
+    """The executor kit (herald.testing) on this module's cluster, through the GCS address."""
+
+    @pytest.fixture
+    def make_executor(self, ray_cluster: Cluster) -> ExecutorFactory:
+        settings = RaySettings(enabled=True, address=ray_cluster.address)
+        return lambda: RayExecutor(settings, plugins=[KIT_PLUGIN], cancel_grace_s=1.0)
 
 
 def ray_settings(address: str, **kw: object) -> dict[str, object]:
