@@ -119,7 +119,9 @@ def register_dataset_version(
     if tokenizer:
         from herald.models import load_tokenizer, resolve_model
 
-        tok = load_tokenizer(resolve_model(tokenizer, services.registry))
+        tok = load_tokenizer(
+            resolve_model(tokenizer, services.registry, artifacts=services.artifacts)
+        )
     # the same file policy as the publish edge: 403 for a path outside the allowed roots
     store = services.artifacts
     table = read_table(_readable(current_policy().source(source, purpose="source"), store))

@@ -25,6 +25,7 @@ from herald.models.errors import ModelNotFound, ModelSourceError
 from herald.models.source import ModelSource
 
 if TYPE_CHECKING:
+    from herald.artifacts import ArtifactStore
     from herald.registry import ModelVersion, Registry
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -33,12 +34,20 @@ ADAPTER_KINDS = ("lora", "qlora")
 MAX_DEPTH = 4
 
 
-def resolve_model(ref: str, registry: Registry | None = None) -> ModelSource:
-    """What ``ref`` names (see the module docstring); raises :class:`ModelNotFound`."""
-    return _resolve(ref, registry, 0)
+def resolve_model(
+    ref: str, registry: Registry | None = None, *, artifacts: ArtifactStore | None = None
+) -> ModelSource:
+    """What ``ref`` names (see the module docstring); raises :class:`ModelNotFound`.
+
+    Registered versions are looked up in ``registry`` and their files fetched from
+    ``artifacts`` (a job passes its ``ctx.services``'; default: those of this process's
+    settings, opened when needed)."""
+    return _resolve(ref, registry, artifacts, 0)
 
 
-def _resolve(ref: str, registry: Registry | None, depth: int) -> ModelSource:
+def _resolve(
+    ref: str, registry: Registry | None, artifacts: ArtifactStore | None, depth: int
+) -> ModelSource:
     if not isinstance(ref, str) or not ref.strip():
         raise ModelSourceError(
             "base model reference is empty: pass a registered name, models:/name@alias, a local "
@@ -50,16 +59,16 @@ def _resolve(ref: str, registry: Registry | None, depth: int) -> ModelSource:
         raise ModelSourceError(f"adapter chain deeper than {MAX_DEPTH} at {ref!r}")
     ref = ref.strip()
     if ref.startswith("models:/"):
-        return _from_registry(ref, _registry(registry), depth)
+        return _from_registry(ref, _registry(registry), artifacts, depth)
     if ref.startswith("file://"):
-        return _from_path(Path(unquote(urlsplit(ref).path)), ref, registry, depth)
+        return _from_path(Path(unquote(urlsplit(ref).path)), ref, registry, artifacts, depth)
     path = Path(ref).expanduser()
     if path.exists() and (not _is_registry_name(ref) or _is_model_path(path)):
-        return _from_path(path, ref, registry, depth)
+        return _from_path(path, ref, registry, artifacts, depth)
     if _is_registry_name(ref):
         reg = _registry(registry)
         try:
-            return _from_registry(ref, reg, depth)
+            return _from_registry(ref, reg, artifacts, depth)
         except NotFound:
             base_name = ref.split("@")[0]
             if base_name in BUNDLED and base_name == ref:
@@ -122,7 +131,9 @@ def bundled_source(name: str) -> ModelSource:
     )
 
 
-def _from_path(path: Path, ref: str, registry: Registry | None, depth: int) -> ModelSource:
+def _from_path(
+    path: Path, ref: str, registry: Registry | None, artifacts: ArtifactStore | None, depth: int
+) -> ModelSource:
     path = path.resolve()
     if path.is_file():
         if path.suffix.lower() != ".gguf":
@@ -140,7 +151,7 @@ def _from_path(path: Path, ref: str, registry: Registry | None, depth: int) -> M
         )
     if (path / "adapter_config.json").is_file():
         base_ref = _adapter_base(path)
-        base = _resolve(base_ref, registry, depth + 1)
+        base = _resolve(base_ref, registry, artifacts, depth + 1)
         return ModelSource(
             kind="path", ref=ref, local_dir=path, adapter=True, base=base, model_kind="lora"
         )
@@ -177,7 +188,7 @@ def _template_in(folder: Path) -> str | None:
     return None
 
 
-def _artifact_path(mv: ModelVersion) -> Path:
+def _artifact_path(mv: ModelVersion, store: ArtifactStore | None) -> Path:
     uri = mv.artifact_uri
     if uri.startswith("file://"):
         path = Path(unquote(urlsplit(uri).path))
@@ -185,7 +196,7 @@ def _artifact_path(mv: ModelVersion) -> Path:
             return path
     from herald.artifacts import ArtifactError, open_artifact_store
 
-    store = open_artifact_store()
+    store = store or open_artifact_store()
     try:
         key = store.key_of(uri)
     except ArtifactError:
@@ -200,9 +211,11 @@ def _artifact_path(mv: ModelVersion) -> Path:
     return store.local_dir(key)
 
 
-def _from_registry(ref: str, registry: Registry, depth: int) -> ModelSource:
+def _from_registry(
+    ref: str, registry: Registry, artifacts: ArtifactStore | None, depth: int
+) -> ModelSource:
     mv = registry.resolve(ref)
-    path = _artifact_path(mv)
+    path = _artifact_path(mv, artifacts)
     common: dict[str, Any] = {
         "kind": "registry",
         "ref": ref,
@@ -223,7 +236,7 @@ def _from_registry(ref: str, registry: Registry, depth: int) -> ModelSource:
     template = mv.chat_template or _template_in(path)
     if mv.kind in ADAPTER_KINDS or (path / "adapter_config.json").is_file():
         base_ref = mv.base_model or _adapter_base(path)
-        base = _resolve(base_ref, registry, depth + 1)
+        base = _resolve(base_ref, registry, artifacts, depth + 1)
         return ModelSource(
             **common, local_dir=path, adapter=True, base=base, chat_template=template
         )

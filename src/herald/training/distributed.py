@@ -52,7 +52,7 @@ def _worker_loop(cfg: dict[str, Any]) -> None:
     else:
         config["eval_suites"] = None  # in-training evaluations run on rank 0 only
     train_rows, validation_rows = ray.get(cfg["rows"])
-    model, tokenizer = load_model(cfg["source"], config)
+    model, tokenizer = load_model(cfg["source"], config, trust_remote_code=cfg["trust_remote_code"])
     result = train(
         model,
         tokenizer,
@@ -180,6 +180,7 @@ def train_distributed(
             "attempt": attempt,
             "chat_template": getattr(source, "chat_template", None),
             "home": str(settings.home),
+            "trust_remote_code": settings.security.trust_remote_code,  # the job's, not the node's
             "events": events,
         },
         scaling_config=ScalingConfig(

@@ -35,7 +35,7 @@ from herald.messages.lifecycle import FinetuneCompleted
 from herald.models.lock import MODEL_BUILD_LOCK
 from herald.security.files import check_job_paths
 from herald.services import Services
-from herald.settings import Settings, load_settings
+from herald.settings import Settings
 from herald.training.checkpoints import checkpoint_step, last_complete_checkpoint, run_dir
 from herald.training.data import Collator, as_records, ensure_chat_template, prepare
 from herald.training.errors import TrainingCancelled, TrainingError
@@ -330,14 +330,10 @@ def save_outputs(
 
 
 # the job ----------------------------------------------------------------------------------------
-def _trust_remote_code() -> bool:
-    """Model code runs only when the operator allows it (``security.trust_remote_code``);
-    no fine-tuning config or message can ask for it."""
-    return load_settings().security.trust_remote_code
-
-
-def load_model(source: Any, config: dict[str, Any]) -> tuple[Any, Any]:
-    """Load the base model for training (fp32 on CPU; quantized via bitsandbytes on CUDA)."""
+def load_model(source: Any, config: dict[str, Any], *, trust_remote_code: bool) -> tuple[Any, Any]:
+    """Load the base model for training (fp32 on CPU; quantized via bitsandbytes on CUDA).
+    Model code runs only when the operator allows it (``security.trust_remote_code`` of the
+    job's settings); no fine-tuning config or message can ask for it."""
     if config["adapter"] == "qlora" or config["load_in_4bit"] or config["load_in_8bit"]:
         import torch
         from transformers import AutoModelForCausalLM, BitsAndBytesConfig
@@ -358,7 +354,7 @@ def load_model(source: Any, config: dict[str, Any]) -> tuple[Any, Any]:
                 where,
                 quantization_config=quant,
                 use_safetensors=True,
-                trust_remote_code=_trust_remote_code(),
+                trust_remote_code=trust_remote_code,
                 device_map={"": 0},
             )
         return quantized, load_tokenizer(source)
@@ -369,7 +365,7 @@ def load_model(source: Any, config: dict[str, Any]) -> tuple[Any, Any]:
         source,
         dtype="bfloat16" if bf16 else "float32",
         device="cuda" if cuda else "cpu",
-        trust_remote_code=_trust_remote_code(),
+        trust_remote_code=trust_remote_code,
     )
     model, tokenizer = loaded
     if hasattr(model, "merge_and_unload"):  # a registered adapter: train on base + adapter
@@ -435,7 +431,7 @@ def run_finetune(
     status, error = "failed", None
     try:
         _say(ctx, f"run {run_id}: resolving base model {config['base_model']!r}")
-        source = resolve_model(config["base_model"], registry)
+        source = resolve_model(config["base_model"], registry, artifacts=services.artifacts)
         dataset_ref = _registered_dataset(config, ctx, services)
         _say(ctx, f"opening data set {dataset_ref!r}")
         data = open_training_data(
@@ -460,7 +456,9 @@ def run_finetune(
                 settings=settings,
             )
         else:
-            model, tokenizer = load_model(source, config)
+            model, tokenizer = load_model(
+                source, config, trust_remote_code=settings.security.trust_remote_code
+            )
             result = train(
                 model,
                 tokenizer,
