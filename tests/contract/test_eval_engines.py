@@ -1,15 +1,19 @@
 """The evaluation-engine kit (herald.testing.EngineContract) over the built-in item engines:
-reference (generation metrics), format, safety, performance, rag (lexical) and judge (rubric,
-against an in-process double of a judge's /v1/chat/completions)."""
+reference (generation metrics; multiple choice and perplexity through Herald's gateway on the
+fake backend), format, safety, performance, rag (lexical) and judge (rubric, against an
+in-process double of a judge's /v1/chat/completions). lm-eval, the batch engine, has its own
+integration tests."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from herald.evaluation.base import Engine, create_engine
+from herald.evaluation.suites import Sample
 from herald.evaluation.targets import OpenAIClient
 from herald.testing import EngineCase, EngineContract, TargetFactory, case, generation
 
@@ -164,3 +168,44 @@ class TestJudgeEngine(EngineContract):
     @pytest.fixture
     def unscorable(self) -> list[EngineCase]:
         return [case("Say hi", "UNGRADABLE")]
+
+
+@pytest.fixture(scope="module")
+def fake_gateway() -> Iterator[str]:
+    """Herald's own OpenAI gateway over the fake backend, on a loopback port (the evaluation
+    runner's in-process gateway): /v1/completions with echo and logprobs, the real path."""
+    from herald.evaluation.targets import InProcessGateway
+    from herald.serving.pool import ModelPool, ModelSpec
+
+    gateway = InProcessGateway(ModelPool([ModelSpec("fake", "fake", "fake-model")]))
+    try:
+        yield gateway.start()
+    finally:
+        gateway.stop()
+
+
+class TestReferenceLoglikEngine(EngineContract):
+    """Multiple choice and perplexity, scored by log-likelihood through the target."""
+
+    @pytest.fixture
+    def engine(self) -> Engine:
+        return create_engine("reference", ["mc_accuracy", "mc_accuracy_norm", "perplexity"], {})
+
+    @pytest.fixture
+    def make_target(self, fake_gateway: str) -> TargetFactory:
+        return lambda: OpenAIClient(fake_gateway, "fake")
+
+    @pytest.fixture
+    def cases(self) -> list[EngineCase]:
+        def mc(i: int, prompt: str, choices: list[str], text: str) -> EngineCase:
+            s = Sample(id=f"mc-{i}", prompt=prompt, choices=choices, answer=0, text=text)
+            return EngineCase(s, None)
+
+        return [
+            mc(1, "The capital of France is", ["Paris", "Rome", "a large city"], "Paris is big."),
+            mc(2, "2 + 3 =", ["5", "six"], "Two and three make five."),
+        ]
+
+    @pytest.fixture
+    def unscorable(self) -> list[EngineCase]:
+        return [EngineCase(Sample(id="no-choices", prompt="Pick one", text="x"), None)]
