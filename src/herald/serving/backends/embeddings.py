@@ -59,7 +59,10 @@ class SentenceTransformersBackend(Backend):
         return self.st is not None
 
     def describe(self) -> dict[str, Any]:
-        dim = self.st.get_sentence_embedding_dimension() if self.st is not None else None
+        dim = None
+        if self.st is not None:  # sentence-transformers 5 renamed the getter (a FutureWarning)
+            getter = getattr(self.st, "get_embedding_dimension", None)
+            dim = (getter or self.st.get_sentence_embedding_dimension)()
         return {**super().describe(), "dimensions": dim}
 
     def tokenize(self, text: str) -> list[int]:
