@@ -3,6 +3,7 @@
 Each kit is a class of test methods that a test module subclasses, providing one fixture that
 opens the adapter under test (eventsourcing's recorder test cases, fsspec's abstract tests)::
 
+    import pytest
     from herald.testing import EventLogContract
 
     class TestMyLog(EventLogContract):
@@ -17,9 +18,9 @@ EventLogContract          herald.bus.base.EventLog                    ``make_log
 ArtifactStoreContract     herald.artifacts.base.ArtifactStore         ``store`` (+ ``tamper``)
 VectorStoreContract       herald.rag.vectorstores.base.VectorStore    ``make_store``
 EmbedderContract          herald.rag.embeddings.base.Embedder         ``embedder``
-ServingBackendContract    herald.serving.backends.base.Backend        ``make_backend``
+ServingBackendContract    herald.serving.backends.base.Backend        ``make_backend`` (class)
 ExecutorContract          herald.jobs.executors.base.Executor         ``make_executor``
-EngineContract            herald.evaluation.base.Engine               ``make_engine`` + ``cases``
+EngineContract            herald.evaluation.base.Engine               ``engine`` + ``cases``
 ========================  ==========================================  ======================
 
 Where adapters legitimately differ, a kit has declared capability flags (class attributes)
