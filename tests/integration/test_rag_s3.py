@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from herald.rag.service import RagService
-from herald.rag.settings import RagSettings
+from herald.settings import RagSettings
 from tests.integration.test_artifacts_s3 import s3_endpoint  # noqa: F401 - fixture
 
 importlib.import_module("s3fs")

@@ -26,11 +26,11 @@ from herald.rag.chains import (
 )
 from herald.rag.retrieval import RetrievedChunk
 from herald.rag.service import RagService
-from herald.rag.settings import RagSettings
 from herald.serving.chat.protocol import ChatCompletionRequest
 from herald.serving.chat.service import ChatService
 from herald.serving.errors import BadParameter, ModelNotFound
 from herald.serving.pool import ModelPool, ModelSpec
+from herald.settings import RagSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDBOOK = ROOT / "examples" / "rag" / "handbook"

@@ -17,8 +17,8 @@ from herald.rag.errors import (
 )
 from herald.rag.retrieval import RetrievedChunk, rrf
 from herald.rag.service import RagService
-from herald.rag.settings import RagSettings
 from herald.rag.vectorstores import Hit
+from herald.settings import RagSettings
 
 HANDBOOK = Path(__file__).resolve().parents[2] / "examples" / "rag" / "handbook"
 

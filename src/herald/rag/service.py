@@ -18,10 +18,11 @@ from herald.rag.collections import Catalog, Collection, DocumentInfo, check_name
 from herald.rag.embeddings.base import Embedder, normalise_ref, open_embedder
 from herald.rag.errors import DimensionMismatch, RagError
 from herald.rag.ingest.pipeline import Ingestor, IngestReport, Progress
-from herald.rag.settings import RagSettings, default_catalog_url, default_store_url, rag_settings
+from herald.rag.settings import default_catalog_url, default_store_url
 from herald.rag.vectorstores.base import Chunk, VectorStore, open_vector_store
 from herald.security import egress
 from herald.security.files import FilePolicy
+from herald.settings import RagSettings
 
 
 def default_urls(rs: RagSettings, home: Path, database_url: str | None) -> tuple[str, str]:
@@ -51,7 +52,7 @@ class RagService:
         """The service of Herald ``settings`` (its ``rag`` section, home and database); the
         caller closes it (a Herald keeps one as ``services.rag``)."""
         database_url = getattr(settings, "resolved_database_url", None)
-        return cls(rag_settings(settings), home=Path(settings.home), database_url=database_url)
+        return cls(settings.rag, home=Path(settings.home), database_url=database_url)
 
     def close(self) -> None:
         """Release the catalog's connections and the reranker's client."""

@@ -19,7 +19,7 @@ from importlib import import_module
 from importlib.metadata import entry_points
 
 from herald.errors import ConfigurationError
-from herald.rag.settings import BUNDLED_EMBEDDER, RagSettings
+from herald.settings import BUNDLED_EMBEDDER, RagSettings
 
 _WORDPIECE = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 

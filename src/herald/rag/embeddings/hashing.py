@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from herald.errors import ConfigurationError
 from herald.rag.embeddings.base import Embedder
-from herald.rag.settings import RagSettings
+from herald.settings import RagSettings
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 

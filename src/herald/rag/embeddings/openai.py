@@ -13,8 +13,8 @@ import httpx
 
 from herald.errors import BackendError, ConfigurationError
 from herald.rag.embeddings.base import Embedder, batched
-from herald.rag.settings import RagSettings
 from herald.security import egress
+from herald.settings import RagSettings
 
 
 class OpenAIEmbedder(Embedder):

@@ -12,7 +12,7 @@ from typing import Any
 
 from herald.errors import BackendUnavailable, ConfigurationError
 from herald.rag.embeddings.base import Embedder
-from herald.rag.settings import BUNDLED_EMBEDDER, RagSettings
+from herald.settings import BUNDLED_EMBEDDER, RagSettings
 
 
 def bundled_model_dir() -> Path:
