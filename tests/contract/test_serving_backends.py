@@ -1,9 +1,12 @@
-"""The serving-backend kit (herald.testing.ServingBackendContract) over the built-in text
-backends: fake, transformers (the microscopic Llama) and llama.cpp (the bundled SmolLM2 GGUF)."""
+"""The serving-backend kit (herald.testing.ServingBackendContract) over the built-in backends:
+fake, transformers (the microscopic Llama), llama.cpp (the bundled SmolLM2 GGUF), the
+sentence-transformers embeddings backend (bundled MiniLM) and the OpenAI-compatible proxy (to
+Herald's own gateway on the fake backend). vLLM needs a GPU and is not run here."""
 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
 
 import pytest
 
@@ -54,3 +57,24 @@ class TestSentenceTransformersBackend(ServingBackendContract):
         from herald.rag.embeddings.sentence_transformers import bundled_model_dir
 
         return lambda: create_backend("embeddings", str(bundled_model_dir()))
+
+
+@pytest.fixture(scope="module")
+def fake_upstream() -> Iterator[str]:
+    """An OpenAI-compatible upstream: Herald's own gateway over the fake backend on a loopback
+    port (the evaluation runner's in-process gateway)."""
+    from herald.evaluation.targets import InProcessGateway
+    from herald.serving.pool import ModelPool, ModelSpec
+
+    gateway = InProcessGateway(ModelPool([ModelSpec("up", "fake", "fake-model")]))
+    try:
+        yield gateway.start()
+    finally:
+        gateway.stop()
+
+
+class TestOpenAIProxyBackend(ServingBackendContract):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def make_backend(cls, fake_upstream: str) -> BackendFactory:
+        return lambda: create_backend("openai", "up", base_url=fake_upstream)

@@ -241,12 +241,20 @@ class ServingBackendContract:
                 backend.chat_prompt(messages)
             return None
         cp = backend.chat_prompt(messages)
-        assert isinstance(cp, ChatPrompt) and cp.prompt
-        assert cp.template_status in ("version", "tokenizer", "mismatch")
-        if isinstance(cp.prompt, str) and cp.messages is None:
-            assert "What is 2 + 3?" in cp.prompt
-        _, deltas = await generate(backend, cp.prompt, max_tokens=2, temperature=0.0)
+        assert isinstance(cp, ChatPrompt)
+        assert cp.template_status in ("version", "tokenizer", "mismatch", "upstream")
+        if cp.messages is None:  # rendered here: the prompt holds the chat
+            assert cp.prompt
+            if isinstance(cp.prompt, str):
+                assert "What is 2 + 3?" in cp.prompt
+        else:  # forwarded to an upstream that applies its own template
+            assert cp.messages == messages
+        request = GenerationRequest(
+            cp.prompt, SamplingParams(max_tokens=2, temperature=0.0), messages=cp.messages
+        )
+        deltas = [d async for d in backend.generate(request)]
         assert deltas[-1].finish_reason in ("stop", "length")
+        assert "".join(d.text for d in deltas) or deltas[-1].usage is not None
         return None
 
     @_check

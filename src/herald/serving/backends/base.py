@@ -79,7 +79,8 @@ class GenerationRequest:
 class ChatPrompt:
     """A chat rendered with a template; ``template_status`` is reported in a response header:
     ``version`` (the model version's own template), ``tokenizer`` (the tokenizer's),
-    ``mismatch`` (the version's template differs from the tokenizer's; the version's is used)."""
+    ``mismatch`` (the version's template differs from the tokenizer's; the version's is used),
+    ``upstream`` (the chat is forwarded as ``messages``; the upstream applies its template)."""
 
     prompt: Prompt
     template_status: str = "tokenizer"
