@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from herald import Herald
 from herald.jobs.registry import default_jobs
 from herald.sensors.base import default_registry
 
@@ -24,15 +25,20 @@ async def run_probe(env: Env, executor: str) -> dict[str, Any]:
         "probe-model", artifact_uri=(env.tmp / "m").as_uri(), kind="full"
     )
     job = await h.submit_job("services.probe", {}, executor=executor)
+    return await finished(h, job.id)
+
+
+async def finished(h: Herald, job_id: str) -> dict[str, Any]:
+    """The result of a job that succeeded (within 60 s)."""
     deadline = asyncio.get_running_loop().time() + 60
     while True:
-        record = await h.log.get_job(job.id)
+        record = await h.log.get_job(job_id)
         if record is not None and record.status in {"succeeded", "failed"}:
             break
-        assert asyncio.get_running_loop().time() < deadline, "the probe job never finished"
+        assert asyncio.get_running_loop().time() < deadline, f"job {job_id} never finished"
         await asyncio.sleep(0.05)
     assert record.status == "succeeded", record.error
-    return dict(record.result)
+    return dict(record.result or {})
 
 
 @pytest.fixture
@@ -58,3 +64,22 @@ async def test_a_local_job_builds_its_services_from_its_environment(
     got = await run_probe(jenv, "local")
     assert got["concurrency"] == 5  # a job process reads its own environment
     assert "probe-model" in got["models"]  # the same registry, opened in the job process
+
+
+async def test_an_inline_evaluation_job_uses_the_heralds_settings_and_results_store(
+    jenv: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The evaluation job read its settings from the environment alone: run inline by a Herald
+    built from programmatic Settings, it did not know the Herald's served models and stored its
+    results under the environment's home."""
+    elsewhere = jenv.tmp / "elsewhere"
+    monkeypatch.setenv("HERALD_HOME", str(elsewhere))
+    monkeypatch.delenv("HERALD_DATABASE_URL", raising=False)
+    served = {"fake-qa": {"backend": "fake", "model": "fake-qa", "options": {"reply": "Paris"}}}
+    h = await jenv.start(serving={"models": served}, evaluation={"on_register": False})
+    params = {"target": "fake-qa", "suite": "tiny", "evaluation_id": "inline-1", "limit": 2}
+    job = await h.submit_job("evaluation.run", params, executor="inline")
+    await finished(h, job.id)  # it returns evaluation.completed, emitted as a message
+    stored = h.services.evaluations.get("inline-1")
+    assert (stored["status"], stored["done"], stored["failed_items"]) == ("completed", 2, 0)
+    assert not (elsewhere / "evaluations").exists()
