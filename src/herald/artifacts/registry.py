@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import import_module
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from herald.adapters import Adapters
 from herald.artifacts.base import ArtifactStore
 from herald.errors import ConfigurationError
 
@@ -21,34 +20,23 @@ BUILTIN_STORES: dict[str, str] = {
     "s3": "herald.artifacts.s3:S3ArtifactStore",
     "s3a": "herald.artifacts.s3:S3ArtifactStore",
 }
-_registered: dict[str, StoreFactory] = {}
+ARTIFACT_STORES: Adapters[StoreFactory] = Adapters(
+    "artifact store", "herald.artifact_stores", BUILTIN_STORES, check=callable
+)
 
 
 def register_artifact_store(scheme: str, factory: StoreFactory) -> None:
     """Add (or replace) the adapter for URLs of ``scheme``."""
-    _registered[scheme] = factory
-
-
-def _load(ref: str) -> StoreFactory:
-    module, _, attr = ref.partition(":")
-    factory: StoreFactory = getattr(import_module(module), attr)
-    return factory
+    ARTIFACT_STORES.register(scheme, factory)
 
 
 def store_factory(scheme: str) -> StoreFactory:
-    if scheme in _registered:
-        return _registered[scheme]
-    if scheme in BUILTIN_STORES:
-        return _load(BUILTIN_STORES[scheme])
-    for ep in entry_points(group="herald.artifact_stores"):
-        if ep.name == scheme:
-            factory: StoreFactory = ep.load()
-            return factory
-    known = sorted({*BUILTIN_STORES, *_registered})
-    raise ConfigurationError(
-        f"no artifact store for {scheme}:// URLs (known: {', '.join(known)}); "
-        "install a plugin that provides it (entry point group herald.artifact_stores)"
-    )
+    if scheme not in ARTIFACT_STORES:
+        raise ConfigurationError(
+            f"no artifact store for {scheme}:// URLs (known: {', '.join(ARTIFACT_STORES.names())}"
+            "); install a plugin that provides it (entry point group herald.artifact_stores)"
+        )
+    return ARTIFACT_STORES.load(scheme)
 
 
 def open_artifact_store(url: str | None = None, *, cache_dir: Path | None = None) -> ArtifactStore:

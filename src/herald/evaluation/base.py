@@ -16,12 +16,11 @@ from __future__ import annotations
 from abc import ABC
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import import_module
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from herald.adapters import Adapters
 from herald.evaluation.errors import ItemError, SuiteError
 from herald.evaluation.stats import bootstrap_ci
 
@@ -38,7 +37,6 @@ BUILTIN_ENGINES: dict[str, str] = {
     "performance": "herald.evaluation.engines.performance:PerformanceEngine",
     "lm-eval": "herald.evaluation.engines.lm_eval:LmEvalEngine",
 }
-_extra: dict[str, str] = {}
 
 
 class NoOptions(BaseModel):
@@ -142,25 +140,26 @@ class ItemScores:
     input: Any = None
 
 
+ENGINES: Adapters[type[Engine]] = Adapters(
+    "engine",
+    "herald.eval_engines",
+    BUILTIN_ENGINES,
+    check=lambda cls: isinstance(cls, type) and issubclass(cls, Engine),
+    error=SuiteError,
+)
+
+
 def register_engine(name: str, target: str) -> None:
     """Register ``"module:Class"`` under ``name`` (plugins and tests)."""
-    _extra[name] = target
+    ENGINES.register(name, target)
 
 
 def known_engines() -> dict[str, str]:
-    found = {ep.name: ep.value for ep in entry_points(group="herald.eval_engines")}
-    return {**found, **BUILTIN_ENGINES, **_extra}
+    return {name: str(target) for name, target in ENGINES.targets().items()}
 
 
 def engine_class(name: str) -> type[Engine]:
-    known = known_engines()
-    if name not in known:
-        raise SuiteError(f"unknown engine {name!r} (known: {', '.join(sorted(known))})")
-    module, _, attr = known[name].partition(":")
-    cls: Any = getattr(import_module(module), attr)
-    if not (isinstance(cls, type) and issubclass(cls, Engine)):
-        raise SuiteError(f"{known[name]} is not a herald evaluation Engine")
-    return cls
+    return ENGINES.load(name)
 
 
 def create_engine(name: str, metrics: Sequence[str], options: dict[str, Any]) -> Engine:

@@ -15,9 +15,8 @@ import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from importlib import import_module
-from importlib.metadata import entry_points
 
+from herald.adapters import Adapters
 from herald.errors import ConfigurationError
 from herald.settings import BUNDLED_EMBEDDER, RagSettings
 
@@ -59,17 +58,11 @@ _cache: dict[str, Embedder] = {}
 _lock = threading.Lock()
 
 
+EMBEDDERS: Adapters[Factory] = Adapters("embedder", "herald.embedders", _PREFIXES, check=callable)
+
+
 def _factory(prefix: str) -> Factory | None:
-    target = _PREFIXES.get(prefix)
-    if target is not None:
-        module, _, attr = target.partition(":")
-        fn: Factory = getattr(import_module(module), attr)
-        return fn
-    for ep in entry_points(group="herald.embedders"):
-        if ep.name == prefix:
-            loaded: Factory = ep.load()
-            return loaded
-    return None
+    return EMBEDDERS.load(prefix) if prefix in EMBEDDERS else None
 
 
 def normalise_ref(ref: str) -> str:

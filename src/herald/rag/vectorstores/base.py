@@ -19,10 +19,9 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import import_module
-from importlib.metadata import entry_points
 from typing import Any
 
+from herald.adapters import Adapters
 from herald.errors import BackendUnavailable
 from herald.rag.errors import DimensionMismatch
 from herald.rag.filters import Condition
@@ -152,25 +151,20 @@ _cache: dict[str, VectorStore] = {}
 _lock = threading.Lock()
 
 
-def _load(target: str) -> Factory:
-    module, _, attr = target.partition(":")
-    cls: Factory = getattr(import_module(module), attr)
-    return cls
+VECTOR_STORES: Adapters[Factory] = Adapters(
+    "vector store", "herald.vectorstores", _BUILTIN, check=callable
+)
 
 
 def store_factory(url: str) -> Factory:
     scheme = url.split("://", 1)[0] if "://" in url else ""
-    if scheme in _BUILTIN:
-        return _load(_BUILTIN[scheme])
-    for ep in entry_points(group="herald.vectorstores"):
-        if ep.name == scheme:
-            loaded: Factory = ep.load()
-            return loaded
-    known = sorted({*_BUILTIN, *(ep.name for ep in entry_points(group="herald.vectorstores"))})
-    raise BackendUnavailable(
-        f"no vector store for URL {url!r}; use one of the schemes: {', '.join(known)} "
-        "(e.g. local:///var/lib/herald/rag or postgresql://user@host/db)"
-    )
+    if scheme not in VECTOR_STORES:
+        raise BackendUnavailable(
+            f"no vector store for URL {url!r}; use one of the schemes: "
+            f"{', '.join(VECTOR_STORES.names())} "
+            "(e.g. local:///var/lib/herald/rag or postgresql://user@host/db)"
+        )
+    return VECTOR_STORES.load(scheme)
 
 
 def open_vector_store(url: str, *, cached: bool = True) -> VectorStore:
