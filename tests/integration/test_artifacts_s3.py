@@ -62,7 +62,7 @@ def test_a_data_set_in_the_s3_store_is_read_through_the_store(
     store = open_artifact_store(s3_url, cache_dir=tmp_path / "cache")
     row = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
     uri = store.put_bytes("monitoring/datasets/t-1.jsonl", (json.dumps(row) + "\n").encode()).uri
-    local = _readable(uri)
+    local = _readable(uri, store)
     assert local != uri and local.endswith("t-1.jsonl")
     assert read_table(local).rows == [row]
-    assert _readable("/plain/path.jsonl") == "/plain/path.jsonl"  # not a URI: unchanged
+    assert _readable("/plain/path.jsonl", store) == "/plain/path.jsonl"  # not a URI: unchanged
