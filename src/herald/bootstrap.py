@@ -230,7 +230,7 @@ class Herald:
         file_policy.check_message_paths(type, message, self.settings)  # 403 outside roots
         egress.check_message_urls(type, message, self.settings)  # 403: private/metadata URLs
         if type == "finetune.requested":  # 422 now, not a failed job seconds later
-            check_finetune_request(message, self.registry, self.settings)
+            check_finetune_request(message, self.services)
         elif type == "evaluation.requested":
             check_evaluation_request(message, self.registry, self.settings)
         return self.catalog.envelope(

@@ -11,27 +11,31 @@ is readable, and the ``eval_suites`` parse. URLs are left to the job (and the eg
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from herald.datasets.errors import DatasetError
 from herald.errors import HeraldError, NotFound
 
+if TYPE_CHECKING:
+    from herald.services import Services
 
-def check_finetune_request(message: Any, registry: Any, settings: Any) -> None:
-    """Raise a 422 :class:`HeraldError` naming the field that cannot work."""
+
+def check_finetune_request(message: Any, services: Services) -> None:
+    """Raise a 422 :class:`HeraldError` naming the field that cannot work (against the
+    publishing Herald's registry, artifact store and settings)."""
     data = message.payload() if hasattr(message, "payload") else dict(message)
-    _check_base_model(str(data.get("base_model") or ""), registry)
-    _check_dataset(str(data.get("dataset") or ""), registry)
+    _check_base_model(str(data.get("base_model") or ""), services)
+    _check_dataset(str(data.get("dataset") or ""), services.registry)
     for suite in data.get("eval_suites") or []:
-        _check_suite(str(suite), settings)
+        _check_suite(str(suite), services.settings)
 
 
-def _check_base_model(ref: str, registry: Any) -> None:
+def _check_base_model(ref: str, services: Services) -> None:
     from herald.models.errors import ModelSourceError
     from herald.models.resolve import resolve_model
 
     try:
-        resolve_model(ref, registry)
+        resolve_model(ref, services.registry, artifacts=services.artifacts)
     except (ModelSourceError, NotFound) as exc:  # NotFound: a models:/ URI the registry lacks
         raise _field_error("base_model", exc) from None
 
