@@ -11,14 +11,13 @@ import pytest
 
 from herald.rag.service import RagService
 from herald.settings import RagSettings
-from tests.integration.test_artifacts_s3 import s3_endpoint  # noqa: F401 - fixture
 
 importlib.import_module("s3fs")
 HANDBOOK = Path(__file__).resolve().parents[2] / "examples" / "rag" / "handbook"
 
 
 @pytest.fixture
-def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, object]]:  # noqa: F811
+def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, object]]:
     import boto3
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
