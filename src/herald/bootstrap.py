@@ -26,7 +26,6 @@ from herald.rag.chain_backend import RagChains
 from herald.registry import Registry
 from herald.security import egress
 from herald.security import files as file_policy
-from herald.security import pii as pii_policy
 from herald.sensors.base import SensorRegistry, default_registry
 from herald.sensors.runner import SensorRunner
 from herald.services import Services
@@ -71,11 +70,6 @@ class Herald:
             settings.resolved_database_url, **self._log_options(settings.resolved_database_url)
         )
         self.metrics = Metrics()
-        file_policy.bind(  # one file policy for the API edge and inline jobs
-            settings, self.metrics.messages_rejected.labels("path_not_allowed").inc
-        )
-        pii_policy.bind(settings)  # one PII policy for stores and inline jobs
-        egress.bind(settings)  # one egress policy for fetches of inline jobs
         self.registry = Registry.from_settings(settings)  # opens (and migrates) on first use
         self.artifacts: ArtifactStore = open_artifact_store(
             settings.resolved_artifacts_url, cache_dir=settings.home / "cache" / "artifacts"

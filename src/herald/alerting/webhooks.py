@@ -36,7 +36,7 @@ from herald.errors import BackendUnavailable, ConfigurationError, HeraldError, N
 from herald.jobs.context import JobContext
 from herald.jobs.registry import job
 from herald.messages.catalog import Catalog
-from herald.security.egress import EgressPolicy, EgressTransport, current_policy
+from herald.security.egress import EgressPolicy, EgressTransport
 from herald.sensors.base import SensorContext, SensorRegistry, sensor
 from herald.services import Services
 from herald.settings import AlertingSettings, WebhookSettings
@@ -118,7 +118,7 @@ def deliver_once(
 ) -> dict[str, Any]:
     """POST ``event`` to ``wh`` once; raise a retryable or a final error on failure.
 
-    The egress policy applies (``policy``, default the process's): a receiver on a private or
+    The egress policy applies (``policy``, the strict default without one): a receiver on a private or
     loopback address needs its host in ``security.egress.allowed_hosts``."""
     body = json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
     msg_id = str(event.get("id") or "")
@@ -134,7 +134,7 @@ def deliver_once(
     if secret is not None:
         headers["webhook-signature"] = sign(secret, msg_id, timestamp, body)
     try:
-        transport = EgressTransport(policy or current_policy())
+        transport = EgressTransport(policy or EgressPolicy())
         with httpx.Client(
             timeout=wh.timeout_s, follow_redirects=False, transport=transport
         ) as client:

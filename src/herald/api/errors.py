@@ -48,7 +48,10 @@ def error_response(status: int, message: str, code: str, details: Any = None) ->
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(HeraldError)
-    async def _herald(_: Request, exc: HeraldError) -> JSONResponse:
+    async def _herald(request: Request, exc: HeraldError) -> JSONResponse:
+        herald = getattr(request.app.state, "herald", None)
+        if exc.code == "path_not_allowed" and herald is not None:  # the file policy's refusals
+            herald.metrics.messages_rejected.labels("path_not_allowed").inc()
         return error_response(exc.status, exc.message, exc.code, exc.details)
 
     @app.exception_handler(RequestValidationError)

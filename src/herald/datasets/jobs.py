@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 from herald.jobs.context import JobContext
 from herald.jobs.registry import job
 from herald.messages.lifecycle import DatasetFormat, DatasetRegister, DatasetRegistered
-from herald.security.files import current_policy
-from herald.security.pii import current_policy as current_pii_policy
+from herald.security.files import FilePolicy
+from herald.security.pii import PIIPolicy
 from herald.sensors.base import SensorContext, sensor
 from herald.services import Services
 
@@ -113,7 +113,7 @@ def register_dataset_version(
             ctx.progress(fraction, message)
 
     check_name(name, "data set")
-    pii = current_pii_policy()  # security.pii: its kinds; redact_ingest forces redaction
+    pii = PIIPolicy.from_settings(services.settings)  # its kinds; redact_ingest forces redaction
     redact_pii = redact_pii or pii.redact_ingest
     tok: Any = None
     if tokenizer:
@@ -124,7 +124,10 @@ def register_dataset_version(
         )
     # the same file policy as the publish edge: 403 for a path outside the allowed roots
     store = services.artifacts
-    table = read_table(_readable(current_policy().source(source, purpose="source"), store))
+    policy = FilePolicy.from_settings(services.settings)
+    table = read_table(
+        _readable(policy.source(source, purpose="source"), store), egress=services.settings
+    )
     progress(0.3, f"read {len(table.rows)} rows ({table.file_format})")
     prepared = prepare(
         table.rows,

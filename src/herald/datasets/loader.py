@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from herald.datasets.errors import DatasetError, RowError, invalid_rows_error
-from herald.security.egress import HTTP, check_source, current_policy, fetch_bytes
+from herald.security.egress import HTTP, EgressPolicy, check_source, fetch_bytes
 
 FILE_FORMATS = {
     ".jsonl": "jsonl",
@@ -92,7 +92,7 @@ def _read_bytes(source: str, egress: Any = None) -> bytes:
     import fsspec
 
     if is_url(source):  # a caller's URL: no protocol chains, no private addresses (403)
-        policy = current_policy(egress)
+        policy = EgressPolicy.of(egress)  # settings or a policy; the strict default without
         if check_source(source, policy) in HTTP:
             fetched = _fetch(source, policy)
             if len(fetched) > MAX_BYTES:

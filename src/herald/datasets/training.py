@@ -73,13 +73,16 @@ def open_training_data(
     validation_fraction: float = 0.0,
     seed: int = 42,
     artifacts: ArtifactStore | None = None,
+    egress: Any = None,
 ) -> TrainingData:
     """Rows of a registered data set version or of a file; see the module docstring.
 
     ``format``, ``validation_fraction`` and ``seed`` apply to files only (a registered version
     is already split). Raises :class:`DatasetError` for bad files and the registry's
     ``NotFound`` for unknown names. A registered version is read from ``artifacts`` (default:
-    the store of this process's settings) after ``registry`` (default: likewise) named it.
+    the store of this process's settings) after ``registry`` (default: likewise) named it; a
+    URL is fetched under ``egress`` (Herald settings or an egress policy; the strict default
+    without).
     """
     if not isinstance(ref, str) or not ref.strip():
         raise DatasetError(
@@ -87,7 +90,7 @@ def open_training_data(
             "or a path/URL of a .jsonl, .csv or .parquet file"
         )
     if looks_like_file(ref):
-        table = read_table(ref)
+        table = read_table(ref, egress=egress)
         prepared = prepare(
             table.rows,
             columns=table.columns,

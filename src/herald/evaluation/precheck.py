@@ -43,12 +43,14 @@ def checked_suite(ref: str, settings: Settings) -> Suite:
     """The suite ``ref`` names (a shipped or configured name, or a YAML path), or a 422."""
     from herald.evaluation.settings import evaluation_settings, suite_search_paths
     from herald.evaluation.suites import load_suite
-    from herald.security.files import current_policy
+    from herald.security.files import FilePolicy
 
     es = evaluation_settings(settings)
     try:
         return load_suite(
-            ref, suite_search_paths(Path(settings.home), es), policy=current_policy(settings)
+            ref,
+            suite_search_paths(Path(settings.home), es),
+            policy=FilePolicy.from_settings(settings),
         )
     except HeraldError as exc:
         raise field_error("suite", exc) from None

@@ -95,14 +95,14 @@ def evaluate_in_process(
     from herald.evaluation.settings import evaluation_settings, suite_search_paths
     from herald.evaluation.suites import load_suite
     from herald.evaluation.targets import parse_target
-    from herald.security.files import current_policy
+    from herald.security.files import FilePolicy
 
     services = services or Services.of_job(ctx)
     settings = services.settings
     s = load_suite(  # suites of a caller's fine-tune config: the server's file policy
         suite,
         suite_search_paths(settings.home, evaluation_settings(settings)),
-        policy=current_policy(settings),
+        policy=FilePolicy.from_settings(settings),
     )
     if limit is not None:
         s = s.model_copy(update={"limit": limit})

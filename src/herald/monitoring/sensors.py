@@ -33,6 +33,7 @@ from herald.monitoring.messages import (
     RetrainSkipped,
 )
 from herald.monitoring.rules import Context, Outcome, evaluate, load_rules
+from herald.security.egress import EgressPolicy
 from herald.sensors.base import SensorContext, SensorRegistry, default_registry, sensor
 from herald.sensors.cron import schedule
 from herald.services import Services
@@ -78,7 +79,9 @@ def evaluate_now(
     def embed(texts: list[str]) -> list[list[float]]:
         from herald.rag.embeddings.base import open_embedder
 
-        return open_embedder(m.embedder).embed(texts)
+        # the operator's embedder, under the operator's egress policy (allowed_hosts)
+        egress = EgressPolicy.of(services.settings)
+        return open_embedder(m.embedder, services.settings.rag, egress=egress).embed(texts)
 
     at = time.time() if now is None else now
     ctx = Context(

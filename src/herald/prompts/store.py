@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from sqlalchemy import (
     Column,
@@ -47,11 +47,11 @@ from sqlalchemy import (
 
 from herald.errors import HeraldError, NotFound
 from herald.security.pii import PIIPolicy, screen_prompt
-from herald.security.pii import current_policy as current_pii_policy
 from herald.store.shared import StateStore
 
 if TYPE_CHECKING:
     from herald.security.templates import TemplateLimits
+    from herald.settings import Settings
 
 log = logging.getLogger("herald.prompts")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -210,6 +210,14 @@ class PromptStore(StateStore):
     what = "prompt database"
     # the tables of SQLite files written before they were named herald_* (moved once)
     legacy_tables = {"prompt_versions": VERSIONS, "prompt_aliases": ALIASES}
+    # the operator's security.pii (set by from_settings); the default policy without settings
+    pii_policy = PIIPolicy()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        store = super().from_settings(settings)
+        store.pii_policy = PIIPolicy.from_settings(settings)
+        return store
 
     @contextmanager
     def _tx(self, name: str | None = None) -> Iterator[Connection]:
@@ -242,7 +250,7 @@ class PromptStore(StateStore):
             raise PromptError("template must not be empty")
         if len(template) > MAX_TEMPLATE_CHARS:
             raise PromptError(f"template is over {MAX_TEMPLATE_CHARS} characters")
-        template, warnings = screen_prompt(template, pii or current_pii_policy())
+        template, warnings = screen_prompt(template, pii or self.pii_policy)
         for w in warnings:
             log.warning("prompt %s: %s", name, w)
         used = template_variables(template)

@@ -22,7 +22,7 @@ from herald.rag.messages import (
     DocumentsIngested,
     DocumentsIngestRequested,
 )
-from herald.security.files import current_policy
+from herald.security.files import FilePolicy
 from herald.sensors.base import SensorContext, sensor
 from herald.services import Services
 
@@ -80,8 +80,10 @@ def ingest_documents(
 ) -> DocumentsIngested:
     """Load, chunk, embed and store the documents of ``source`` (file, folder or fsspec URL)
     in ``collection``; unchanged files are skipped by content hash."""
-    svc = Services.of_job(ctx).rag
-    policy = current_policy()  # the same answer as the API edge gave (403 otherwise)
+    services = Services.of_job(ctx)
+    svc = services.rag
+    # the same answer as the API edge gave (403 otherwise)
+    policy = FilePolicy.from_settings(services.settings)
 
     def progress(fraction: float, message: str) -> None:
         if ctx is not None:

@@ -22,6 +22,7 @@ from herald.rag.settings import default_catalog_url, default_store_url
 from herald.rag.vectorstores.base import Chunk, VectorStore, open_vector_store
 from herald.security import egress
 from herald.security.files import FilePolicy
+from herald.security.pii import PIIPolicy
 from herald.settings import RagSettings
 
 
@@ -39,10 +40,19 @@ def default_urls(rs: RagSettings, home: Path, database_url: str | None) -> tuple
 
 class RagService:
     def __init__(
-        self, settings: RagSettings, *, home: Path, database_url: str | None = None
+        self,
+        settings: RagSettings,
+        *,
+        home: Path,
+        database_url: str | None = None,
+        egress_policy: egress.EgressPolicy | None = None,
+        pii_policy: PIIPolicy | None = None,
     ) -> None:
         self.settings = settings
         self.home = home
+        # the operator's security.egress and security.pii (the strict defaults without them)
+        self.egress = egress_policy or egress.EgressPolicy()
+        self.pii = pii_policy or PIIPolicy()
         self.store_url, catalog_url = default_urls(settings, home, database_url)
         self.catalog = Catalog(catalog_url)
         self._reranker: Any = None
@@ -52,7 +62,13 @@ class RagService:
         """The service of Herald ``settings`` (its ``rag`` section, home and database); the
         caller closes it (a Herald keeps one as ``services.rag``)."""
         database_url = getattr(settings, "resolved_database_url", None)
-        return cls(settings.rag, home=Path(settings.home), database_url=database_url)
+        return cls(
+            settings.rag,
+            home=Path(settings.home),
+            database_url=database_url,
+            egress_policy=egress.EgressPolicy.of(settings),
+            pii_policy=PIIPolicy.from_settings(settings),
+        )
 
     def close(self) -> None:
         """Release the catalog's connections and the reranker's client."""
@@ -72,7 +88,7 @@ class RagService:
         return open_vector_store(collection.store_url)
 
     def embedder_for(self, collection: Collection) -> Embedder:
-        e = open_embedder(collection.embedding_model, self.settings)
+        e = open_embedder(collection.embedding_model, self.settings, egress=self.egress)
         if e.dimension != collection.dimension:
             raise DimensionMismatch(
                 f"embedding model {collection.embedding_model!r} now gives {e.dimension}-"
@@ -86,7 +102,7 @@ class RagService:
         the operator's ``rag.embedding_model`` is trusted."""
         url = egress.embedder_url(ref)
         if url and ref != normalise_ref(self.settings.embedding_model):
-            egress.check_url(url, egress.current_policy())
+            egress.check_url(url, self.egress)
 
     # collections ----------------------------------------------------------------------------
     def create_collection(
@@ -109,7 +125,7 @@ class RagService:
             from herald.rag.errors import CollectionExists
 
             raise CollectionExists(f"collection {name!r} already exists")
-        embedder = open_embedder(model, self.settings)
+        embedder = open_embedder(model, self.settings, egress=self.egress)
         url = store_url or self.store_url
         store = open_vector_store(url)
         store.drop(name)  # leftovers of a collection deleted from the catalog only
@@ -206,7 +222,7 @@ class RagService:
         col = self.get_collection(collection)
         model = normalise_ref(embedding_model or col.embedding_model)
         self._check_embedder(model)
-        embedder = open_embedder(model, self.settings)
+        embedder = open_embedder(model, self.settings, egress=self.egress)
         store = open_vector_store(col.store_url)
         chunks = list(store.scan(collection))
         report = progress or (lambda f, m: None)

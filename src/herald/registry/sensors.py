@@ -44,8 +44,9 @@ def on_model_register(msg: ModelRegister, ctx: SensorContext) -> list[Any]:
     for alias in msg.aliases:
         check_alias(alias)  # refuse before writing anything
     # a local artifact_uri must be a file the server may read (s3:// etc. go to their store)
-    check_message_paths("model.register", msg)
-    reg = Services.of_sensor(ctx).registry
+    services = Services.of_sensor(ctx)
+    check_message_paths("model.register", msg, services.settings)
+    reg = services.registry
     event = ctx.event
     lineage = {
         **msg.lineage,

@@ -293,27 +293,6 @@ def check_chain(source: str) -> None:
         )
 
 
-# process-wide binding (the API binds its settings; jobs in subprocesses load theirs) --------
-_bound: Any = None
-
-
-def bind(settings: Any) -> None:
-    """Use ``settings`` for fetches that are not handed settings (jobs of this process)."""
-    global _bound
-    _bound = settings
-
-
-def current_policy(settings: Any = None) -> EgressPolicy:
-    """The policy of ``settings``, else of the bound settings, else of ``load_settings()``."""
-    if settings is None:
-        settings = _bound
-    if settings is None:
-        from herald.settings import load_settings  # settings import the whole config tree
-
-        settings = load_settings()
-    return EgressPolicy.of(settings)
-
-
 def check_url(url: str, settings: Any = None, *, schemes: tuple[str, ...] = HTTP) -> None:
     """Raise :class:`EgressDenied` (403) unless ``settings``' egress policy allows ``url``."""
     EgressPolicy.of(settings).check_url(url, schemes=schemes)
@@ -545,13 +524,11 @@ __all__ = [
     "EgressTransport",
     "address_class",
     "async_egress_client",
-    "bind",
     "check_chain",
     "check_message_urls",
     "check_source",
     "check_source_name",
     "check_url",
-    "current_policy",
     "egress_client",
     "embedder_url",
     "fetch_bytes",

@@ -254,7 +254,6 @@ class FilePolicy:
             f" ({why})" if why else "",
             f" -> {path}" if path is not None else "",
         )
-        _count_refusal()
         raise _refuse(purpose, why if why.startswith(("~user", "NUL")) else "")
 
     def configured_suite(self, ref: str) -> bool:
@@ -299,49 +298,15 @@ def is_remote(raw: str) -> bool:
     return _classify(raw)[0] == "remote"
 
 
-# process-wide binding (the API binds its settings; jobs in subprocesses load theirs) --------
-_bound: Any = None
-_refusals = 0
+def resolve_caller_path(raw: str, settings: Any, *, purpose: str) -> Path:
+    """The allowed local path ``raw`` names under ``settings``' policy (raises
+    :class:`PathNotAllowed`, 403)."""
+    return FilePolicy.from_settings(settings).resolve(raw, purpose=purpose)
 
 
-def _count_refusal() -> None:
-    global _refusals
-    _refusals += 1
-    if _on_refusal is not None:
-        _on_refusal()
-
-
-_on_refusal: Callable[[], None] | None = None
-
-
-def bind(settings: Any, on_refusal: Callable[[], None] | None = None) -> None:
-    """Use ``settings`` for checks that are not handed settings (jobs of the inline executor);
-    ``on_refusal`` counts refusals (the API's metric)."""
-    global _bound, _on_refusal
-    _bound = settings
-    if on_refusal is not None:
-        _on_refusal = on_refusal
-
-
-def current_policy(settings: Any = None) -> FilePolicy:
-    """The policy of ``settings``, else of the bound settings, else of ``load_settings()``."""
-    if settings is None:
-        settings = _bound
-    if settings is None:
-        from herald.settings import load_settings
-
-        settings = load_settings()
-    return FilePolicy.from_settings(settings)
-
-
-def resolve_caller_path(raw: str, settings: Any = None, *, purpose: str) -> Path:
-    """The allowed local path ``raw`` names (raises :class:`PathNotAllowed`, 403)."""
-    return current_policy(settings).resolve(raw, purpose=purpose)
-
-
-def check_caller_source(raw: str, settings: Any = None, *, purpose: str) -> str:
+def check_caller_source(raw: str, settings: Any, *, purpose: str) -> str:
     """A remote URL unchanged, or the allowed local path ``raw`` names (as a string)."""
-    return current_policy(settings).source(raw, purpose=purpose)
+    return FilePolicy.from_settings(settings).source(raw, purpose=purpose)
 
 
 def record_server_cwd(settings: Any, host: str) -> Any:
@@ -463,7 +428,7 @@ JOB_PATHS: dict[str, list[Checker]] = {
 
 
 def check_paths(
-    table: Mapping[str, Iterable[Checker]], name: str, data: Any, settings: Any = None
+    table: Mapping[str, Iterable[Checker]], name: str, data: Any, settings: Any
 ) -> None:
     """Check every path field of message type / job ``name`` in ``data`` (403 if one is out)."""
     checks = list(table.get(name, ()))
@@ -475,17 +440,17 @@ def check_paths(
         data = data.model_dump()
     if not isinstance(data, Mapping):
         return
-    policy = current_policy(settings)
+    policy = FilePolicy.from_settings(settings)
     for check in checks:
         check(data, policy)
 
 
-def check_message_paths(type_: str, data: Any, settings: Any = None) -> None:
+def check_message_paths(type_: str, data: Any, settings: Any) -> None:
     """The publish edge: refuse a message that names a server path outside the roots."""
     check_paths(MESSAGE_PATHS, type_, data, settings)
 
 
-def check_job_paths(name: str, params: Any, settings: Any = None) -> None:
+def check_job_paths(name: str, params: Any, settings: Any) -> None:
     """The job-submission edge (``POST /v1/jobs``)."""
     check_paths(JOB_PATHS, name, params, settings)
 
@@ -495,11 +460,9 @@ __all__ = [
     "UPLOADS_PREFIX",
     "FilePolicy",
     "PathNotAllowed",
-    "bind",
     "check_caller_source",
     "check_job_paths",
     "check_message_paths",
-    "current_policy",
     "is_loopback_host",
     "is_remote",
     "is_suite_name",

@@ -43,8 +43,6 @@ __all__ = [
     "PIIInPrompt",
     "PIIMatch",
     "PIIPolicy",
-    "bind",
-    "current_policy",
     "detector",
     "iban_valid",
     "luhn_valid",
@@ -585,24 +583,3 @@ def screen_prompt(template: str, policy: PIIPolicy) -> tuple[str, list[str]]:
         f"the template contains personal data ({found}); it is stored as given — use a "
         "variable instead"
     ]
-
-
-_bound: PIIPolicy | None = None
-
-
-def bind(settings: Any) -> None:
-    """Use ``settings``' policy where no settings are handed (jobs, stores); None unbinds."""
-    global _bound
-    _bound = None if settings is None else PIIPolicy.from_settings(settings)
-
-
-def current_policy(settings: Any = None) -> PIIPolicy:
-    """The policy of ``settings``, else of the bound settings, else of ``load_settings()`` (a
-    job's subprocess reads the same herald.yaml / HERALD_* as its server)."""
-    if settings is not None:
-        return PIIPolicy.from_settings(settings)
-    if _bound is not None:
-        return _bound
-    from herald.settings import load_settings  # settings imports this module: load lazily
-
-    return PIIPolicy.from_settings(load_settings())

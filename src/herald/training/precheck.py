@@ -64,12 +64,14 @@ def _check_dataset(ref: str, registry: Any) -> None:
 def _check_suite(ref: str, settings: Any) -> None:
     from herald.evaluation.settings import evaluation_settings, suite_search_paths
     from herald.evaluation.suites import load_suite
-    from herald.security.files import current_policy
+    from herald.security.files import FilePolicy
 
     es = evaluation_settings(settings)
     try:
         load_suite(
-            ref, suite_search_paths(Path(settings.home), es), policy=current_policy(settings)
+            ref,
+            suite_search_paths(Path(settings.home), es),
+            policy=FilePolicy.from_settings(settings),
         )
     except HeraldError as exc:
         if exc.status == 403:

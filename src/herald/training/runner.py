@@ -438,6 +438,7 @@ def run_finetune(
             dataset_ref,
             registry,
             artifacts=services.artifacts,
+            egress=settings,  # the job's security.egress for a data set URL
             validation_fraction=config["val_set_size"],
             seed=config["seed"],
         )

@@ -11,6 +11,7 @@ Third parties add prefixes through the ``herald.embedders`` entry-point group: a
 
 from __future__ import annotations
 
+import inspect
 import re
 import threading
 from abc import ABC, abstractmethod
@@ -18,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 from herald.adapters import Adapters
 from herald.errors import ConfigurationError
+from herald.security.egress import EgressPolicy
 from herald.settings import BUNDLED_EMBEDDER, RagSettings
 
 _WORDPIECE = re.compile(r"\w+|[^\w\s]", re.UNICODE)
@@ -54,7 +56,7 @@ _PREFIXES: dict[str, str] = {
     "openai": "herald.rag.embeddings.openai:from_ref",
     "hash": "herald.rag.embeddings.hashing:from_ref",
 }
-_cache: dict[str, Embedder] = {}
+_cache: dict[tuple[str, EgressPolicy], Embedder] = {}
 _lock = threading.Lock()
 
 
@@ -70,11 +72,16 @@ def normalise_ref(ref: str) -> str:
     return f"sentence-transformers:{BUNDLED_EMBEDDER}" if ref.lower() == BUNDLED_EMBEDDER else ref
 
 
-def open_embedder(ref: str, settings: RagSettings | None = None) -> Embedder:
-    """The embedder for a model reference; one shared instance per reference and process."""
+def open_embedder(
+    ref: str, settings: RagSettings | None = None, *, egress: EgressPolicy | None = None
+) -> Embedder:
+    """The embedder for a model reference; one shared instance per reference, egress policy
+    and process. ``egress`` is the policy a caller-named endpoint is held to (the strict default
+    without one); factories that take an ``egress`` keyword get it."""
     key = normalise_ref(ref)
+    policy = egress or EgressPolicy()
     with _lock:
-        hit = _cache.get(key)
+        hit = _cache.get((key, policy))
     if hit is not None:
         return hit
     prefix, sep, rest = key.partition(":")
@@ -84,9 +91,11 @@ def open_embedder(ref: str, settings: RagSettings | None = None) -> Embedder:
             f"unknown embedding model {ref!r}; use {BUNDLED_EMBEDDER}, "
             "sentence-transformers:<folder|hub id>, openai:<model>@<base url> or hash:<dim>"
         )
-    embedder = factory(rest, settings or RagSettings())
+    takes_egress = "egress" in inspect.signature(factory).parameters
+    rs = settings or RagSettings()
+    embedder = factory(rest, rs, egress=policy) if takes_egress else factory(rest, rs)  # type: ignore[call-arg]
     with _lock:
-        return _cache.setdefault(key, embedder)
+        return _cache.setdefault((key, policy), embedder)
 
 
 def batched(texts: Sequence[str], size: int) -> list[Sequence[str]]:

@@ -13,7 +13,7 @@ import httpx
 
 from herald.errors import BackendError, ConfigurationError
 from herald.rag.embeddings.base import Embedder, batched
-from herald.security import egress
+from herald.security import egress as egress_mod
 from herald.settings import RagSettings
 
 
@@ -72,7 +72,9 @@ class OpenAIEmbedder(Embedder):
         return out
 
 
-def from_ref(rest: str, settings: RagSettings) -> Embedder:
+def from_ref(
+    rest: str, settings: RagSettings, *, egress: egress_mod.EgressPolicy | None = None
+) -> Embedder:
     model, sep, base_url = rest.rpartition("@")
     if not sep or not model or not base_url:
         raise ConfigurationError(
@@ -87,10 +89,11 @@ def from_ref(rest: str, settings: RagSettings) -> Embedder:
         )
     # a caller-named endpoint: the egress policy on every connection, and no operator key
     # (rag.embeddings_api_key belongs to the operator's embedder; see security.secrets)
-    egress.check_url(base_url, egress.current_policy())
+    policy = egress or egress_mod.EgressPolicy()
+    egress_mod.check_url(base_url, policy)
     return OpenAIEmbedder(
         model,
         base_url,
         batch_size=settings.embedding_batch_size,
-        transport=egress.EgressTransport(egress.current_policy()),
+        transport=egress_mod.EgressTransport(policy),
     )

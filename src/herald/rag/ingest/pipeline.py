@@ -26,7 +26,6 @@ from herald.rag.errors import DocumentError
 from herald.rag.ingest.loaders import Document, loader_for
 from herald.rag.ingest.sources import SourceFile, list_sources
 from herald.rag.vectorstores.base import Chunk
-from herald.security.pii import current_policy as current_pii_policy
 
 if TYPE_CHECKING:
     from herald.rag.service import RagService
@@ -103,7 +102,7 @@ class Ingestor:
         self.metadata = {
             k: v for k, v in (metadata or {}).items() if isinstance(v, str | int | float | bool)
         }
-        self.pii_policy = current_pii_policy()  # security.pii: kinds, redact_ingest
+        self.pii_policy = service.pii  # security.pii: kinds, redact_ingest
         self.redact_pii = redact_pii or self.pii_policy.redact_ingest
         self.force = force
         self.progress = progress or (lambda f, m: None)
@@ -123,7 +122,9 @@ class Ingestor:
         requested = source
         if self.policy is not None:  # a caller-named source: checked, then read as resolved
             source = self.policy.source(source, purpose="source")
-        files = list_sources(source, recursive=recursive, policy=self.policy)
+        files = list_sources(
+            source, recursive=recursive, policy=self.policy, egress_policy=self.service.egress
+        )
         if ref_doc_id is not None and len(files) != 1:
             raise DocumentError("ref_doc_id can only be given when ingesting a single file")
         report = IngestReport(collection=self.col.name, source=requested, files=len(files))
@@ -168,7 +169,7 @@ class Ingestor:
                 error=f"unsupported file type {f.name!r} (supported: .txt .md .html .pdf .jsonl)",
             )
         try:
-            docs = loader(f.read(self.service.settings.max_file_bytes), f.uri)
+            docs = loader(f.read(self.service.settings.max_file_bytes, self.service.egress), f.uri)
         except DocumentError as exc:
             empty = "empty" in exc.message or "no extractable text" in exc.message
             if empty:  # a file that became empty no longer has chunks

@@ -29,14 +29,16 @@ class SourceFile:
     size: int | None
     refused: str | None = None  # why the file policy keeps it out (reported, never read)
 
-    def read(self, max_bytes: int) -> bytes:
+    def read(self, max_bytes: int, egress_policy: egress.EgressPolicy | None = None) -> bytes:
+        """The file's bytes; an http(s) document is fetched under ``egress_policy`` (the
+        strict default without one), every redirect hop checked."""
         if self.size is not None and self.size > max_bytes:
             raise DocumentError(f"{self.uri}: {self.size} bytes is over the {max_bytes}-byte limit")
         if self.uri.startswith("file://"):
             data = Path(self.uri.removeprefix("file://")).read_bytes()
         elif self.uri.startswith(("http://", "https://")):  # the egress policy, every hop
             try:
-                data = fetch_bytes(self.uri, egress.current_policy(), max_bytes)
+                data = fetch_bytes(self.uri, egress_policy or egress.EgressPolicy(), max_bytes)
             except httpx.HTTPError as exc:
                 raise DocumentError(f"{self.uri}: {exc}") from None
         else:
@@ -54,7 +56,11 @@ def _hidden(parts: tuple[str, ...]) -> bool:
 
 
 def list_sources(
-    source: str, *, recursive: bool = True, policy: FilePolicy | None = None
+    source: str,
+    *,
+    recursive: bool = True,
+    policy: FilePolicy | None = None,
+    egress_policy: egress.EgressPolicy | None = None,
 ) -> list[SourceFile]:
     """Files of ``source`` in a stable order (raises NotFound when nothing is there)."""
     if not source.strip():
@@ -63,7 +69,7 @@ def list_sources(
         source = policy.source(source, purpose="source")
     if "://" in source and not source.startswith("file://"):
         # a caller's URL: no protocol chains, no private addresses (403 egress_denied)
-        if egress.check_source(source, egress.current_policy()) in egress.HTTP:
+        if egress.check_source(source, egress_policy or egress.EgressPolicy()) in egress.HTTP:
             name = Path(urlsplit(source).path).name or urlsplit(source).hostname or source
             return [SourceFile(source, name, None)]  # one document: links are not followed
         return _remote(source, recursive)
